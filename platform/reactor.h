@@ -74,10 +74,12 @@ struct reactor;
 /*
  * Callback for every kind.  `events` is:
  *   IO     : REACTOR_READ / REACTOR_WRITE / REACTOR_ERR bits
- *   TIMER  : 0 (the timer is already disarmed; re-arm to repeat)
+ *   TIMER  : 0 (the timer is already disarmed and its watch removed;
+ *            add a new timer to repeat)
  *   SIGNAL : the signal number
  *   CHILD  : the wait status of the reaped child, as from waitpid(2)
- *            (use WIFEXITED etc.); the watch is already removed
+ *            (use WIFEXITED etc.); the watch is already removed.  -1 if
+ *            the child exited but was reaped by someone else (status lost)
  *   PID    : 0; the process has exited; the watch is already removed
  */
 typedef void reactor_cb(struct reactor *r, int handle, int events, void *arg);
@@ -91,6 +93,7 @@ struct reactor_watch {
 	uint64_t deadline;     /* TIMER: absolute ms on the monotonic clock */
 	uint64_t seq;          /* TIMER: insertion order, ties broken FIFO */
 	int heap_index;        /* TIMER: position in the heap, -1 if not armed */
+	int pending;           /* CHILD: known to have exited; reaped and fired next turn */
 	reactor_cb *cb;
 	void *arg;
 };
@@ -102,6 +105,7 @@ struct reactor {
 	sigset_t trapped;               /* signals routed through the reactor */
 	sigset_t saved_mask;            /* mask before the first trap, restored by fini */
 	int nchild_fallback;            /* CHILD watches using the SIGCHLD fallback */
+	int no_pidfd;                   /* pidfd_open unusable (ENOSYS, or forced) */
 	uint64_t now_ms;                /* cached at every turn; reactor_now() */
 	uint64_t timer_seq;
 	int stopping;
@@ -113,7 +117,10 @@ struct reactor {
 /* Monotonic clock in milliseconds (CLOCK_MONOTONIC). */
 uint64_t reactor_clock_ms(void);
 
-/* Set up `r` (caller-owned storage).  0 or -1/errno. */
+/* Set up `r` (caller-owned storage).  0 or -1/errno.
+ * If the environment has APPD_REACTOR_NO_PIDFD=1 the Linux backend acts as
+ * if pidfd_open were missing (SIGCHLD fallback; reactor_pid_add gives
+ * ENOSYS); meant for tests. */
 int reactor_init(struct reactor *r);
 /* Close the backend fds, restore the signal mask.  Watches' own fds
  * (IO fds) are the caller's and are not closed; pidfds are. */
@@ -134,7 +141,8 @@ int reactor_signal_add(struct reactor *r, int signo, reactor_cb *cb, void *arg);
 
 /* Watch our child `pid` for exit and reap it.  If the child has already
  * exited (even before the call), the callback still fires once on the next
- * turn with its status.  Returns the handle. */
+ * turn with its status.  Returns the handle; -1/ECHILD if `pid` is not an
+ * unreaped child of ours. */
 int reactor_child_add(struct reactor *r, pid_t pid, reactor_cb *cb, void *arg);
 
 /* Watch any process `pid` (not necessarily our child) for exit; no reaping.

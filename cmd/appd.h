@@ -1,0 +1,70 @@
+/*
+ * appd.h -- shared by the command implementations in cmd/: JSON output,
+ * exit statuses, and the lifecycle steps several commands share.  Only
+ * cmd/ prints and exits.
+ */
+#ifndef APPD_CMD_H
+#define APPD_CMD_H
+
+#include "core/err.h"
+#include "core/home.h"
+#include "core/jsonw.h"
+#include "core/pidfile.h"
+#include "core/settings.h"
+#include "core/status.h"
+
+#define APPD_VERSION "0.1.0"
+#define LOCK_TIMEOUT_DEFAULT_S 75
+
+/* Output: one JSON object on stdout (and for failures the message on
+ * stderr).  Return the exit status. */
+struct out {
+	char buf[16384];
+	struct jsonw w;
+	char warnings[4][512];
+	int nwarn;
+};
+void out_begin(struct out *o, const char *status);
+/* managedPath / managedVersion / socketPath / cliVersion */
+void out_common(struct out *o, const struct home *h, const struct settings *s);
+int out_end(struct out *o);
+int out_fail(const struct err *e);
+void out_warn(struct out *o, const char *msg);
+
+/* Argument helpers: 0 ok, -1 usage error filled in `e`. */
+int arg_seconds(const char *flag, const char *val, int lo, int hi, int *out, struct err *e);
+
+/* Resolve the home and create/check it (every mutating command). */
+int cmd_home(struct home *h, int create, struct err *e);
+/* Take state/daemon.lock for `command` (bounded; ERR_BUSY names the
+ * holder).  Returns the fd. */
+int cmd_lock(const struct home *h, const char *command, int timeout_s, struct err *e);
+
+/* Lifecycle steps (cmd/lifecycle.c). */
+struct start_result {
+	int started;            /* 1 launched now, 0 already running */
+	long server_pid;
+	long sup_pid;
+};
+int lc_start(const struct home *h, const struct settings *s, int timeout_s,
+	     struct start_result *res, struct err *e);
+/* stopped: 1 when something was stopped, 0 when nothing ran. */
+int lc_stop(const struct home *h, int grace_s, int *stopped, struct err *e);
+/* Supervisor record and freshness: 1 when an active supervisor exists. */
+int lc_supervisor(const struct home *h, struct pid_record *rec, struct err *e);
+/* Kill a server left behind by a dead supervisor, by identity. */
+int lc_kill_orphan(const struct home *h, int grace_s, int *killed, struct err *e);
+/* Wait until the running supervisor reports the server ready, or the
+ * incarnation passes `after_incarnation` and it is ready. */
+int lc_wait_ready(const struct home *h, const struct pid_record *sup, int after_incarnation,
+		  int timeout_ms, struct sup_status *st, struct err *e);
+
+int cmd_start(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_restart(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+int cmd_supervise(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+
+#endif

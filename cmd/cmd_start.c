@@ -1,0 +1,205 @@
+/* cmd_start.c -- `appd start` and `appd restart`. */
+#include "cmd/appd.h"
+#include "core/fsutil.h"
+#include "core/lock.h"
+#include "platform/proc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct start_args {
+	int timeout_s;          /* 0: settings */
+	int lock_timeout_s;
+	int cmd_argc;
+	char **cmd_argv;
+};
+
+static int
+parse(int argc, char **argv, int allow_cmd, struct start_args *a, struct err *e)
+{
+	int i;
+
+	memset(a, 0, sizeof *a);
+	a->lock_timeout_s = LOCK_TIMEOUT_DEFAULT_S;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--timeout") == 0) {
+			if (arg_seconds("--timeout", i + 1 < argc ? argv[++i] : NULL, 1, 3600,
+			    &a->timeout_s, e) < 0)
+				return -1;
+		} else if (strcmp(argv[i], "--lock-timeout") == 0) {
+			if (arg_seconds("--lock-timeout", i + 1 < argc ? argv[++i] : NULL, 0, 3600,
+			    &a->lock_timeout_s, e) < 0)
+				return -1;
+		} else if (strcmp(argv[i], "--") == 0 && allow_cmd) {
+			a->cmd_argc = argc - i - 1;
+			a->cmd_argv = argv + i + 1;
+			if (a->cmd_argc < 1)
+				return err_set(e, ERR_USAGE, "no command after --");
+			if (a->cmd_argc > SETTINGS_MAX_ARGS)
+				return err_set(e, ERR_USAGE, "at most %d arguments after --",
+				    SETTINGS_MAX_ARGS);
+			return 0;
+		} else {
+			return err_set(e, ERR_USAGE, "unknown argument \"%s\" to %s", argv[i], argv[0]);
+		}
+	}
+	return 0;
+}
+
+/* A relative program path is made absolute (the supervisor runs in /). */
+static int
+absolutize(char **argv0, char *store, size_t cap, struct err *e)
+{
+	char cwd[PATH_MAX];
+
+	if ((*argv0)[0] == '/' || strchr(*argv0, '/') == NULL || (*argv0)[0] == '{')
+		return 0;
+	if (getcwd(cwd, sizeof cwd) == NULL || str_fmt(store, cap, "%s/%s", cwd, *argv0) < 0)
+		return err_set(e, ERR_USAGE, "cannot make %s absolute", *argv0);
+	*argv0 = store;
+	return 0;
+}
+
+/* The managed program must exist before anything is changed. */
+static int
+preflight(const struct home *h, const struct settings *s, struct err *e)
+{
+	static char buf[16384];
+	char *argv[SETTINGS_MAX_ARGS + 1];
+
+	if (settings_expand(s, h, buf, sizeof buf, argv, e) < 0)
+		return -1;
+	if (strchr(argv[0], '/') != NULL) {
+		if (access(argv[0], X_OK) < 0) {
+			err_ctx_str(e, "managedPath", argv[0]);
+			return err_sys(e, ERR_SPAWN, "managed app-server not found at %s; "
+			    "give one with: appd start -- /path/to/server ARGS", argv[0]);
+		}
+		return 0;
+	}
+	/* a bare name: look it up in PATH as execvp will */
+	{
+		const char *path = getenv("PATH");
+		char cand[PATH_MAX];
+		const char *p = path ? path : "/usr/local/bin:/bin:/usr/bin";
+
+		while (*p) {
+			const char *c = strchr(p, ':');
+			size_t n = c ? (size_t)(c - p) : strlen(p);
+			if (n > 0 && n < sizeof cand - 2 &&
+			    str_fmt(cand, sizeof cand, "%.*s/%s", (int)n, p, argv[0]) == 0 &&
+			    access(cand, X_OK) == 0)
+				return 0;
+			p += n + (c ? 1 : 0);
+		}
+		err_ctx_str(e, "managedPath", argv[0]);
+		return err_set(e, ERR_SPAWN, "managed app-server %s not found in PATH", argv[0]);
+	}
+}
+
+int
+cmd_start(int argc, char **argv)
+{
+	struct start_args a;
+	struct home h;
+	struct settings s;
+	struct start_result res;
+	struct err e;
+	struct out o;
+	char abs0[PATH_MAX];
+	int lock;
+
+	err_clear(&e);
+	if (parse(argc, argv, 1, &a, &e) < 0 || cmd_home(&h, 1, &e) < 0)
+		return out_fail(&e);
+	lock = cmd_lock(&h, "start", a.lock_timeout_s, &e);
+	if (lock < 0)
+		return out_fail(&e);
+	if (a.cmd_argc > 0) {
+		if (absolutize(&a.cmd_argv[0], abs0, sizeof abs0, &e) < 0 ||
+		    settings_save_command(h.settings, a.cmd_argc, a.cmd_argv, &e) < 0)
+			return out_fail(&e);
+	}
+	if (settings_load(h.settings, &s, &e) < 0)
+		return out_fail(&e);
+	if (a.timeout_s == 0)
+		a.timeout_s = s.ready_timeout_s;
+	{
+		struct pid_record sup;
+		struct err e2;
+		err_clear(&e2);
+		/* only a fresh launch needs the program; a running one is reported */
+		if (lc_supervisor(&h, &sup, &e2) == 0 && preflight(&h, &s, &e) < 0)
+			return out_fail(&e);
+	}
+	if (lc_start(&h, &s, a.timeout_s, &res, &e) < 0)
+		return out_fail(&e);
+	lock_release(lock);
+	out_begin(&o, res.started ? "started" : "alreadyRunning");
+	jsonw_kstr(&o.w, "backend", "pid");
+	if (res.started)
+		jsonw_kint(&o.w, "pid", res.server_pid);
+	jsonw_kint(&o.w, "supervisorPid", res.sup_pid);
+	out_common(&o, &h, &s);
+	return out_end(&o);
+}
+
+int
+cmd_restart(int argc, char **argv)
+{
+	struct start_args a;
+	struct home h;
+	struct settings s;
+	struct start_result res;
+	struct pid_record sup;
+	struct sup_status st;
+	struct err e;
+	struct out o;
+	int lock, r, stopped;
+
+	err_clear(&e);
+	if (parse(argc, argv, 0, &a, &e) < 0 || cmd_home(&h, 1, &e) < 0)
+		return out_fail(&e);
+	lock = cmd_lock(&h, "restart", a.lock_timeout_s, &e);
+	if (lock < 0)
+		return out_fail(&e);
+	if (settings_load(h.settings, &s, &e) < 0)
+		return out_fail(&e);
+	if (a.timeout_s == 0)
+		a.timeout_s = s.ready_timeout_s;
+	r = lc_supervisor(&h, &sup, &e);
+	if (r < 0)
+		return out_fail(&e);
+	if (r == 1 && status_read(h.status, &st, &e) == 0 &&
+	    wall_ms() - st.last_seen_at <= STATUS_FRESH_MS &&
+	    strcmp(st.state, "stopping") != 0 && strcmp(st.state, "stopped") != 0) {
+		/* healthy supervisor: restart in place (HUP), socket kept */
+		int before = st.incarnation;
+		if (proc_signal_ident((pid_t)sup.pid, sup.start_ticks, SIGHUP, 0) < 0)
+			return err_sys(&e, ERR_IO, "failed to signal supervisor %ld", sup.pid), out_fail(&e);
+		if (lc_wait_ready(&h, &sup, before,
+		    (s.grace_s + a.timeout_s) * 1000 + 5000, &st, &e) < 0)
+			return out_fail(&e);
+		res.server_pid = st.server_pid;
+		res.sup_pid = sup.pid;
+	} else {
+		if (preflight(&h, &s, &e) < 0)
+			return out_fail(&e);
+		if (lc_stop(&h, s.grace_s, &stopped, &e) < 0 ||
+		    lc_start(&h, &s, a.timeout_s, &res, &e) < 0)
+			return out_fail(&e);
+	}
+	lock_release(lock);
+	out_begin(&o, "restarted");
+	jsonw_kstr(&o.w, "backend", "pid");
+	jsonw_kint(&o.w, "pid", res.server_pid);
+	jsonw_kint(&o.w, "supervisorPid", res.sup_pid);
+	out_common(&o, &h, &s);
+	return out_end(&o);
+}

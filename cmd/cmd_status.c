@@ -1,0 +1,211 @@
+/* cmd_status.c -- `appd status`, `appd version`, `appd logs`: read-only,
+ * no lock, never change a file. */
+#include "cmd/appd.h"
+#include "core/fsutil.h"
+#include "core/logcap.h"
+#include "core/sockprep.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+put_time(struct jsonw *w, const char *key, int64_t ms)
+{
+	char t[32];
+
+	if (ms <= 0)
+		return;
+	iso8601_ms(ms, t);
+	jsonw_kstr(w, key, t);
+}
+
+int
+cmd_status(int argc, char **argv)
+{
+	struct home h;
+	struct settings s;
+	struct sup_status st;
+	struct pid_record sup, srv;
+	enum pidfile_state sst, vst;
+	struct err e, se;
+	struct out o;
+	int sup_active = 0, srv_active = 0, fresh = 0, have_st;
+	const char *state;
+
+	(void)argv;
+	err_clear(&e);
+	if (argc > 1) {
+		err_set(&e, ERR_USAGE, "status takes no arguments");
+		return out_fail(&e);
+	}
+	if (cmd_home(&h, 0, &e) < 0)
+		return out_fail(&e);
+	err_clear(&se);
+	if (settings_load(h.settings, &s, &se) < 0)
+		settings_defaults(&s);
+	if (pidfile_peek(h.sup_pid, &sst, &sup, &e) < 0)
+		return out_fail(&e);
+	if (sst == PIDFILE_RUNNING)
+		sup_active = pidrec_active(&sup) == 1;
+	if (pidfile_peek(h.srv_pid, &vst, &srv, &e) < 0)
+		return out_fail(&e);
+	if (vst == PIDFILE_RUNNING)
+		srv_active = pidrec_active(&srv) == 1;
+	have_st = status_read(h.status, &st, &e) == 0;
+	err_clear(&e);
+	if (sup_active && have_st && st.sup_pid == sup.pid)
+		fresh = wall_ms() - st.last_seen_at <= STATUS_FRESH_MS;
+	if (sst == PIDFILE_STARTING)
+		state = "starting";
+	else if (!sup_active)
+		state = srv_active ? "orphaned" : "stopped";
+	else if (!have_st || st.sup_pid != sup.pid)
+		state = "starting";
+	else if (!fresh)
+		state = "stale";
+	else
+		state = st.state;
+
+	out_begin(&o, state);
+	if (sup_active)
+		jsonw_kstr(&o.w, "backend", "pid");
+	if (srv_active)
+		jsonw_kint(&o.w, "pid", srv.pid);
+	jsonw_kbool(&o.w, "ready", sup_active && have_st && st.sup_pid == sup.pid && st.ready && srv_active);
+	jsonw_key(&o.w, "supervisor");
+	jsonw_obj_begin(&o.w);
+	if (sst == PIDFILE_RUNNING) {
+		jsonw_kint(&o.w, "pid", sup.pid);
+		jsonw_kbool(&o.w, "active", sup_active);
+	}
+	if (sup_active && have_st && st.sup_pid == sup.pid) {
+		jsonw_kstr(&o.w, "serverId", st.server_id);
+		put_time(&o.w, "startedAt", st.started_at);
+		put_time(&o.w, "lastSeenAt", st.last_seen_at);
+		jsonw_kbool(&o.w, "fresh", fresh);
+	}
+	jsonw_obj_end(&o.w);
+	if (have_st && (sup_active || st.has_last_exit)) {
+		jsonw_key(&o.w, "server");
+		jsonw_obj_begin(&o.w);
+		if (sup_active && st.server_pid > 0)
+			jsonw_kint(&o.w, "pid", st.server_pid);
+		jsonw_kstr(&o.w, "state", st.state);
+		put_time(&o.w, "readyAt", st.ready_at);
+		jsonw_kint(&o.w, "incarnation", st.incarnation);
+		jsonw_kint(&o.w, "restarts", st.restarts);
+		if (st.has_last_exit) {
+			jsonw_key(&o.w, "lastExit");
+			jsonw_obj_begin(&o.w);
+			if (st.last_exit_signal)
+				jsonw_kint(&o.w, "signal", st.last_exit_signal);
+			else
+				jsonw_kint(&o.w, "code", st.last_exit_code);
+			put_time(&o.w, "at", st.last_exit_at);
+			jsonw_obj_end(&o.w);
+		}
+		if (sup_active) {
+			put_time(&o.w, "nextRestartAt", st.next_restart_at);
+			if (st.backoff_ms)
+				jsonw_kint(&o.w, "backoffMs", st.backoff_ms);
+		}
+		if (st.message[0])
+			jsonw_kstr(&o.w, "message", st.message);
+		jsonw_obj_end(&o.w);
+	}
+	jsonw_kstr(&o.w, "readiness", readiness_name(s.readiness));
+	jsonw_kstr(&o.w, "home", h.root);
+	if (se.code != ERR_NONE)
+		out_warn(&o, se.msg);
+	out_common(&o, &h, &s);
+	return out_end(&o);
+}
+
+int
+cmd_version(int argc, char **argv)
+{
+	struct home h;
+	struct settings s;
+	struct pid_record sup;
+	enum pidfile_state st;
+	struct err e, se;
+	struct out o;
+	int managed = 0, p;
+
+	(void)argv;
+	err_clear(&e);
+	if (argc > 1) {
+		err_set(&e, ERR_USAGE, "version takes no arguments");
+		return out_fail(&e);
+	}
+	if (cmd_home(&h, 0, &e) < 0)
+		return out_fail(&e);
+	err_clear(&se);
+	if (settings_load(h.settings, &s, &se) < 0)
+		settings_defaults(&s);
+	p = sock_probe(h.socket);
+	if (p != 1) {
+		err_ctx_str(&e, "socketPath", h.socket);
+		if (p < 0)
+			err_sys(&e, ERR_NOT_RUNNING, "failed to connect to %s", h.socket);
+		else
+			err_set(&e, ERR_NOT_RUNNING, "no app-server is answering on %s", h.socket);
+		return out_fail(&e);
+	}
+	if (pidfile_peek(h.sup_pid, &st, &sup, &e) == 0 && st == PIDFILE_RUNNING)
+		managed = pidrec_active(&sup) == 1;
+	err_clear(&e);
+	out_begin(&o, "running");
+	if (managed)
+		jsonw_kstr(&o.w, "backend", "pid");
+	out_common(&o, &h, &s);
+	return out_end(&o);
+}
+
+int
+cmd_logs(int argc, char **argv)
+{
+	static char buf[65537];
+	struct home h;
+	struct err e;
+	int lines = 100, i, n;
+	char *p;
+
+	err_clear(&e);
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--lines") == 0) {
+			if (arg_seconds("--lines", i + 1 < argc ? argv[++i] : NULL, 1, 100000,
+			    &lines, &e) < 0)
+				return out_fail(&e);
+		} else {
+			err_set(&e, ERR_USAGE, "unknown argument \"%s\" to logs", argv[i]);
+			return out_fail(&e);
+		}
+	}
+	if (cmd_home(&h, 0, &e) < 0)
+		return out_fail(&e);
+	if (log_tail(h.srv_log, sizeof buf - 1, buf, sizeof buf) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		err_sys(&e, ERR_IO, "cannot read %s", h.srv_log);
+		return out_fail(&e);
+	}
+	/* keep the last `lines` lines */
+	n = (int)strlen(buf);
+	p = buf + n;
+	if (n > 0 && buf[n - 1] == '\n')
+		p--;
+	for (i = 0; i < lines && p > buf; ) {
+		p--;
+		if (*p == '\n')
+			i++;
+	}
+	if (*p == '\n' && i == lines)
+		p++;
+	(void)fd_write_all(1, p, strlen(p));
+	return 0;
+}

@@ -1,0 +1,61 @@
+/* cmd_stop.c -- `appd stop`: works even when settings.json is unreadable
+ * (defaults, with a warning), as the seed's load_for_stop does. */
+#include "cmd/appd.h"
+#include "core/lock.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int
+cmd_stop(int argc, char **argv)
+{
+	struct home h;
+	struct settings s;
+	struct err e, se;
+	struct out o;
+	int grace = -1, lock_timeout = LOCK_TIMEOUT_DEFAULT_S, lock, stopped, i;
+
+	err_clear(&e);
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--grace") == 0) {
+			if (arg_seconds("--grace", i + 1 < argc ? argv[++i] : NULL, 0, 300, &grace, &e) < 0)
+				return out_fail(&e);
+		} else if (strcmp(argv[i], "--lock-timeout") == 0) {
+			if (arg_seconds("--lock-timeout", i + 1 < argc ? argv[++i] : NULL, 0, 3600,
+			    &lock_timeout, &e) < 0)
+				return out_fail(&e);
+		} else {
+			err_set(&e, ERR_USAGE, "unknown argument \"%s\" to stop", argv[i]);
+			return out_fail(&e);
+		}
+	}
+	if (cmd_home(&h, 1, &e) < 0)
+		return out_fail(&e);
+	lock = cmd_lock(&h, "stop", lock_timeout, &e);
+	if (lock < 0)
+		return out_fail(&e);
+	err_clear(&se);
+	out_begin(&o, "stopped");
+	if (settings_load(h.settings, &s, &se) < 0) {
+		char msg[1100];
+		settings_defaults(&s);
+		snprintf(msg, sizeof msg, "%.900s; stopping with default settings", se.msg);
+		out_warn(&o, msg);
+	}
+	if (grace < 0)
+		grace = s.grace_s;
+	if (lc_stop(&h, grace, &stopped, &e) < 0)
+		return out_fail(&e);
+	lock_release(lock);
+	if (!stopped) {
+		struct out o2;
+		out_begin(&o2, "notRunning");
+		memcpy(o2.warnings, o.warnings, sizeof o.warnings);
+		o2.nwarn = o.nwarn;
+		out_common(&o2, &h, &s);
+		return out_end(&o2);
+	}
+	jsonw_kstr(&o.w, "backend", "pid");
+	out_common(&o, &h, &s);
+	return out_end(&o);
+}

@@ -1,0 +1,43 @@
+/* cmd_supervise.c -- `appd supervise` (internal): run the supervisor.
+ * Launched detached by `start`; may also be run by hand, in which case it
+ * claims state/supervisor.pid itself and refuses a second supervisor. */
+#include "cmd/appd.h"
+#include "core/supervisor.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+
+int
+cmd_supervise(int argc, char **argv)
+{
+	struct sup_opts so = { -1, 0, 0 };
+	struct home h;
+	struct err e;
+	int i, rc;
+
+	err_clear(&e);
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--ready-fd") == 0 && i + 1 < argc) {
+			if (arg_seconds("--ready-fd", argv[++i], 3, 1023, &so.ready_fd, &e) < 0)
+				return out_fail(&e);
+			if (fcntl(so.ready_fd, F_SETFD, FD_CLOEXEC) < 0)
+				so.ready_fd = -1;
+		} else if (strcmp(argv[i], "--ready-timeout") == 0) {
+			if (arg_seconds("--ready-timeout", i + 1 < argc ? argv[++i] : NULL, 1, 3600,
+			    &so.ready_timeout_s, &e) < 0)
+				return out_fail(&e);
+		} else if (strcmp(argv[i], "--reserved") == 0) {
+			so.reserved = 1;
+		} else {
+			err_set(&e, ERR_USAGE, "unknown argument \"%s\" to supervise", argv[i]);
+			return out_fail(&e);
+		}
+	}
+	if (cmd_home(&h, 1, &e) < 0)
+		return out_fail(&e);
+	rc = supervisor_run(&h, &so, &e);
+	if (rc != 0 && e.code != ERR_NONE)
+		fprintf(stderr, "appd supervise: %s\n", e.msg);
+	return rc;
+}

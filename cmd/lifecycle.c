@@ -1,0 +1,524 @@
+/*
+ * lifecycle.c -- the steps start, stop and restart share: launching the
+ * supervisor under the seed's pidfile reservation, waiting for its
+ * readiness report on an inherited pipe, waiting on status.json changes
+ * (dirwatch) and on process exits (pidfd), and killing what a dead
+ * supervisor left behind, always by identity.  Every wait is an event
+ * with a deadline on the reactor.
+ */
+#include "cmd/appd.h"
+#include "core/fsutil.h"
+#include "core/logcap.h"
+#include "core/supervisor.h"
+#include "platform/dirwatch.h"
+#include "platform/proc.h"
+#include "platform/reactor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define ESCALATE_MARGIN_MS 5000
+#define KILL_WAIT_MS 4000
+
+/* ---- small waits on one reactor ---- */
+
+struct waiter {
+	struct reactor r;
+	int done;          /* the awaited event happened */
+	int timed_out;
+};
+
+static void
+w_timeout(struct reactor *r, int h, int ev, void *arg)
+{
+	struct waiter *w = arg;
+
+	(void)h; (void)ev;
+	w->timed_out = 1;
+	reactor_stop(r);
+}
+
+static void
+w_exit(struct reactor *r, int h, int ev, void *arg)
+{
+	struct waiter *w = arg;
+
+	(void)h; (void)ev;
+	w->done = 1;
+	reactor_stop(r);
+}
+
+/* Wait until process `pid` exits (a zombie counts) or `ms` pass.
+ * 1 exited, 0 timed out, -1 error. */
+static int
+wait_pid_exit(pid_t pid, int64_t ms)
+{
+	struct waiter w;
+	int r;
+
+	memset(&w, 0, sizeof w);
+	if (reactor_init(&w.r) < 0)
+		return -1;
+	if (reactor_pid_add(&w.r, pid, w_exit, &w) < 0) {
+		r = errno == ESRCH ? 1 : -1;
+		reactor_fini(&w.r);
+		return r;
+	}
+	reactor_timer_add(&w.r, (uint64_t)(ms > 0 ? ms : 0), w_timeout, &w);
+	while (!w.done && !w.timed_out)
+		if (reactor_run_once(&w.r, -1) < 0)
+			break;
+	reactor_fini(&w.r);
+	return w.done ? 1 : 0;
+}
+
+/* ---- orphans ---- */
+
+int
+lc_kill_orphan(const struct home *h, int grace_s, int *killed, struct err *e)
+{
+	enum pidfile_state st;
+	struct pid_record rec;
+	int r;
+
+	*killed = 0;
+	r = pidfile_is_starting_or_running(h->srv_pid, &st, &rec, e);
+	if (r <= 0)
+		return r;
+	if (st == PIDFILE_STARTING) {
+		if (pidfile_wait_reservation(h->srv_pid, PIDFILE_LOCK_TIMEOUT_MS, e) < 0)
+			return -1;
+		return lc_kill_orphan(h, grace_s, killed, e);
+	}
+	/* an active record and no supervisor: the server tree was left
+	 * behind (supervisor SIGKILLed); it is ours by identity */
+	*killed = 1;
+	if (proc_signal_ident((pid_t)rec.pid, rec.start_ticks, SIGTERM, 0) == 0) {
+		if (rec.pgid > 1) {
+			proc_signal_group((pid_t)rec.pgid, SIGTERM);
+			proc_signal_group((pid_t)rec.pgid, SIGCONT);
+		}
+		if (wait_pid_exit((pid_t)rec.pid, (int64_t)grace_s * 1000) == 0) {
+			proc_signal_ident((pid_t)rec.pid, rec.start_ticks, SIGKILL, 0);
+			wait_pid_exit((pid_t)rec.pid, KILL_WAIT_MS);
+		}
+	}
+	/* stragglers in its group go with it (the group id cannot be reused
+	 * while any member lives) */
+	if (rec.pgid > 1)
+		proc_signal_group((pid_t)rec.pgid, SIGKILL);
+	if (proc_matches((pid_t)rec.pid, rec.start_ticks, rec.boot_id) == 1) {
+		err_ctx_num(e, "pid", rec.pid);
+		return err_set(e, ERR_STOP_TIMEOUT,
+		    "timed out waiting for orphaned app-server %ld to stop", rec.pid);
+	}
+	{
+		struct pid_record cur;
+		return pidfile_refresh_after_stale(h->srv_pid, &rec, &st, &cur, e) < 0 ? -1 : 0;
+	}
+}
+
+int
+lc_supervisor(const struct home *h, struct pid_record *rec, struct err *e)
+{
+	enum pidfile_state st;
+	int r;
+
+	for (int k = 0; k < 3; k++) {
+		r = pidfile_is_starting_or_running(h->sup_pid, &st, rec, e);
+		if (r <= 0)
+			return r;
+		if (st == PIDFILE_RUNNING)
+			return 1;
+		/* a reservation in flight: wait for it to resolve */
+		if (pidfile_wait_reservation(h->sup_pid, PIDFILE_LOCK_TIMEOUT_MS, e) < 0)
+			return -1;
+	}
+	return err_set(e, ERR_BUSY, "supervisor pid file %s keeps changing", h->sup_pid);
+}
+
+/* ---- waiting for readiness of a running supervisor ---- */
+
+struct ready_wait {
+	struct waiter w;
+	const struct home *h;
+	int after;
+	struct sup_status st;
+	int dw_fd;
+	int sup_gone;
+	int failed;
+};
+
+static int
+rw_check(struct ready_wait *rw)
+{
+	struct err e;
+
+	err_clear(&e);
+	if (status_read(rw->h->status, &rw->st, &e) != 0)
+		return 0;
+	if (rw->st.incarnation > rw->after && rw->st.ready)
+		return 1;
+	if (strcmp(rw->st.state, "stopped") == 0 || strcmp(rw->st.state, "failed") == 0) {
+		rw->failed = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static void
+rw_dir(struct reactor *r, int h, int ev, void *arg)
+{
+	struct ready_wait *rw = arg;
+
+	(void)h; (void)ev;
+	dirwatch_drain(rw->dw_fd);
+	if (rw_check(rw)) {
+		rw->w.done = 1;
+		reactor_stop(r);
+	}
+}
+
+static void
+rw_sup_exit(struct reactor *r, int h, int ev, void *arg)
+{
+	struct ready_wait *rw = arg;
+
+	(void)h; (void)ev;
+	rw->sup_gone = 1;
+	reactor_stop(r);
+}
+
+static void
+fill_tail(const struct home *h, struct err *e)
+{
+	if (log_tail(h->srv_log, ERR_TAIL_MAX, e->tail, sizeof e->tail) == 0)
+		e->has_tail = 1;
+}
+
+int
+lc_wait_ready(const struct home *h, const struct pid_record *sup, int after_incarnation,
+    int timeout_ms, struct sup_status *st, struct err *e)
+{
+	static struct ready_wait rw;
+
+	memset(&rw, 0, sizeof rw);
+	rw.h = h;
+	rw.after = after_incarnation;
+	if (rw_check(&rw) && !rw.failed) {
+		*st = rw.st;
+		return 0;
+	}
+	if (reactor_init(&rw.w.r) < 0)
+		return err_sys(e, ERR_IO, "cannot create the event loop");
+	rw.dw_fd = dirwatch_open(h->state);
+	if (rw.dw_fd < 0) {
+		reactor_fini(&rw.w.r);
+		return err_sys(e, ERR_IO, "cannot watch %s", h->state);
+	}
+	reactor_io_add(&rw.w.r, rw.dw_fd, REACTOR_READ, rw_dir, &rw);
+	if (reactor_pid_add(&rw.w.r, (pid_t)sup->pid, rw_sup_exit, &rw) < 0 && errno == ESRCH)
+		rw.sup_gone = 1;
+	reactor_timer_add(&rw.w.r, (uint64_t)timeout_ms, w_timeout, &rw.w);
+	/* re-check after arming the watch: a change in between is not lost */
+	if (!rw.sup_gone && rw_check(&rw))
+		rw.w.done = 1;
+	while (!rw.w.done && !rw.w.timed_out && !rw.sup_gone)
+		if (reactor_run_once(&rw.w.r, -1) < 0)
+			break;
+	reactor_fini(&rw.w.r);
+	close(rw.dw_fd);
+	*st = rw.st;
+	if (rw.w.done && !rw.failed)
+		return 0;
+	fill_tail(h, e);
+	err_ctx_str(e, "socketPath", h->socket);
+	if (rw.w.timed_out)
+		return err_set(e, ERR_NOT_READY,
+		    "app-server did not become ready on %s within %d ms (state %s: %s)",
+		    h->socket, timeout_ms, rw.st.state, rw.st.message);
+	return err_set(e, ERR_NOT_READY, "the supervisor stopped before the app-server was ready: %s",
+	    rw.st.message[0] ? rw.st.message : "no reason recorded");
+}
+
+/* ---- launching the supervisor ---- */
+
+struct launch {
+	struct waiter w;
+	int fd;
+	char line[1024];
+	size_t len;
+	int eof;
+	int child_done;
+	int child_status;
+};
+
+static void
+l_read(struct reactor *r, int h, int ev, void *arg)
+{
+	struct launch *l = arg;
+	ssize_t n;
+
+	(void)ev;
+	n = fd_read(l->fd, l->line + l->len, sizeof l->line - 1 - l->len);
+	if (n > 0) {
+		l->len += (size_t)n;
+		l->line[l->len] = '\0';
+		if (memchr(l->line, '\n', l->len) == NULL && l->len < sizeof l->line - 1)
+			return;
+	}
+	if (n <= 0)
+		l->eof = 1;
+	reactor_del(r, h);
+	l->w.done = 1;
+	reactor_stop(r);
+}
+
+static void
+l_child(struct reactor *r, int h, int status, void *arg)
+{
+	struct launch *l = arg;
+
+	(void)r; (void)h;
+	l->child_done = 1;
+	l->child_status = status;
+}
+
+static pid_t
+fork_supervisor(const struct home *h, int ready_wr, int timeout_s, struct err *e)
+{
+	char exe[PATH_MAX], tmo[32];
+	pid_t pid;
+
+	if (proc_self_exe(exe, sizeof exe) < 0)
+		return err_sys(e, ERR_SPAWN, "cannot find our own executable"), -1;
+	snprintf(tmo, sizeof tmo, "%d", timeout_s);
+	pid = fork();
+	if (pid < 0)
+		return err_sys(e, ERR_SPAWN, "cannot fork the supervisor"), -1;
+	if (pid == 0) {
+		char *argv[] = { "appd", "supervise", "--ready-fd", "3", "--ready-timeout",
+			tmo, "--reserved", NULL };
+		sigset_t none;
+		int fd;
+
+		setsid();
+		umask(077);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (ready_wr != 3) {
+			if (dup2(ready_wr, 3) < 0)
+				_exit(127);
+		} else {
+			fcntl(3, F_SETFD, 0);
+		}
+		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || dup2(fd, 0) < 0)
+			_exit(127);
+		fd = open(h->sup_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(127);
+		/* every other fd of ours is CLOEXEC; close inherited strays */
+		for (int k = 4; k < 1024; k++)
+			(void)fcntl(k, F_SETFD, FD_CLOEXEC);
+		if (chdir("/") < 0)
+			_exit(127);
+		setenv("APPD_HOME", h->root, 1);
+		execv(exe, argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int
+launch(const struct home *h, const struct settings *s, int timeout_s,
+    struct start_result *res, struct err *e)
+{
+	static struct launch l;
+	struct pidfile_resv rv;
+	struct pid_record other, rec;
+	struct sup_report rep;
+	int rp[2], rs;
+	pid_t pid;
+	int64_t wait_ms;
+
+	rs = pidfile_reserve(h->sup_pid, PIDFILE_LOCK_TIMEOUT_MS, &rv, &other, e);
+	if (rs < 0)
+		return -1;
+	if (rs == 1) {
+		/* someone bypassing the lifecycle lock got there first */
+		struct sup_status st;
+		if (lc_wait_ready(h, &other, 0, timeout_s * 1000, &st, e) < 0)
+			return -1;
+		res->started = 0;
+		res->server_pid = st.server_pid;
+		res->sup_pid = other.pid;
+		return 0;
+	}
+	if (pipe2(rp, O_CLOEXEC) < 0) {
+		pidfile_abandon(&rv);
+		return err_sys(e, ERR_SPAWN, "cannot create the readiness pipe");
+	}
+	pid = fork_supervisor(h, rp[1], timeout_s, e);
+	close(rp[1]);
+	if (pid < 0) {
+		close(rp[0]);
+		pidfile_abandon(&rv);
+		return -1;
+	}
+	if (pidrec_capture(pid, &rec) < 0) {
+		memset(&rec, 0, sizeof rec);
+		rec.pid = pid;
+		proc_boot_id(rec.boot_id);
+	}
+	rec.pgid = pid;
+	if (pidfile_publish(&rv, &rec, e) < 0) {
+		kill(pid, SIGKILL);
+		close(rp[0]);
+		return -1;
+	}
+	memset(&l, 0, sizeof l);
+	l.fd = rp[0];
+	if (reactor_init(&l.w.r) < 0) {
+		close(rp[0]);
+		return err_sys(e, ERR_IO, "cannot create the event loop");
+	}
+	reactor_io_add(&l.w.r, l.fd, REACTOR_READ, l_read, &l);
+	reactor_child_add(&l.w.r, pid, l_child, &l);
+	/* the supervisor has its own readiness deadline and grace; this one
+	 * only bounds a supervisor that hangs */
+	wait_ms = (int64_t)timeout_s * 1000 + (int64_t)s->grace_s * 1000 + 15000;
+	reactor_timer_add(&l.w.r, (uint64_t)wait_ms, w_timeout, &l.w);
+	while (!l.w.done && !l.w.timed_out)
+		if (reactor_run_once(&l.w.r, -1) < 0)
+			break;
+	close(l.fd);
+	if (l.w.done && !l.eof && sup_report_parse(l.line, &rep) == 0 && rep.ready) {
+		reactor_fini(&l.w.r);
+		res->started = 1;
+		res->server_pid = rep.server_pid;
+		res->sup_pid = pid;
+		return 0;
+	}
+	/* failure: the supervisor tears everything down and exits; wait for
+	 * it so nothing is left running when we report */
+	l.w.timed_out = 0;
+	l.w.done = 0;
+	if (!l.child_done) {
+		reactor_timer_add(&l.w.r, (uint64_t)s->grace_s * 1000 + 10000, w_timeout, &l.w);
+		while (!l.child_done && !l.w.timed_out)
+			if (reactor_run_once(&l.w.r, -1) < 0)
+				break;
+	}
+	reactor_fini(&l.w.r);
+	fill_tail(h, e);
+	err_ctx_str(e, "socketPath", h->socket);
+	if (l.len > 0 && sup_report_parse(l.line, &rep) == 0) {
+		if (rep.exit_signal)
+			err_ctx_num(e, "exitSignal", rep.exit_signal);
+		else if (rep.exit_code >= 0)
+			err_ctx_num(e, "exitCode", rep.exit_code);
+		return err_set(e, rep.code, "%s", rep.message);
+	}
+	if (!l.child_done) {
+		kill(pid, SIGKILL);
+		return err_set(e, ERR_NOT_READY, "the supervisor did not report within %lld ms; "
+		    "it was killed (see %s)", (long long)wait_ms, h->sup_log);
+	}
+	return err_set(e, ERR_OTHER, "the supervisor exited (status %d) without reporting; see %s",
+	    WIFEXITED(l.child_status) ? WEXITSTATUS(l.child_status) : 128 + WTERMSIG(l.child_status),
+	    h->sup_log);
+}
+
+int
+lc_start(const struct home *h, const struct settings *s, int timeout_s,
+    struct start_result *res, struct err *e)
+{
+	struct pid_record sup;
+	struct sup_status st;
+	int r, killed;
+
+	memset(res, 0, sizeof *res);
+	r = lc_supervisor(h, &sup, e);
+	if (r < 0)
+		return -1;
+	if (r == 1) {
+		if (lc_wait_ready(h, &sup, 0, timeout_s * 1000, &st, e) < 0)
+			return -1;
+		res->started = 0;
+		res->server_pid = st.server_pid;
+		res->sup_pid = sup.pid;
+		return 0;
+	}
+	if (lc_kill_orphan(h, s->grace_s, &killed, e) < 0)
+		return -1;
+	return launch(h, s, timeout_s, res, e);
+}
+
+/* ---- stop ---- */
+
+static int
+write_stop_request(const struct home *h, int grace_s)
+{
+	char path[PATH_MAX], buf[64];
+
+	if (str_fmt(path, sizeof path, "%s/%s", h->state, SUP_STOP_REQUEST) < 0)
+		return -1;
+	snprintf(buf, sizeof buf, "{\"graceSeconds\":%d}\n", grace_s);
+	return fs_write_atomic(path, buf, strlen(buf), 0600);
+}
+
+int
+lc_stop(const struct home *h, int grace_s, int *stopped, struct err *e)
+{
+	enum pidfile_state st;
+	struct pid_record sup, srv;
+	int r, killed = 0, exited;
+
+	*stopped = 0;
+	r = lc_supervisor(h, &sup, e);
+	if (r < 0)
+		return -1;
+	if (r == 1) {
+		*stopped = 1;
+		(void)write_stop_request(h, grace_s);
+		/* CONT first: a stopped (SIGSTOP) supervisor must see the TERM */
+		proc_signal_ident((pid_t)sup.pid, sup.start_ticks, SIGCONT, 0);
+		if (proc_signal_ident((pid_t)sup.pid, sup.start_ticks, SIGTERM, 0) < 0 &&
+		    errno != ESRCH)
+			return err_sys(e, ERR_IO, "failed to signal supervisor %ld", sup.pid);
+		exited = wait_pid_exit((pid_t)sup.pid, (int64_t)grace_s * 1000 + ESCALATE_MARGIN_MS);
+		if (exited == 0) {
+			/* hung supervisor: KILL it and the server's group, by identity */
+			struct err e2;
+			err_clear(&e2);
+			proc_signal_ident((pid_t)sup.pid, sup.start_ticks, SIGKILL, 0);
+			if (pidfile_peek(h->srv_pid, &st, &srv, &e2) == 0 && st == PIDFILE_RUNNING &&
+			    pidrec_active(&srv) == 1) {
+				proc_signal_ident((pid_t)srv.pid, srv.start_ticks, SIGKILL, 0);
+				if (srv.pgid > 1)
+					proc_signal_group((pid_t)srv.pgid, SIGKILL);
+			}
+			exited = wait_pid_exit((pid_t)sup.pid, KILL_WAIT_MS);
+		}
+		if (exited != 1) {
+			err_ctx_num(e, "pid", sup.pid);
+			return err_set(e, ERR_STOP_TIMEOUT, "timed out waiting for supervisor %ld to stop",
+			    sup.pid);
+		}
+		/* a clean supervisor removed its record; after a KILL it did not */
+		(void)pidfile_refresh_after_stale(h->sup_pid, &sup, &st, &srv, e);
+	}
+	if (lc_kill_orphan(h, grace_s, &killed, e) < 0)
+		return -1;
+	if (killed)
+		*stopped = 1;
+	return 0;
+}

@@ -1,0 +1,62 @@
+/*
+ * main.c -- `appd <command>`: dispatch, usage, and the exit statuses of
+ * README.md.  Every command prints exactly one JSON object on stdout
+ * (except `logs`, `supervise` and `--version`).
+ */
+#include "cmd/appd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage_text[] =
+	"usage: appd <command> [options]\n"
+	"\n"
+	"  start [--timeout S] [--lock-timeout S] [-- CMD ARGS...]\n"
+	"                       start the server (idempotent); returns once it is ready\n"
+	"  stop [--grace S] [--lock-timeout S]\n"
+	"                       stop the server tree and the supervisor\n"
+	"  restart [--timeout S] [--lock-timeout S]\n"
+	"                       restart the server (in place when the supervisor is healthy)\n"
+	"  status               what runs, its readiness, restarts and heartbeat\n"
+	"  version              probe the running server\n"
+	"  logs [--lines N]     tail of the server log (plain text)\n"
+	"\n"
+	"Home: $APPD_HOME (default $HOME/.appd).  Output: one JSON object.\n"
+	"Exit: 0 ok, 1 error, 2 usage, 3 busy, 4 not running, 5 unmanaged server or\n"
+	"socket in use, 6 not ready, 7 update rejected.\n";
+
+int
+main(int argc, char **argv)
+{
+	struct err e;
+	const char *cmd = argc > 1 ? argv[1] : "";
+
+	if (strcmp(cmd, "start") == 0)
+		return cmd_start(argc - 1, argv + 1);
+	if (strcmp(cmd, "stop") == 0)
+		return cmd_stop(argc - 1, argv + 1);
+	if (strcmp(cmd, "restart") == 0)
+		return cmd_restart(argc - 1, argv + 1);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(argc - 1, argv + 1);
+	if (strcmp(cmd, "version") == 0)
+		return cmd_version(argc - 1, argv + 1);
+	if (strcmp(cmd, "supervise") == 0)
+		return cmd_supervise(argc - 1, argv + 1);
+	if (strcmp(cmd, "logs") == 0)
+		return cmd_logs(argc - 1, argv + 1);
+	if (strcmp(cmd, "--version") == 0) {
+		printf("appd %s\n", APPD_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	err_clear(&e);
+	if (cmd[0] == '\0')
+		err_set(&e, ERR_USAGE, "no command given; try: appd help");
+	else
+		err_set(&e, ERR_USAGE, "unknown command \"%s\"; try: appd help", cmd);
+	return out_fail(&e);
+}

@@ -1,0 +1,145 @@
+/* out.c -- JSON output and shared argument handling for cmd/. */
+#include "cmd/appd.h"
+#include "core/fsutil.h"
+#include "core/lock.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void
+out_begin(struct out *o, const char *status)
+{
+	o->nwarn = 0;
+	jsonw_init(&o->w, o->buf, sizeof o->buf - 1);
+	jsonw_obj_begin(&o->w);
+	jsonw_kstr(&o->w, "status", status);
+}
+
+void
+out_warn(struct out *o, const char *msg)
+{
+	if (o->nwarn < 4)
+		str_fmt(o->warnings[o->nwarn++], sizeof o->warnings[0], "%s", msg);
+}
+
+void
+out_common(struct out *o, const struct home *h, const struct settings *s)
+{
+	static char buf[16384];
+	char *argv[SETTINGS_MAX_ARGS + 1];
+	struct err e;
+
+	err_clear(&e);
+	if (s != NULL && settings_expand(s, h, buf, sizeof buf, argv, &e) == 0)
+		jsonw_kstr(&o->w, "managedPath", argv[0]);
+	jsonw_key(&o->w, "managedVersion");
+	jsonw_null(&o->w);
+	jsonw_kstr(&o->w, "socketPath", h->socket);
+	jsonw_kstr(&o->w, "cliVersion", APPD_VERSION);
+}
+
+int
+out_end(struct out *o)
+{
+	if (o->nwarn > 0) {
+		jsonw_key(&o->w, "warnings");
+		jsonw_arr_begin(&o->w);
+		for (int i = 0; i < o->nwarn; i++)
+			jsonw_str(&o->w, o->warnings[i]);
+		jsonw_arr_end(&o->w);
+	}
+	jsonw_obj_end(&o->w);
+	jsonw_finish(&o->w);
+	o->buf[o->w.len] = '\n';
+	(void)fd_write_all(1, o->buf, o->w.len + 1);
+	return 0;
+}
+
+int
+out_fail(const struct err *e)
+{
+	static char buf[32768];
+	struct jsonw w;
+	enum err_code code = e->code == ERR_NONE ? ERR_OTHER : e->code;
+	int i;
+
+	jsonw_init(&w, buf, sizeof buf - 1);
+	jsonw_obj_begin(&w);
+	jsonw_kstr(&w, "status", "error");
+	jsonw_kstr(&w, "error", err_code_name(code));
+	jsonw_kstr(&w, "message", e->msg);
+	for (i = 0; i < e->nctx; i++) {
+		jsonw_key(&w, e->ctx[i].key);
+		if (e->ctx[i].is_num)
+			jsonw_int(&w, e->ctx[i].num);
+		else
+			jsonw_str(&w, e->ctx[i].str);
+	}
+	if (e->has_tail)
+		jsonw_kstr(&w, "logTail", e->tail);
+	jsonw_kstr(&w, "cliVersion", APPD_VERSION);
+	jsonw_obj_end(&w);
+	jsonw_finish(&w);
+	buf[w.len] = '\n';
+	(void)fd_write_all(1, buf, w.len + 1);
+	fprintf(stderr, "appd: %s\n", e->msg);
+	return err_exit_status(code);
+}
+
+int
+arg_seconds(const char *flag, const char *val, int lo, int hi, int *out, struct err *e)
+{
+	char *end;
+	long v;
+
+	if (val == NULL)
+		return err_set(e, ERR_USAGE, "%s needs a number of seconds", flag);
+	errno = 0;
+	v = strtol(val, &end, 10);
+	if (errno || *end || end == val || v < lo || v > hi)
+		return err_set(e, ERR_USAGE, "%s takes whole seconds from %d to %d, not \"%s\"",
+		    flag, lo, hi, val);
+	*out = (int)v;
+	return 0;
+}
+
+int
+cmd_home(struct home *h, int create, struct err *e)
+{
+	if (home_resolve(h, e) < 0)
+		return -1;
+	return create ? home_prepare(h, e) : home_check(h, e);
+}
+
+int
+cmd_lock(const struct home *h, const char *command, int timeout_s, struct err *e)
+{
+	int fd = lock_acquire(h->daemon_lock, (int64_t)timeout_s * 1000);
+
+	if (fd < 0) {
+		struct lock_holder lh;
+
+		err_ctx_str(e, "path", h->daemon_lock);
+		if (errno != ETIMEDOUT)
+			return err_sys(e, ERR_IO, "failed to open daemon operation lock %s",
+			    h->daemon_lock);
+		if (lock_read_holder(h->daemon_lock, &lh) == 0) {
+			char since[32];
+			iso8601_ms(lh.since_ms, since);
+			err_ctx_num(e, "holderPid", lh.pid);
+			err_ctx_str(e, "holderCommand", lh.command);
+			err_ctx_str(e, "holderSince", since);
+			return err_set(e, ERR_BUSY,
+			    "timed out after %d s waiting for daemon operation lock %s, "
+			    "held by pid %ld (%s) since %s", timeout_s, h->daemon_lock,
+			    lh.pid, lh.command, since);
+		}
+		return err_set(e, ERR_BUSY, "timed out after %d s waiting for daemon operation lock %s",
+		    timeout_s, h->daemon_lock);
+	}
+	(void)lock_note_holder(fd, command);
+	return fd;
+}

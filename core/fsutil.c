@@ -1,0 +1,314 @@
+/* fsutil.c -- see fsutil.h. */
+#include "core/fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+ssize_t
+fd_read(int fd, void *buf, size_t n)
+{
+	ssize_t r;
+
+	do
+		r = read(fd, buf, n);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+int
+fd_write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+fd_cloexec(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+		return -1;
+	return 0;
+}
+
+int
+fd_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -1;
+	return 0;
+}
+
+int
+fd_above_stdio(int fd)
+{
+	int nfd;
+
+	if (fd > 2)
+		return fd;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (nfd < 0)
+		return -1;
+	close(fd);
+	return nfd;
+}
+
+int
+fs_read_file(const char *path, char *buf, size_t cap, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t got = 0;
+
+	if (fd < 0)
+		return -1;
+	for (;;) {
+		ssize_t r;
+
+		if (got + 1 >= cap) {
+			char extra;
+			/* full: is there more? */
+			r = fd_read(fd, &extra, 1);
+			close(fd);
+			if (r > 0) {
+				errno = EFBIG;
+				return -1;
+			}
+			break;
+		}
+		r = fd_read(fd, buf + got, cap - 1 - got);
+		if (r < 0) {
+			int e = errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		if (r == 0) {
+			close(fd);
+			break;
+		}
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	if (len)
+		*len = got;
+	return 0;
+}
+
+int
+fs_sync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd, r;
+
+	if (slash == NULL)
+		return fs_sync_parent("./x");
+	if ((size_t)(slash - path) >= sizeof dir) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (slash == path) {
+		dir[0] = '/';
+		dir[1] = '\0';
+	} else {
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+int
+fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	int fd, e;
+	int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+
+	if (n < 0 || (size_t)n >= sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return -1;
+	if (fd_write_all(fd, data, len) < 0 || fsync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0)
+		goto fail;
+	/* the rename is durable once the directory is synced; a failure
+	 * here leaves a complete file in place, so it is not an error */
+	(void)fs_sync_parent(path);
+	return 0;
+fail:
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	errno = e;
+	return -1;
+}
+
+int
+fs_check_private_dir(const char *path, int missing_ok, struct err *e)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT && missing_ok)
+			return 1;
+		return err_sys(e, ERR_IO, "cannot inspect %s", path);
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		err_ctx_str(e, "path", path);
+		return err_set(e, ERR_UNSAFE_HOME, "%s exists and is not a directory", path);
+	}
+	if (st.st_uid != geteuid()) {
+		err_ctx_str(e, "path", path);
+		err_ctx_num(e, "owner", (long long)st.st_uid);
+		return err_set(e, ERR_UNSAFE_HOME,
+		    "refusing %s: owned by uid %u, not by uid %u", path,
+		    (unsigned)st.st_uid, (unsigned)geteuid());
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		err_ctx_str(e, "path", path);
+		return err_set(e, ERR_UNSAFE_HOME,
+		    "refusing %s: writable by group or other (mode %04o); "
+		    "fix it with chmod go-w", path, (unsigned)(st.st_mode & 07777));
+	}
+	return 0;
+}
+
+int
+fs_private_dir(const char *path, struct err *e)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return err_sys(e, ERR_IO, "cannot create directory %s", path);
+	return fs_check_private_dir(path, 0, e);
+}
+
+int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+iso8601_ms(int64_t ms, char out[32])
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	char tmp[96];
+
+	if (ms < 0)
+		ms = 0;
+	gmtime_r(&s, &tm);
+	snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	memcpy(out, tmp, 31);
+	out[31] = '\0';
+}
+
+int64_t
+iso8601_parse(const char *s)
+{
+	struct tm tm;
+	int y, mo, d, h, mi, sec, frac = 0, n = 0;
+	time_t t;
+
+	memset(&tm, 0, sizeof tm);
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+		return -1;
+	s += n;
+	if (*s == '.') {
+		int digits = 0;
+		s++;
+		while (*s >= '0' && *s <= '9') {
+			if (digits < 3) {
+				frac = frac * 10 + (*s - '0');
+				digits++;
+			}
+			s++;
+		}
+		while (digits++ < 3)
+			frac *= 10;
+	}
+	if (*s != 'Z' || s[1] != '\0')
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -1;
+	return (int64_t)t * 1000 + frac;
+}
+
+int
+str_copy(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (cap == 0 || n >= cap) {
+		if (cap)
+			dst[0] = '\0';
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+int
+str_fmt(char *buf, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, cap, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= cap) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * fsutil.h -- bounded file reads, atomic state writes, private
+ * directories, and small fd helpers.  All fds are opened O_CLOEXEC and
+ * every call retries EINTR.  Errors: -1 with errno set.
+ */
+#ifndef APPD_FSUTIL_H
+#define APPD_FSUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/err.h"
+
+/* Read the whole file into `buf` (cap bytes, NUL-terminated, so at most
+ * cap-1 bytes of content).  EFBIG when it does not fit. */
+int fs_read_file(const char *path, char *buf, size_t cap, size_t *len);
+
+/* Write `data` to `path` atomically: a temp file in the same directory,
+ * fsync, rename(2) over `path`, fsync of the directory (DESIGN.md "Home
+ * and state files").  No reader ever sees a torn file. */
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/* Create `path` as a 0700 directory if missing, then check it: a real
+ * directory (not a link), owned by the effective user, not writable by
+ * group or other.  Never chmods an existing directory.  On refusal fills
+ * `e` with ERR_UNSAFE_HOME naming the path. */
+int fs_private_dir(const char *path, struct err *e);
+/* The same checks without creating anything; ENOENT is not an error when
+ * `missing_ok` (returns 1 then). */
+int fs_check_private_dir(const char *path, int missing_ok, struct err *e);
+
+/* fsync the directory containing `path`. */
+int fs_sync_parent(const char *path);
+
+ssize_t fd_read(int fd, void *buf, size_t n);            /* EINTR retried */
+int fd_write_all(int fd, const void *buf, size_t n);     /* 0 or -1 */
+int fd_cloexec(int fd);
+int fd_nonblock(int fd);
+/* Move fd to a number >= 3 (so it cannot collide with stdio), CLOEXEC. */
+int fd_above_stdio(int fd);
+
+/* Wall clock in ms since the epoch; ISO-8601 UTC "2026-11-21T10:00:00.123Z". */
+int64_t wall_ms(void);
+void iso8601_ms(int64_t ms, char out[32]);
+/* Parse what iso8601_ms wrote (also without the fraction); -1 if bad. */
+int64_t iso8601_parse(const char *s);
+
+/* snprintf that reports truncation: 0, or -1/ENAMETOOLONG when the
+ * output was cut (it is still NUL-terminated). */
+int str_fmt(char *buf, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Copy with truncation check: 0, or -1/ENAMETOOLONG. */
+int str_copy(char *dst, size_t cap, const char *src);
+
+#endif

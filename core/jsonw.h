@@ -1,0 +1,47 @@
+/*
+ * jsonw.h -- a small JSON writer into a caller-owned buffer.
+ *
+ * Compact output (no spaces), RFC 8259 string escaping (", \, control
+ * characters as \uXXXX or the short forms; bytes >= 0x80 are copied as-is,
+ * so UTF-8 passes through).  Commas are inserted automatically from a
+ * depth stack.  Overflow is sticky: once the buffer is full `overflow` is
+ * set, output stops, and jsonw_finish() returns -1/ENOSPC.
+ */
+#ifndef APPD_JSONW_H
+#define APPD_JSONW_H
+
+#include <stddef.h>
+
+#define JSONW_MAX_DEPTH 16
+
+struct jsonw {
+	char *buf;
+	size_t cap;
+	size_t len;
+	int overflow;
+	int depth;
+	int first[JSONW_MAX_DEPTH];   /* no member written yet at this depth */
+	int after_key;
+};
+
+void jsonw_init(struct jsonw *w, char *buf, size_t cap);
+void jsonw_obj_begin(struct jsonw *w);
+void jsonw_obj_end(struct jsonw *w);
+void jsonw_arr_begin(struct jsonw *w);
+void jsonw_arr_end(struct jsonw *w);
+void jsonw_key(struct jsonw *w, const char *key);
+void jsonw_str(struct jsonw *w, const char *s);
+void jsonw_strn(struct jsonw *w, const char *s, size_t n);
+void jsonw_int(struct jsonw *w, long long v);
+void jsonw_bool(struct jsonw *w, int v);
+void jsonw_null(struct jsonw *w);
+/* Insert pre-serialized JSON text verbatim as one value. */
+void jsonw_raw(struct jsonw *w, const char *raw, size_t n);
+/* key + value shorthands */
+void jsonw_kstr(struct jsonw *w, const char *key, const char *s);
+void jsonw_kint(struct jsonw *w, const char *key, long long v);
+void jsonw_kbool(struct jsonw *w, const char *key, int v);
+/* NUL-terminate; 0, or -1/ENOSPC if anything was dropped. */
+int jsonw_finish(struct jsonw *w);
+
+#endif

@@ -1,0 +1,256 @@
+/* settings.c -- see settings.h. */
+#include "core/settings.h"
+#include "core/fsutil.h"
+#include "core/jsonr.h"
+#include "core/jsonw.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const readiness_names[] = {
+	[READY_CONNECT] = "connect", [READY_NOTIFY] = "notify",
+	[READY_CODEX_INIT] = "codex-initialize", [READY_NONE] = "none",
+};
+static const char *const restart_names[] = {
+	[RESTART_ON_FAILURE] = "on-failure", [RESTART_ALWAYS] = "always",
+	[RESTART_NEVER] = "never",
+};
+
+const char *
+readiness_name(enum readiness r)
+{
+	return readiness_names[r];
+}
+
+static void
+set_argv(struct settings *s, int argc, const char *const *args)
+{
+	size_t off = 0;
+	int i;
+
+	s->argc = 0;
+	for (i = 0; i < argc && i < SETTINGS_MAX_ARGS; i++) {
+		size_t n = strlen(args[i]) + 1;
+		if (off + n > sizeof s->argbuf)
+			break;
+		memcpy(s->argbuf + off, args[i], n);
+		s->argv[s->argc++] = s->argbuf + off;
+		off += n;
+	}
+	s->argv[s->argc] = NULL;
+}
+
+void
+settings_defaults(struct settings *s)
+{
+	static const char *const def[] = {
+		"{current}/bin/app-server", "--listen", "unix://{socket}"
+	};
+
+	memset(s, 0, sizeof *s);
+	set_argv(s, 3, def);
+	s->readiness = READY_CONNECT;
+	s->ready_timeout_s = 10;
+	s->grace_s = 10;
+	s->restart = RESTART_ON_FAILURE;
+	s->log_max_bytes = 1 << 20;
+}
+
+static int
+bad(struct err *e, const char *path, const char *what)
+{
+	err_ctx_str(e, "path", path);
+	return err_set(e, ERR_SETTINGS, "invalid settings %s: %s; the file was left as it is",
+	    path, what);
+}
+
+static int
+get_enum(const struct jsonr *r, const char *key, const char *const *names, int n, int *out)
+{
+	char buf[64];
+	int i = jsonr_path(r, key), k;
+
+	if (i < 0)
+		return 0;
+	if (jsonr_str(r, i, buf, sizeof buf) < 0)
+		return -1;
+	for (k = 0; k < n; k++)
+		if (strcmp(buf, names[k]) == 0) {
+			*out = k;
+			return 0;
+		}
+	return -1;
+}
+
+static int
+get_int(const struct jsonr *r, const char *key, long long lo, long long hi, long long *out)
+{
+	int i = jsonr_path(r, key);
+	long long v;
+
+	if (i < 0)
+		return 0;
+	if (jsonr_int(r, i, &v) < 0 || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+get_bool(const struct jsonr *r, const char *key, int *out)
+{
+	int i = jsonr_path(r, key);
+
+	if (i < 0)
+		return 0;
+	return jsonr_bool(r, i, out);
+}
+
+int
+settings_load(const char *path, struct settings *s, struct err *e)
+{
+	static char text[SETTINGS_MAX_BYTES];
+	static jsmntok_t tok[2048];
+	struct jsonr r;
+	size_t len;
+	long long v;
+	int i, k;
+
+	settings_defaults(s);
+	if (fs_read_file(path, text, sizeof text, &len) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == EFBIG)
+			return bad(e, path, "larger than 64 KiB");
+		err_ctx_str(e, "path", path);
+		return err_sys(e, ERR_SETTINGS, "failed to read settings %s", path);
+	}
+	s->from_file = 1;
+	if (jsonr_parse(&r, text, len, tok, sizeof tok / sizeof tok[0]) < 0)
+		return bad(e, path, "not a JSON object");
+	i = jsonr_path(&r, "server.command");
+	if (i >= 0) {
+		const char *args[SETTINGS_MAX_ARGS];
+		static char store[SETTINGS_MAX_ARGS][1024];
+		int n;
+
+		if (jsonr_type(&r, i) != JSMN_ARRAY)
+			return bad(e, path, "server.command must be an array of strings");
+		n = r.tok[i].size;
+		if (n < 1 || n > SETTINGS_MAX_ARGS)
+			return bad(e, path, "server.command must have 1 to 64 strings");
+		for (k = 0; k < n; k++) {
+			if (jsonr_str(&r, jsonr_elem(&r, i, k), store[k], sizeof store[k]) < 0)
+				return bad(e, path, "server.command must be an array of strings");
+			args[k] = store[k];
+		}
+		if (store[0][0] == '\0')
+			return bad(e, path, "server.command[0] is empty");
+		set_argv(s, n, args);
+	}
+	if (get_enum(&r, "server.readiness", readiness_names, 4, &k) < 0)
+		return bad(e, path, "server.readiness must be one of connect, notify, codex-initialize, none");
+	if (jsonr_path(&r, "server.readiness") >= 0)
+		s->readiness = (enum readiness)k;
+	if (get_enum(&r, "server.restart", restart_names, 3, &k) < 0)
+		return bad(e, path, "server.restart must be one of on-failure, always, never");
+	if (jsonr_path(&r, "server.restart") >= 0)
+		s->restart = (enum restart_policy)k;
+	v = s->ready_timeout_s;
+	if (get_int(&r, "server.readyTimeoutSeconds", 1, 3600, &v) < 0)
+		return bad(e, path, "server.readyTimeoutSeconds must be an integer from 1 to 3600");
+	s->ready_timeout_s = (int)v;
+	v = s->grace_s;
+	if (get_int(&r, "server.shutdownGraceSeconds", 0, 300, &v) < 0)
+		return bad(e, path, "server.shutdownGraceSeconds must be an integer from 0 to 300");
+	s->grace_s = (int)v;
+	v = s->log_max_bytes;
+	if (get_int(&r, "server.logMaxBytes", 4096, 1LL << 34, &v) < 0)
+		return bad(e, path, "server.logMaxBytes must be an integer from 4096 to 2^34");
+	s->log_max_bytes = v;
+	if (get_bool(&r, "server.socketActivation", &s->socket_activation) < 0)
+		return bad(e, path, "server.socketActivation must be true or false");
+	if (get_bool(&r, "remoteControlEnabled", &s->remote_control) < 0)
+		return bad(e, path, "remoteControlEnabled must be true or false");
+	i = jsonr_path(&r, "profile");
+	if (i >= 0) {
+		char prof[32];
+		if (jsonr_str(&r, i, prof, sizeof prof) < 0 ||
+		    (strcmp(prof, "generic") != 0 && strcmp(prof, "codex") != 0))
+			return bad(e, path, "profile must be \"generic\" or \"codex\"");
+		s->codex_profile = strcmp(prof, "codex") == 0;
+	}
+	return 0;
+}
+
+int
+settings_save_command(const char *path, int argc, char *const argv[], struct err *e)
+{
+	static char text[SETTINGS_MAX_BYTES], out[SETTINGS_MAX_BYTES + 16384];
+	static char val[16384];
+	struct jsonw w;
+	size_t len = 0;
+	int i;
+
+	if (fs_read_file(path, text, sizeof text, &len) < 0) {
+		if (errno != ENOENT) {
+			err_ctx_str(e, "path", path);
+			return err_sys(e, ERR_SETTINGS, "failed to read settings %s", path);
+		}
+		len = 0;
+	}
+	jsonw_init(&w, val, sizeof val);
+	jsonw_arr_begin(&w);
+	for (i = 0; i < argc; i++)
+		jsonw_str(&w, argv[i]);
+	jsonw_arr_end(&w);
+	if (jsonw_finish(&w) < 0)
+		return err_set(e, ERR_USAGE, "server command is too long");
+	if (jsonr_set(text, len, "server.command", val, out, sizeof out - 1) < 0) {
+		if (errno == ENOSPC)
+			return err_set(e, ERR_SETTINGS, "settings %s would be too large", path);
+		return bad(e, path, "not a JSON object");
+	}
+	len = strlen(out);
+	out[len++] = '\n';
+	if (fs_write_atomic(path, out, len, 0600) < 0) {
+		err_ctx_str(e, "path", path);
+		return err_sys(e, ERR_IO, "failed to write settings %s", path);
+	}
+	return 0;
+}
+
+int
+settings_expand(const struct settings *s, const struct home *h, char *buf, size_t cap,
+    char **out, struct err *e)
+{
+	size_t off = 0;
+	int i;
+
+	for (i = 0; i < s->argc; i++) {
+		const char *p = s->argv[i];
+
+		out[i] = buf + off;
+		while (*p) {
+			const char *rep = NULL;
+			size_t skip = 1, n;
+
+			if (strncmp(p, "{home}", 6) == 0)
+				rep = h->root, skip = 6;
+			else if (strncmp(p, "{socket}", 8) == 0)
+				rep = h->socket, skip = 8;
+			else if (strncmp(p, "{current}", 9) == 0)
+				rep = h->current, skip = 9;
+			n = rep ? strlen(rep) : 1;
+			if (off + n + 1 > cap)
+				return err_set(e, ERR_SETTINGS, "server command is too long once expanded");
+			memcpy(buf + off, rep ? rep : p, n);
+			off += n;
+			p += skip;
+		}
+		buf[off++] = '\0';
+	}
+	out[s->argc] = NULL;
+	return 0;
+}

@@ -1,0 +1,51 @@
+/*
+ * settings.h -- settings.json (DESIGN.md "Settings").
+ *
+ * Loading never changes the file.  A missing file gives the defaults; a
+ * file that is not a JSON object or has a member of the wrong type or
+ * range is an ERR_SETTINGS error naming the file and the member, and the
+ * file is left as it is.  Saving is a read-modify-write of one member
+ * (unknown keys survive, jsonr_set) written atomically; callers hold
+ * state/daemon.lock so concurrent changes are never lost.
+ */
+#ifndef APPD_SETTINGS_H
+#define APPD_SETTINGS_H
+
+#include <stddef.h>
+
+#include "core/err.h"
+#include "core/home.h"
+
+#define SETTINGS_MAX_ARGS 64
+#define SETTINGS_MAX_BYTES 65536
+
+enum readiness { READY_CONNECT = 0, READY_NOTIFY, READY_CODEX_INIT, READY_NONE };
+enum restart_policy { RESTART_ON_FAILURE = 0, RESTART_ALWAYS, RESTART_NEVER };
+
+struct settings {
+	int from_file;                     /* 1 when settings.json existed */
+	int argc;                          /* server.command, unexpanded */
+	char *argv[SETTINGS_MAX_ARGS + 1];
+	char argbuf[8192];
+	enum readiness readiness;
+	int ready_timeout_s;               /* 1..3600, default 10 */
+	int grace_s;                       /* 0..300, default 10 */
+	enum restart_policy restart;
+	int socket_activation;
+	int codex_profile;                 /* "profile":"codex" */
+	int remote_control;                /* remoteControlEnabled */
+	long long log_max_bytes;           /* server.logMaxBytes, default 1 MiB */
+};
+
+void settings_defaults(struct settings *s);
+int settings_load(const char *path, struct settings *s, struct err *e);
+/* Store `argv` as server.command (placeholders kept as given). */
+int settings_save_command(const char *path, int argc, char *const argv[], struct err *e);
+/* Expand {home}, {socket} and {current} in every argument into `buf`;
+ * `out` gets argc+1 pointers (NULL-terminated).  0 or -1 (ERR_SETTINGS
+ * when it does not fit). */
+int settings_expand(const struct settings *s, const struct home *h,
+		    char *buf, size_t cap, char **out, struct err *e);
+const char *readiness_name(enum readiness r);
+
+#endif

@@ -1,0 +1,136 @@
+/* status.c -- see status.h. */
+#include "core/status.h"
+#include "core/fsutil.h"
+#include "core/jsonr.h"
+#include "core/jsonw.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void
+put_time(struct jsonw *w, const char *key, int64_t ms)
+{
+	char t[32];
+
+	jsonw_key(w, key);
+	if (ms <= 0) {
+		jsonw_null(w);
+		return;
+	}
+	iso8601_ms(ms, t);
+	jsonw_str(w, t);
+}
+
+int
+status_write(const char *path, const struct sup_status *st, struct err *e)
+{
+	char buf[8192];
+	struct jsonw w;
+
+	jsonw_init(&w, buf, sizeof buf - 1);
+	jsonw_obj_begin(&w);
+	jsonw_kstr(&w, "serverId", st->server_id);
+	jsonw_kint(&w, "supervisorPid", st->sup_pid);
+	jsonw_kint(&w, "supervisorStartTicks", (long long)st->sup_start_ticks);
+	jsonw_kstr(&w, "bootId", st->boot_id);
+	put_time(&w, "startedAt", st->started_at);
+	put_time(&w, "lastSeenAt", st->last_seen_at);
+	jsonw_kstr(&w, "state", st->state);
+	jsonw_kint(&w, "serverPid", st->server_pid);
+	jsonw_kint(&w, "serverPgid", st->server_pgid);
+	jsonw_kbool(&w, "ready", st->ready);
+	put_time(&w, "readyAt", st->ready_at);
+	jsonw_kint(&w, "incarnation", st->incarnation);
+	jsonw_kint(&w, "restarts", st->restarts);
+	if (st->has_last_exit) {
+		jsonw_key(&w, "lastExit");
+		jsonw_obj_begin(&w);
+		if (st->last_exit_signal)
+			jsonw_kint(&w, "signal", st->last_exit_signal);
+		else
+			jsonw_kint(&w, "code", st->last_exit_code);
+		put_time(&w, "at", st->last_exit_at);
+		jsonw_obj_end(&w);
+	}
+	put_time(&w, "nextRestartAt", st->next_restart_at);
+	jsonw_kint(&w, "backoffMs", st->backoff_ms);
+	jsonw_kstr(&w, "readiness", st->readiness);
+	jsonw_kstr(&w, "socketPath", st->socket);
+	jsonw_kstr(&w, "message", st->message);
+	jsonw_obj_end(&w);
+	if (jsonw_finish(&w) < 0)
+		return err_set(e, ERR_IO, "status record too large");
+	buf[w.len] = '\n';
+	if (fs_write_atomic(path, buf, w.len + 1, 0600) < 0)
+		return err_sys(e, ERR_IO, "failed to write %s", path);
+	return 0;
+}
+
+static int64_t
+get_time(const struct jsonr *r, const char *key)
+{
+	char t[40];
+	int i = jsonr_get(r, 0, key);
+
+	if (i < 0 || jsonr_str(r, i, t, sizeof t) < 0)
+		return 0;
+	return iso8601_parse(t) < 0 ? 0 : iso8601_parse(t);
+}
+
+static long long
+get_num(const struct jsonr *r, int obj, const char *key)
+{
+	long long v = 0;
+
+	(void)jsonr_int(r, jsonr_get(r, obj, key), &v);
+	return v;
+}
+
+int
+status_read(const char *path, struct sup_status *st, struct err *e)
+{
+	char buf[8192];
+	jsmntok_t tok[128];
+	struct jsonr r;
+	size_t len;
+	int i;
+
+	memset(st, 0, sizeof *st);
+	if (fs_read_file(path, buf, sizeof buf, &len) < 0) {
+		if (errno == ENOENT)
+			return 1;
+		return err_sys(e, ERR_IO, "failed to read %s", path);
+	}
+	if (jsonr_parse(&r, buf, len, tok, 128) < 0) {
+		err_ctx_str(e, "path", path);
+		return err_set(e, ERR_IO, "unreadable status file %s", path);
+	}
+	(void)jsonr_str(&r, jsonr_get(&r, 0, "serverId"), st->server_id, sizeof st->server_id);
+	st->sup_pid = (long)get_num(&r, 0, "supervisorPid");
+	st->sup_start_ticks = (unsigned long long)get_num(&r, 0, "supervisorStartTicks");
+	(void)jsonr_str(&r, jsonr_get(&r, 0, "bootId"), st->boot_id, sizeof st->boot_id);
+	st->started_at = get_time(&r, "startedAt");
+	st->last_seen_at = get_time(&r, "lastSeenAt");
+	(void)jsonr_str(&r, jsonr_get(&r, 0, "state"), st->state, sizeof st->state);
+	st->server_pid = (long)get_num(&r, 0, "serverPid");
+	st->server_pgid = (long)get_num(&r, 0, "serverPgid");
+	(void)jsonr_bool(&r, jsonr_get(&r, 0, "ready"), &st->ready);
+	st->ready_at = get_time(&r, "readyAt");
+	st->incarnation = (int)get_num(&r, 0, "incarnation");
+	st->restarts = (int)get_num(&r, 0, "restarts");
+	i = jsonr_get(&r, 0, "lastExit");
+	if (i >= 0 && jsonr_type(&r, i) == JSMN_OBJECT) {
+		char t[40];
+		st->has_last_exit = 1;
+		st->last_exit_signal = (int)get_num(&r, i, "signal");
+		st->last_exit_code = st->last_exit_signal ? -1 : (int)get_num(&r, i, "code");
+		if (jsonr_str(&r, jsonr_get(&r, i, "at"), t, sizeof t) == 0)
+			st->last_exit_at = iso8601_parse(t);
+	}
+	st->next_restart_at = get_time(&r, "nextRestartAt");
+	st->backoff_ms = get_num(&r, 0, "backoffMs");
+	(void)jsonr_str(&r, jsonr_get(&r, 0, "readiness"), st->readiness, sizeof st->readiness);
+	(void)jsonr_str(&r, jsonr_get(&r, 0, "socketPath"), st->socket, sizeof st->socket);
+	(void)jsonr_str(&r, jsonr_get(&r, 0, "message"), st->message, sizeof st->message);
+	return 0;
+}

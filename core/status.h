@@ -1,0 +1,52 @@
+/*
+ * status.h -- state/status.json, the supervisor's published state and
+ * heartbeat (DESIGN.md "Heartbeat and ownership").
+ *
+ * Written only by the supervisor, always atomically (fs_write_atomic);
+ * read by `status`, `start`, `restart` and `stop`.  `serverId` is
+ * "<supervisor pid>-<start ticks>"; a supervisor never overwrites a file
+ * whose serverId is another live supervisor's.  Times are wall-clock ms
+ * since the epoch, written as ISO-8601 UTC.
+ */
+#ifndef APPD_STATUS_H
+#define APPD_STATUS_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+struct sup_status {
+	char server_id[64];
+	long sup_pid;
+	unsigned long long sup_start_ticks;
+	char boot_id[64];
+	int64_t started_at;
+	int64_t last_seen_at;
+	char state[16];          /* starting running backoff restarting stopping failed stopped */
+	long server_pid;         /* 0: none */
+	long server_pgid;
+	int ready;
+	int64_t ready_at;        /* 0: never */
+	int incarnation;         /* how many times the server was spawned */
+	int restarts;            /* crash restarts */
+	int has_last_exit;
+	int last_exit_code;      /* -1 when killed by a signal */
+	int last_exit_signal;    /* 0 unless killed by a signal */
+	int64_t last_exit_at;
+	int64_t next_restart_at; /* 0: none scheduled */
+	int64_t backoff_ms;
+	char readiness[24];
+	char socket[PATH_MAX];
+	char message[256];       /* last notable event, for operators */
+};
+
+/* Heartbeat cadence and freshness window. */
+#define STATUS_HEARTBEAT_MS 15000
+#define STATUS_FRESH_MS 45000
+
+int status_write(const char *path, const struct sup_status *st, struct err *e);
+/* 0, 1 when the file does not exist (st zeroed), -1 on error. */
+int status_read(const char *path, struct sup_status *st, struct err *e);
+
+#endif

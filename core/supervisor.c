@@ -1,0 +1,892 @@
+/* supervisor.c -- see supervisor.h. */
+#include "core/supervisor.h"
+#include "core/fsutil.h"
+#include "core/jsonr.h"
+#include "core/lock.h"
+#include "core/logcap.h"
+#include "core/pidfile.h"
+#include "core/settings.h"
+#include "core/sockprep.h"
+#include "core/spawn.h"
+#include "core/status.h"
+#include "platform/dirwatch.h"
+#include "platform/proc.h"
+#include "platform/reactor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 60000
+#define HEALTHY_MS 60000
+#define FINAL_MS 5000            /* after KILL: how long to wait for reaping */
+#define PROBE_MIN_MS 2
+#define PROBE_MAX_MS 100
+
+struct sup {
+	struct reactor r;
+	const struct home *h;
+	struct settings s;
+	struct sup_status st;
+	struct pid_record self;
+	struct logcap log;
+	int out_rd, out_wr, out_h;
+	int ready_fd;
+	int initial;              /* the launching start still waits */
+	int ready_timeout_s;
+
+	pid_t srv;                /* 0: no server */
+	struct pid_record srv_rec;
+	int srv_h;
+	int srv_ready;
+
+	int probe_h, probe_ms;
+	int dw_fd, dw_h;
+	int notify_rd, notify_h;
+	int nsock, nsock_h;
+
+	int deadline_h, backoff_h, kill_h, heartbeat_h, healthy_h, final_h;
+	int64_t backoff_ms;
+	int stopping_server;      /* TERM sent to the current server */
+	int shutting_down;
+	int restart_now;          /* HUP or not-ready restart pending */
+	int forced;
+	int own_status;
+	int exit_code;
+	int grace_s;
+};
+
+static void sup_spawn(struct sup *s);
+static void sup_check_done(struct sup *s);
+
+static void
+logf_(const char *fmt, ...)
+{
+	char t[32], buf[1024];
+	int n;
+	va_list ap;
+
+	iso8601_ms(wall_ms(), t);
+	n = snprintf(buf, sizeof buf, "%s appd[%ld]: ", t, (long)getpid());
+	va_start(ap, fmt);
+	vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	n = (int)strlen(buf);
+	buf[n++] = '\n';
+	(void)fd_write_all(2, buf, (size_t)n);
+}
+
+static void
+cancel(struct sup *s, int *h)
+{
+	if (*h >= 0)
+		reactor_del(&s->r, *h);
+	*h = -1;
+}
+
+static void
+publish(struct sup *s)
+{
+	struct err e;
+
+	if (!s->own_status)
+		return;
+	err_clear(&e);
+	s->st.last_seen_at = wall_ms();
+	if (status_write(s->h->status, &s->st, &e) < 0)
+		logf_("%s", e.msg);
+}
+
+static void
+set_state(struct sup *s, const char *state, const char *msg)
+{
+	str_fmt(s->st.state, sizeof s->st.state, "%s", state);
+	if (msg)
+		str_fmt(s->st.message, sizeof s->st.message, "%s", msg);
+	publish(s);
+}
+
+static void
+report(struct sup *s, const char *line)
+{
+	if (s->ready_fd < 0)
+		return;
+	(void)fd_write_all(s->ready_fd, line, strlen(line));
+	close(s->ready_fd);
+	s->ready_fd = -1;
+}
+
+static void
+report_fail(struct sup *s, enum err_code code, int exit_code, int sig, const char *msg)
+{
+	char line[1024];
+
+	str_fmt(line, sizeof line, "fail %s %d %d %s\n", err_code_name(code),
+	    exit_code, sig, msg);
+	for (char *p = line + 5; *p && p[1]; p++)
+		if (*p == '\n')
+			*p = ' ';
+	report(s, line);
+	s->initial = 0;
+}
+
+int
+sup_report_parse(const char *line, struct sup_report *out)
+{
+	char code[64];
+	int n = 0;
+
+	memset(out, 0, sizeof *out);
+	out->exit_code = -1;
+	if (sscanf(line, "ready %ld", &out->server_pid) == 1) {
+		out->ready = 1;
+		return 0;
+	}
+	if (sscanf(line, "fail %63s %d %d %n", code, &out->exit_code, &out->exit_signal, &n) < 3 || n == 0)
+		return -1;
+	out->code = ERR_OTHER;
+	for (int c = ERR_OTHER; c <= ERR_STOP_TIMEOUT; c++)
+		if (strcmp(err_code_name((enum err_code)c), code) == 0)
+			out->code = (enum err_code)c;
+	str_fmt(out->message, sizeof out->message, "%s", line + n);
+	n = (int)strlen(out->message);
+	while (n > 0 && out->message[n - 1] == '\n')
+		out->message[--n] = '\0';
+	return 0;
+}
+
+/* ---- shutdown of the server tree ---- */
+
+static int
+kill_children(struct sup *s, int sig)
+{
+	pid_t kids[256];
+	int n = proc_children(getpid(), kids, 256), live = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct proc_info pi;
+		if (proc_read(kids[i], &pi) != PROC_ALIVE)
+			continue;
+		live++;
+		if (sig)
+			kill(kids[i], sig);
+		if (sig == SIGTERM)
+			kill(kids[i], SIGCONT);
+	}
+	(void)s;
+	return live;
+}
+
+static void
+on_final(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)r; (void)h; (void)ev;
+	s->final_h = -1;
+	logf_("descendants still present %d s after SIGKILL; exiting anyway", FINAL_MS / 1000);
+	s->srv = 0;
+	kill_children(s, 0);
+	sup_check_done(s);
+	if (s->shutting_down)
+		reactor_stop(&s->r);
+}
+
+static void
+on_kill(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)r; (void)h; (void)ev;
+	s->kill_h = -1;
+	s->forced = 1;
+	logf_("grace period over: SIGKILL to the server's process group and descendants");
+	if (s->srv_rec.pgid > 1)
+		proc_signal_group((pid_t)s->srv_rec.pgid, SIGKILL);
+	kill_children(s, SIGKILL);
+	cancel(s, &s->final_h);
+	s->final_h = reactor_timer_add(&s->r, FINAL_MS, on_final, s);
+}
+
+/* TERM+CONT to the server's group (and, when shutting down, to every
+ * adopted descendant), then KILL after the grace period. */
+static void
+stop_server(struct sup *s, int grace_s)
+{
+	cancel(s, &s->probe_h);
+	cancel(s, &s->deadline_h);
+	cancel(s, &s->healthy_h);
+	cancel(s, &s->backoff_h);
+	if (s->stopping_server)
+		return;
+	s->stopping_server = 1;
+	if (s->srv > 0 && s->srv_rec.pgid > 1) {
+		proc_signal_group((pid_t)s->srv_rec.pgid, SIGTERM);
+		proc_signal_group((pid_t)s->srv_rec.pgid, SIGCONT);
+	}
+	if (s->shutting_down)
+		kill_children(s, SIGTERM);
+	cancel(s, &s->kill_h);
+	if (grace_s == 0)
+		on_kill(&s->r, -1, 0, s);
+	else
+		s->kill_h = reactor_timer_add(&s->r, (uint64_t)grace_s * 1000, on_kill, s);
+}
+
+static void
+finish(struct sup *s)
+{
+	struct err e;
+	char sp[PATH_MAX];
+
+	cancel(s, &s->kill_h);
+	cancel(s, &s->final_h);
+	cancel(s, &s->heartbeat_h);
+	cancel(s, &s->backoff_h);
+	cancel(s, &s->probe_h);
+	cancel(s, &s->deadline_h);
+	cancel(s, &s->healthy_h);
+	sock_cleanup(s->h->socket);
+	unlink(s->h->notify_sock);
+	s->st.server_pid = 0;
+	s->st.server_pgid = 0;
+	s->st.ready = 0;
+	s->st.next_restart_at = 0;
+	set_state(s, "stopped", s->exit_code ? s->st.message : "stopped");
+	err_clear(&e);
+	(void)pidfile_clear_own(s->h->sup_pid, &s->self, &e);
+	str_fmt(sp, sizeof sp, "%s/%s", s->h->state, SUP_STOP_REQUEST);
+	unlink(sp);
+	logf_("supervisor exiting with status %d", s->exit_code);
+	reactor_stop(&s->r);
+}
+
+static void
+sup_check_done(struct sup *s)
+{
+	if (!s->shutting_down || s->srv > 0)
+		return;
+	if (kill_children(s, s->forced ? SIGKILL : 0) > 0)
+		return;
+	finish(s);
+}
+
+static void
+begin_shutdown(struct sup *s, int exit_code, const char *why)
+{
+	if (s->shutting_down)
+		return;
+	s->shutting_down = 1;
+	s->exit_code = exit_code;
+	logf_("shutting down: %s", why);
+	str_fmt(s->st.message, sizeof s->st.message, "%s", why);
+	if (s->srv > 0) {
+		set_state(s, "stopping", NULL);
+		stop_server(s, s->grace_s);
+	} else {
+		kill_children(s, SIGTERM);
+		cancel(s, &s->kill_h);
+		s->kill_h = reactor_timer_add(&s->r, (uint64_t)s->grace_s * 1000 + 1, on_kill, s);
+		sup_check_done(s);
+	}
+}
+
+/* ---- readiness ---- */
+
+static void
+on_healthy(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)r; (void)h; (void)ev;
+	s->healthy_h = -1;
+	s->backoff_ms = BACKOFF_MIN_MS;
+	s->st.backoff_ms = 0;
+	publish(s);
+}
+
+static void
+became_ready(struct sup *s)
+{
+	char line[64];
+
+	if (s->srv_ready || s->srv <= 0 || s->stopping_server)
+		return;
+	s->srv_ready = 1;
+	cancel(s, &s->probe_h);
+	cancel(s, &s->deadline_h);
+	s->st.ready = 1;
+	s->st.ready_at = wall_ms();
+	s->st.next_restart_at = 0;
+	logf_("server pid %ld is ready (%s)", (long)s->srv, readiness_name(s->s.readiness));
+	set_state(s, "running", "ready");
+	if (s->initial) {
+		str_fmt(line, sizeof line, "ready %ld\n", (long)s->srv);
+		report(s, line);
+		s->initial = 0;
+	}
+	cancel(s, &s->healthy_h);
+	s->healthy_h = reactor_timer_add(&s->r, HEALTHY_MS, on_healthy, s);
+}
+
+static void
+on_probe(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+	int p;
+
+	(void)r; (void)h; (void)ev;
+	s->probe_h = -1;
+	if (s->srv <= 0 || s->srv_ready || s->stopping_server)
+		return;
+	p = sock_probe(s->h->socket);
+	if (p == 1) {
+		became_ready(s);
+		return;
+	}
+	s->probe_ms = s->probe_ms * 2 > PROBE_MAX_MS ? PROBE_MAX_MS : s->probe_ms * 2;
+	s->probe_h = reactor_timer_add(&s->r, (uint64_t)s->probe_ms, on_probe, s);
+}
+
+static void
+on_dirwatch(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)r; (void)h; (void)ev;
+	dirwatch_drain(s->dw_fd);
+	/* something appeared in run/: probe now rather than at the next tick */
+	if (s->probe_h >= 0 && !s->srv_ready) {
+		cancel(s, &s->probe_h);
+		s->probe_ms = PROBE_MIN_MS / 2 ? PROBE_MIN_MS / 2 : 1;
+		on_probe(&s->r, -1, 0, s);
+	}
+}
+
+static void
+on_notify_fd(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+	char buf[256];
+	ssize_t n;
+
+	(void)r; (void)h; (void)ev;
+	n = fd_read(s->notify_rd, buf, sizeof buf);
+	if (n > 0 && memchr(buf, '\n', (size_t)n) != NULL) {
+		became_ready(s);
+	} else if (n > 0) {
+		return;
+	}
+	/* ready, EOF or error: this channel is done */
+	cancel(s, &s->notify_h);
+	close(s->notify_rd);
+	s->notify_rd = -1;
+}
+
+static void
+on_notify_sock(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+	char buf[4096];
+	ssize_t n;
+
+	(void)r; (void)h; (void)ev;
+	while ((n = recv(s->nsock, buf, sizeof buf - 1, MSG_DONTWAIT)) > 0) {
+		char *line, *save = NULL;
+		buf[n] = '\0';
+		for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			if (strcmp(line, "READY=1") == 0)
+				became_ready(s);
+	}
+}
+
+static void
+on_deadline(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+	char msg[256];
+
+	(void)r; (void)h; (void)ev;
+	s->deadline_h = -1;
+	if (s->srv_ready || s->srv <= 0)
+		return;
+	str_fmt(msg, sizeof msg, "app-server did not become ready on %s within %d s (readiness %s)",
+	    s->h->socket, s->ready_timeout_s, readiness_name(s->s.readiness));
+	logf_("%s", msg);
+	if (s->initial) {
+		report_fail(s, ERR_NOT_READY, -1, 0, msg);
+		begin_shutdown(s, 1, msg);
+		return;
+	}
+	str_fmt(s->st.message, sizeof s->st.message, "%s", msg);
+	s->restart_now = 0;
+	stop_server(s, s->grace_s);
+}
+
+/* ---- the server's lifecycle ---- */
+
+static void
+on_backoff(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)r; (void)h; (void)ev;
+	s->backoff_h = -1;
+	s->st.next_restart_at = 0;
+	s->st.restarts++;
+	sup_spawn(s);
+}
+
+static void
+schedule_restart(struct sup *s)
+{
+	char msg[128];
+
+	str_fmt(msg, sizeof msg, "restarting in %lld ms", (long long)s->backoff_ms);
+	logf_("%s", msg);
+	s->st.backoff_ms = s->backoff_ms;
+	s->st.next_restart_at = wall_ms() + s->backoff_ms;
+	cancel(s, &s->backoff_h);
+	s->backoff_h = reactor_timer_add(&s->r, (uint64_t)s->backoff_ms, on_backoff, s);
+	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+	set_state(s, "backoff", msg);
+}
+
+static void
+on_server_exit(struct reactor *r, int h, int status, void *arg)
+{
+	struct sup *s = arg;
+	struct err e;
+	char msg[256];
+	int was_ready = s->srv_ready, clean;
+
+	(void)r; (void)h;
+	s->srv_h = -1;
+	cancel(s, &s->probe_h);
+	cancel(s, &s->deadline_h);
+	cancel(s, &s->healthy_h);
+	s->st.has_last_exit = 1;
+	s->st.last_exit_at = wall_ms();
+	if (WIFSIGNALED(status)) {
+		s->st.last_exit_signal = WTERMSIG(status);
+		s->st.last_exit_code = -1;
+		str_fmt(msg, sizeof msg, "server pid %ld was killed by signal %d",
+		    (long)s->srv, WTERMSIG(status));
+	} else {
+		s->st.last_exit_signal = 0;
+		s->st.last_exit_code = WEXITSTATUS(status);
+		str_fmt(msg, sizeof msg, "server pid %ld exited with status %d",
+		    (long)s->srv, WEXITSTATUS(status));
+	}
+	logf_("%s", msg);
+	clean = !WIFSIGNALED(status) && WEXITSTATUS(status) == 0;
+	err_clear(&e);
+	(void)pidfile_clear_own(s->h->srv_pid, &s->srv_rec, &e);
+	/* what is left of the group goes with its leader */
+	if (s->srv_rec.pgid > 1 && !s->shutting_down)
+		proc_signal_group((pid_t)s->srv_rec.pgid, SIGKILL);
+	s->srv = 0;
+	s->srv_ready = 0;
+	s->stopping_server = 0;
+	cancel(s, &s->kill_h);
+	s->st.server_pid = 0;
+	s->st.server_pgid = 0;
+	s->st.ready = 0;
+	str_fmt(s->st.message, sizeof s->st.message, "%s", msg);
+	if (s->shutting_down) {
+		publish(s);
+		/* adopted descendants get the rest of the grace period */
+		if (kill_children(s, 0) > 0 && !s->forced)
+			s->kill_h = reactor_timer_add(&s->r, (uint64_t)s->grace_s * 1000, on_kill, s);
+		sup_check_done(s);
+		return;
+	}
+	if (s->initial) {
+		report_fail(s, ERR_EXITED, s->st.last_exit_code, s->st.last_exit_signal, msg);
+		begin_shutdown(s, 1, msg);
+		return;
+	}
+	if (s->restart_now) {
+		s->restart_now = 0;
+		sup_spawn(s);
+		return;
+	}
+	if (s->s.restart == RESTART_NEVER || (clean && s->s.restart == RESTART_ON_FAILURE)) {
+		begin_shutdown(s, 0, msg);
+		return;
+	}
+	(void)was_ready;
+	schedule_restart(s);
+}
+
+static void
+on_output(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+	char buf[16384];
+	ssize_t n;
+
+	(void)r; (void)h; (void)ev;
+	for (int k = 0; k < 4; k++) {
+		n = read(s->out_rd, buf, sizeof buf);
+		if (n <= 0)
+			break;
+		(void)logcap_write(&s->log, buf, (size_t)n);
+	}
+}
+
+static void
+sup_spawn(struct sup *s)
+{
+	static char argbuf[16384];
+	char *argv[SETTINGS_MAX_ARGS + 1];
+	struct spawn_opts o;
+	struct pidfile_resv rv;
+	struct pid_record other;
+	struct err e;
+	sigset_t mask;
+	int np[2] = { -1, -1 };
+	char banner[512];
+	pid_t pid;
+	int rs;
+
+	err_clear(&e);
+	if (settings_expand(&s->s, s->h, argbuf, sizeof argbuf, argv, &e) < 0)
+		goto fail;
+	rs = pidfile_reserve(s->h->srv_pid, 2000, &rv, &other, &e);
+	if (rs == 1) {
+		err_set(&e, ERR_OTHER, "another app-server is recorded as running (pid %ld) in %s",
+		    other.pid, s->h->srv_pid);
+		goto fail;
+	}
+	if (rs < 0)
+		goto fail;
+	if (s->s.readiness == READY_NOTIFY && pipe2(np, O_CLOEXEC) < 0) {
+		pidfile_abandon(&rv);
+		err_sys(&e, ERR_SPAWN, "cannot create the readiness pipe");
+		goto fail;
+	}
+	str_fmt(banner, sizeof banner, "--- appd: starting %s (incarnation %d) ---\n",
+	    argv[0], s->st.incarnation + 1);
+	(void)logcap_write(&s->log, banner, strlen(banner));
+	reactor_child_sigmask(&s->r, &mask);
+	memset(&o, 0, sizeof o);
+	o.argv = argv;
+	o.cwd = s->h->root;
+	o.out_fd = s->out_wr;
+	o.listen_fd = -1;
+	o.notify_fd = np[1];
+	o.notify_socket = s->nsock >= 0 ? s->h->notify_sock : NULL;
+	o.sigmask = &mask;
+	pid = spawn_server(&o, &e);
+	if (np[1] >= 0)
+		close(np[1]);
+	if (pid < 0) {
+		if (np[0] >= 0)
+			close(np[0]);
+		pidfile_abandon(&rv);
+		goto fail;
+	}
+	s->srv = pid;
+	s->srv_ready = 0;
+	s->stopping_server = 0;
+	s->srv_h = reactor_child_add(&s->r, pid, on_server_exit, s);
+	if (pidrec_capture(pid, &s->srv_rec) < 0) {
+		/* it already exited: the child watch reports it */
+		memset(&s->srv_rec, 0, sizeof s->srv_rec);
+		s->srv_rec.pid = pid;
+		s->srv_rec.pgid = pid;
+		pidfile_abandon(&rv);
+	} else {
+		s->srv_rec.pgid = pid;
+		if (pidfile_publish(&rv, &s->srv_rec, &e) < 0)
+			logf_("%s", e.msg);
+	}
+	s->st.incarnation++;
+	s->st.server_pid = pid;
+	s->st.server_pgid = pid;
+	s->st.ready = 0;
+	logf_("started server pid %ld: %s", (long)pid, argv[0]);
+	set_state(s, "starting", "starting");
+	cancel(s, &s->deadline_h);
+	s->deadline_h = reactor_timer_add(&s->r, (uint64_t)s->ready_timeout_s * 1000, on_deadline, s);
+	switch (s->s.readiness) {
+	case READY_NONE:
+		became_ready(s);
+		break;
+	case READY_NOTIFY:
+		s->notify_rd = np[0];
+		s->notify_h = reactor_io_add(&s->r, np[0], REACTOR_READ, on_notify_fd, s);
+		break;
+	case READY_CONNECT:
+	case READY_CODEX_INIT:
+		/* codex-initialize is probed as connect until the WebSocket
+		 * probe exists */
+		s->probe_ms = PROBE_MIN_MS;
+		s->probe_h = reactor_timer_add(&s->r, PROBE_MIN_MS, on_probe, s);
+		break;
+	}
+	return;
+fail:
+	logf_("cannot start the server: %s", e.msg);
+	str_fmt(s->st.message, sizeof s->st.message, "%s", e.msg);
+	if (s->initial) {
+		report_fail(s, e.code == ERR_NONE ? ERR_SPAWN : e.code, -1, 0, e.msg);
+		begin_shutdown(s, 1, e.msg);
+		return;
+	}
+	schedule_restart(s);
+}
+
+/* ---- signals and heartbeat ---- */
+
+static int
+read_stop_grace(struct sup *s)
+{
+	char path[PATH_MAX], buf[256];
+	jsmntok_t tok[8];
+	struct jsonr r;
+	long long g;
+	size_t len;
+
+	str_fmt(path, sizeof path, "%s/%s", s->h->state, SUP_STOP_REQUEST);
+	if (fs_read_file(path, buf, sizeof buf, &len) < 0)
+		return s->s.grace_s;
+	unlink(path);
+	if (jsonr_parse(&r, buf, len, tok, 8) < 0 ||
+	    jsonr_int(&r, jsonr_get(&r, 0, "graceSeconds"), &g) < 0 || g < 0 || g > 3600)
+		return s->s.grace_s;
+	return (int)g;
+}
+
+static void
+on_signal(struct reactor *r, int h, int sig, void *arg)
+{
+	struct sup *s = arg;
+	struct settings ns;
+	struct err e;
+
+	(void)r; (void)h;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		s->grace_s = read_stop_grace(s);
+		begin_shutdown(s, 0, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	case SIGHUP:
+		if (s->shutting_down)
+			break;
+		err_clear(&e);
+		if (settings_load(s->h->settings, &ns, &e) < 0) {
+			logf_("SIGHUP: keeping the old settings: %s", e.msg);
+		} else {
+			s->s = ns;
+			s->ready_timeout_s = ns.ready_timeout_s;
+			s->grace_s = ns.grace_s;
+			str_fmt(s->st.readiness, sizeof s->st.readiness, "%s", readiness_name(ns.readiness));
+		}
+		logf_("SIGHUP: restarting the server");
+		s->backoff_ms = BACKOFF_MIN_MS;
+		if (s->srv > 0) {
+			s->restart_now = 1;
+			set_state(s, "restarting", "restart requested");
+			stop_server(s, s->grace_s);
+		} else {
+			cancel(s, &s->backoff_h);
+			sup_spawn(s);
+		}
+		break;
+	case SIGUSR1:
+		logf_("SIGUSR1: no updater configured");
+		break;
+	case SIGCHLD: {
+		pid_t kids[256];
+		int n = proc_children(getpid(), kids, 256);
+		for (int i = 0; i < n; i++) {
+			int status;
+			if (kids[i] == s->srv)
+				continue;
+			if (waitpid(kids[i], &status, WNOHANG) > 0)
+				logf_("reaped descendant %ld", (long)kids[i]);
+			else if (s->forced)
+				kill(kids[i], SIGKILL);
+		}
+		sup_check_done(s);
+		break;
+	}
+	}
+}
+
+static void
+on_heartbeat(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+	struct sup_status cur;
+	struct err e;
+
+	(void)r; (void)h; (void)ev;
+	s->heartbeat_h = reactor_timer_add(&s->r, STATUS_HEARTBEAT_MS, on_heartbeat, s);
+	if (!s->own_status)
+		return;
+	err_clear(&e);
+	if (status_read(s->h->status, &cur, &e) == 0 && cur.server_id[0] != '\0' &&
+	    strcmp(cur.server_id, s->st.server_id) != 0 &&
+	    proc_matches((pid_t)cur.sup_pid, cur.sup_start_ticks, cur.boot_id) == 1) {
+		/* a newer live supervisor owns the record: never steal it back */
+		logf_("status record now owned by %s; no longer heartbeating", cur.server_id);
+		s->own_status = 0;
+		return;
+	}
+	publish(s);
+}
+
+/* ---- setup ---- */
+
+static int
+open_notify_socket(struct sup *s, struct err *e)
+{
+	struct sockaddr_un sa;
+	size_t n = strlen(s->h->notify_sock);
+
+	s->nsock = -1;
+	if (n >= sizeof sa.sun_path)
+		return 0;       /* only the fd channel then */
+	s->nsock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s->nsock < 0)
+		return err_sys(e, ERR_IO, "cannot create the notify socket");
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, s->h->notify_sock, n);
+	unlink(s->h->notify_sock);
+	if (bind(s->nsock, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		close(s->nsock);
+		s->nsock = -1;
+		return err_sys(e, ERR_IO, "cannot bind %s", s->h->notify_sock);
+	}
+	s->nsock_h = reactor_io_add(&s->r, s->nsock, REACTOR_READ, on_notify_sock, s);
+	return 0;
+}
+
+static int
+claim_pidfile(struct sup *s, const struct sup_opts *o, struct err *e)
+{
+	struct pidfile_resv rv;
+	struct pid_record other;
+	int rs;
+
+	if (pidrec_capture(getpid(), &s->self) < 0)
+		return err_sys(e, ERR_IO, "cannot read our own process identity");
+	s->self.pgid = getpgrp();
+	if (o->reserved)
+		return 0;       /* the launching start publishes it */
+	rs = pidfile_reserve(s->h->sup_pid, 2000, &rv, &other, e);
+	if (rs < 0)
+		return -1;
+	if (rs == 1) {
+		err_ctx_num(e, "pid", other.pid);
+		return err_set(e, ERR_BUSY, "a supervisor is already running for %s (pid %ld)",
+		    s->h->root, other.pid);
+	}
+	return pidfile_publish(&rv, &s->self, e);
+}
+
+int
+supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
+{
+	static struct sup s;
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD };
+	int fl, rc;
+	int64_t now;
+
+	memset(&s, 0, sizeof s);
+	s.h = h;
+	s.ready_fd = o->ready_fd;
+	s.initial = o->ready_fd >= 0;
+	s.out_rd = s.out_wr = s.dw_fd = s.notify_rd = s.nsock = -1;
+	s.out_h = s.srv_h = s.probe_h = s.dw_h = s.notify_h = s.nsock_h = -1;
+	s.deadline_h = s.backoff_h = s.kill_h = s.heartbeat_h = s.healthy_h = s.final_h = -1;
+	s.backoff_ms = BACKOFF_MIN_MS;
+	signal(SIGPIPE, SIG_IGN);
+	if (settings_load(h->settings, &s.s, e) < 0)
+		goto early;
+	s.grace_s = s.s.grace_s;
+	s.ready_timeout_s = o->ready_timeout_s > 0 ? o->ready_timeout_s : s.s.ready_timeout_s;
+	if (home_prepare(h, e) < 0 || claim_pidfile(&s, o, e) < 0)
+		goto early;
+	if (sock_prepare(h->socket, h->startup_lock, e) < 0)
+		goto unclaim;
+	(void)proc_set_subreaper();
+	if (reactor_init(&s.r) < 0) {
+		err_sys(e, ERR_IO, "cannot create the event loop");
+		goto unclaim;
+	}
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		if (reactor_signal_add(&s.r, sigs[i], on_signal, &s) < 0) {
+			err_sys(e, ERR_IO, "cannot trap signal %d", sigs[i]);
+			goto fini;
+		}
+	if (logcap_open(&s.log, h->srv_log, s.s.log_max_bytes, 1) < 0) {
+		err_sys(e, ERR_IO, "cannot open %s", h->srv_log);
+		goto fini;
+	}
+	{
+		int p[2];
+		if (pipe2(p, O_CLOEXEC) < 0) {
+			err_sys(e, ERR_IO, "cannot create the output pipe");
+			goto fini;
+		}
+		s.out_rd = p[0];
+		s.out_wr = p[1];
+		fl = fcntl(s.out_rd, F_GETFL);
+		fcntl(s.out_rd, F_SETFL, fl | O_NONBLOCK);
+		s.out_h = reactor_io_add(&s.r, s.out_rd, REACTOR_READ, on_output, &s);
+	}
+	if (s.s.readiness == READY_NOTIFY && open_notify_socket(&s, e) < 0)
+		goto fini;
+	s.dw_fd = dirwatch_open(h->run);
+	if (s.dw_fd >= 0)
+		s.dw_h = reactor_io_add(&s.r, s.dw_fd, REACTOR_READ, on_dirwatch, &s);
+
+	now = wall_ms();
+	str_fmt(s.st.server_id, sizeof s.st.server_id, "%ld-%llu", (long)getpid(), s.self.start_ticks);
+	s.st.sup_pid = getpid();
+	s.st.sup_start_ticks = s.self.start_ticks;
+	str_fmt(s.st.boot_id, sizeof s.st.boot_id, "%s", s.self.boot_id);
+	s.st.started_at = now;
+	str_fmt(s.st.readiness, sizeof s.st.readiness, "%s", readiness_name(s.s.readiness));
+	str_fmt(s.st.socket, sizeof s.st.socket, "%s", h->socket);
+	s.own_status = 1;
+	logf_("supervisor started for %s", h->root);
+	s.heartbeat_h = reactor_timer_add(&s.r, STATUS_HEARTBEAT_MS, on_heartbeat, &s);
+	sup_spawn(&s);
+	while (!s.r.stopping)
+		if (reactor_run_once(&s.r, -1) < 0 && errno != EINTR) {
+			logf_("event loop failed: %s", strerror(errno));
+			break;
+		}
+	rc = s.exit_code;
+	logcap_close(&s.log);
+	reactor_fini(&s.r);
+	return rc;
+fini:
+	reactor_fini(&s.r);
+unclaim:
+	{
+		struct err e2;
+		err_clear(&e2);
+		if (!o->reserved)
+			(void)pidfile_clear_own(h->sup_pid, &s.self, &e2);
+	}
+early:
+	report_fail(&s, e->code == ERR_NONE ? ERR_OTHER : e->code, -1, 0, e->msg);
+	return err_exit_status(e->code);
+}

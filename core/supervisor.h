@@ -1,0 +1,50 @@
+/*
+ * supervisor.h -- `appd supervise`: the one resident process per home
+ * (DESIGN.md "Processes").
+ *
+ * It prepares the control socket, spawns the server in its own process
+ * group with stdout+stderr captured into state/app-server.log, decides
+ * readiness (connect / notify / none), restarts on crash with exponential
+ * backoff (1 s doubling to 60 s, reset after 60 s of readiness),
+ * heartbeats state/status.json every 15 s, and on SIGTERM/SIGINT stops the
+ * server gracefully (TERM+CONT to the group) then forcibly (KILL to the
+ * group and every adopted descendant: it is PR_SET_CHILD_SUBREAPER).
+ * SIGHUP re-reads settings and restarts the server in place.  Everything
+ * runs on one reactor; nothing sleeps.
+ *
+ * The start CLI that launched it waits on `ready_fd` for one line:
+ *   "ready <server pid>\n"  or  "fail <code> <exit code> <signal> <message>\n"
+ * A failed initial start leaves nothing running.
+ */
+#ifndef APPD_SUPERVISOR_H
+#define APPD_SUPERVISOR_H
+
+#include "core/err.h"
+#include "core/home.h"
+
+struct sup_opts {
+	int ready_fd;           /* -1: nobody waits */
+	int ready_timeout_s;    /* 0: from settings */
+	int reserved;           /* the launcher holds and publishes supervisor.pid */
+};
+
+/* Run until stopped.  Returns the process exit status (0 after a clean
+ * stop); `e` describes a failure to start. */
+int supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e);
+
+struct sup_report {
+	int ready;
+	long server_pid;
+	enum err_code code;
+	int exit_code;          /* -1: none */
+	int exit_signal;        /* 0: none */
+	char message[768];
+};
+
+/* Parse the line a supervisor wrote on ready_fd.  0 or -1. */
+int sup_report_parse(const char *line, struct sup_report *out);
+
+/* The file `stop --grace S` writes before signalling (graceSeconds). */
+#define SUP_STOP_REQUEST "stop-request.json"
+
+#endif

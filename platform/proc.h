@@ -1,0 +1,70 @@
+/*
+ * proc.h -- process identity and signalling by identity, per OS.
+ *
+ * Identity = (boot id, pid, start time in clock ticks since boot): a pid
+ * is reused, this triple is not.  Linux reads /proc/PID/stat (proc(5):
+ * field 3 state, 4 ppid, 5 pgrp, 22 starttime) and
+ * /proc/sys/kernel/random/boot_id; never ps(1).  A zombie ('Z') or a
+ * dead task ('X') counts as exited.  Signals go through a pidfd
+ * (pidfd_open(2), pidfd_send_signal(2)) when the kernel has one, so the
+ * identity checked is the process signalled.
+ *
+ * Errors: -1 with errno; ESRCH means "no such process" (or "a different
+ * process now has that pid" for the *_ident calls).
+ */
+#ifndef APPD_PROC_H
+#define APPD_PROC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+enum proc_state { PROC_GONE = 0, PROC_ALIVE = 1, PROC_ZOMBIE = 2 };
+
+struct proc_info {
+	pid_t pid;
+	pid_t ppid;
+	pid_t pgid;
+	pid_t sid;
+	char state;                    /* R, S, D, T, Z, X, ... */
+	unsigned long long start_ticks;
+};
+
+/* Read `pid`'s stat.  Returns PROC_ALIVE, PROC_ZOMBIE or PROC_GONE
+ * (ENOENT is not an error), or -1/errno. */
+int proc_read(pid_t pid, struct proc_info *out);
+
+/* The kernel boot id (a UUID string, 36 chars).  0 or -1/errno. */
+int proc_boot_id(char out[64]);
+
+/* Resolved executable of `pid` (readlink /proc/PID/exe). */
+int proc_exe(pid_t pid, char *out, size_t cap);
+
+/* 1 when (pid, start_ticks) names a live, non-zombie process on this
+ * boot (boot_id NULL skips the boot check), 0 when it does not, -1/errno
+ * on an unexpected error. */
+int proc_matches(pid_t pid, unsigned long long start_ticks, const char *boot_id);
+
+/* Send `sig` to the process (pid, start_ticks) only if it is still that
+ * process; `value` travels as si_value.sival_int (SI_QUEUE) so the
+ * receiver can read it from its signalfd.  0, or -1 with ESRCH when the
+ * process is gone or is another process. */
+int proc_signal_ident(pid_t pid, unsigned long long start_ticks, int sig, int value);
+
+/* kill(-pgid, sig); ESRCH (nobody left in the group) is success. */
+int proc_signal_group(pid_t pgid, int sig);
+
+/* A pidfd for `pid` (CLOEXEC), or -1 (ENOSYS where the kernel has none). */
+int proc_pidfd_open(pid_t pid);
+
+/* Up to `cap` pids whose parent is `ppid` (scans /proc).  Count or -1. */
+int proc_children(pid_t ppid, pid_t *out, int cap);
+
+/* Make this process a child subreaper (PR_SET_CHILD_SUBREAPER); orphans
+ * of our descendants are re-parented to us.  0 or -1/errno (ENOSYS off
+ * Linux). */
+int proc_set_subreaper(void);
+
+/* Absolute path of the running executable. */
+int proc_self_exe(char *out, size_t cap);
+
+#endif

@@ -1,0 +1,231 @@
+/* proc_linux.c -- see proc.h.  Linux: /proc, pidfd, prctl. */
+#include "platform/proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+static int
+read_small(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	do
+		n = read(fd, buf, cap - 1);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return (int)n;
+}
+
+int
+proc_read(pid_t pid, struct proc_info *out)
+{
+	char path[64], buf[1024], *p, *end;
+	unsigned long long v[20];
+	int k;
+
+	if (pid <= 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	if (read_small(path, buf, sizeof buf) < 0)
+		return errno == ENOENT || errno == ESRCH ? PROC_GONE : -1;
+	/* comm may hold spaces and parentheses: the state follows the last ')' */
+	p = strrchr(buf, ')');
+	if (p == NULL || p[1] != ' ' || p[2] == '\0') {
+		errno = EIO;
+		return -1;
+	}
+	out->pid = pid;
+	out->state = p[2];
+	p += 3;
+	/* fields 4..22 */
+	for (k = 0; k < 19; k++) {
+		while (*p == ' ')
+			p++;
+		errno = 0;
+		v[k] = strtoull(p, &end, 10);
+		if (end == p) {
+			/* ppid etc. can be negative only for tty fields */
+			long long sv = strtoll(p, &end, 10);
+			if (end == p) {
+				errno = EIO;
+				return -1;
+			}
+			v[k] = (unsigned long long)sv;
+		}
+		p = end;
+	}
+	out->ppid = (pid_t)v[0];
+	out->pgid = (pid_t)v[1];
+	out->sid = (pid_t)v[2];
+	out->start_ticks = v[18];
+	if (out->state == 'Z' || out->state == 'X')
+		return PROC_ZOMBIE;
+	return PROC_ALIVE;
+}
+
+int
+proc_boot_id(char out[64])
+{
+	static char cached[64];
+	int n;
+
+	if (cached[0] == '\0') {
+		n = read_small("/proc/sys/kernel/random/boot_id", cached, sizeof cached);
+		if (n < 0)
+			return -1;
+		while (n > 0 && (cached[n - 1] == '\n' || cached[n - 1] == ' '))
+			cached[--n] = '\0';
+	}
+	memcpy(out, cached, 64);
+	return 0;
+}
+
+int
+proc_exe(pid_t pid, char *out, size_t cap)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%ld/exe", (long)pid);
+	n = readlink(path, out, cap - 1);
+	if (n < 0)
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
+int
+proc_self_exe(char *out, size_t cap)
+{
+	ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+
+	if (n < 0)
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
+int
+proc_matches(pid_t pid, unsigned long long start_ticks, const char *boot_id)
+{
+	struct proc_info pi;
+	char boot[64];
+	int st;
+
+	if (boot_id != NULL && boot_id[0] != '\0') {
+		if (proc_boot_id(boot) < 0)
+			return -1;
+		if (strcmp(boot, boot_id) != 0)
+			return 0;
+	}
+	st = proc_read(pid, &pi);
+	if (st < 0)
+		return -1;
+	return st == PROC_ALIVE && pi.start_ticks == start_ticks;
+}
+
+int
+proc_pidfd_open(pid_t pid)
+{
+	long fd = syscall(SYS_pidfd_open, (long)pid, 0L);
+
+	return fd < 0 ? -1 : (int)fd;
+}
+
+int
+proc_signal_ident(pid_t pid, unsigned long long start_ticks, int sig, int value)
+{
+	siginfo_t si;
+	int pfd, m, r, e;
+
+	pfd = proc_pidfd_open(pid);
+	if (pfd < 0 && errno != ENOSYS)
+		return -1;      /* ESRCH: gone */
+	/* with the pidfd held, the identity we check is the one we signal */
+	m = proc_matches(pid, start_ticks, NULL);
+	if (m <= 0) {
+		if (pfd >= 0)
+			close(pfd);
+		if (m == 0)
+			errno = ESRCH;
+		return -1;
+	}
+	memset(&si, 0, sizeof si);
+	si.si_signo = sig;
+	si.si_code = SI_QUEUE;
+	si.si_pid = getpid();
+	si.si_uid = getuid();
+	si.si_value.sival_int = value;
+	if (pfd >= 0) {
+		r = (int)syscall(SYS_pidfd_send_signal, pfd, sig, &si, 0);
+		e = errno;
+		close(pfd);
+		errno = e;
+		return r < 0 ? -1 : 0;
+	}
+	return sigqueue(pid, sig, si.si_value);
+}
+
+int
+proc_signal_group(pid_t pgid, int sig)
+{
+	if (pgid <= 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (kill(-pgid, sig) < 0 && errno != ESRCH)
+		return -1;
+	return 0;
+}
+
+int
+proc_children(pid_t ppid, pid_t *out, int cap)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL && n < cap) {
+		struct proc_info pi;
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+
+		if (*end != '\0' || pid <= 0)
+			continue;
+		if (proc_read((pid_t)pid, &pi) > 0 && pi.ppid == ppid)
+			out[n++] = (pid_t)pid;
+	}
+	closedir(d);
+	return n;
+}
+
+int
+proc_set_subreaper(void)
+{
+	return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}

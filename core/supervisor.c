@@ -562,6 +562,10 @@ sup_spawn(struct sup *s)
 	err_clear(&e);
 	if (settings_expand(&s->s, s->h, argbuf, sizeof argbuf, argv, &e) < 0)
 		goto fail;
+	/* what a crashed incarnation left at the path goes first (the first
+	 * incarnation's path was prepared at startup) */
+	if (s->st.incarnation > 0 && sock_prepare(s->h->socket, s->h->startup_lock, &e) < 0)
+		goto fail;
 	rs = pidfile_reserve(s->h->srv_pid, 2000, &rv, &other, &e);
 	if (rs == 1) {
 		err_set(&e, ERR_OTHER, "another app-server is recorded as running (pid %ld) in %s",

@@ -174,11 +174,13 @@ $(FIXTURES): $(B)/fixtures/%: tests/fixtures/%.c $(B)/fixtures/.flags
 # /usr/bin/python3 on purpose: a pyenv python3 may come first on PATH.
 PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 integration: $(B)/appd $(B)/asan/appd $(FIXTURES)
-	@echo '$(TEST_ENV) $(PYTEST)'; \
-	$(TEST_ENV) $(PYTEST); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo 'integration: FAILED: pytest collected no tests' >&2; \
-	elif [ $$rc -ne 0 ]; then echo "integration: FAILED (pytest exit $$rc)" >&2; fi; \
-	exit $$rc
+	@set -e; for bin in $(abspath $(B)/appd) $(abspath $(B)/asan/appd); do \
+	  echo "== integration with $$bin"; \
+	  echo '$(TEST_ENV) APPD='"$$bin"' $(PYTEST)'; \
+	  rc=0; $(TEST_ENV) APPD=$$bin $(PYTEST) || rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo 'integration: FAILED: pytest collected no tests' >&2; exit 5; \
+	  elif [ $$rc -ne 0 ]; then echo "integration: FAILED with $$bin (pytest exit $$rc)" >&2; exit $$rc; fi; \
+	done
 
 # ---- other entry points ---------------------------------------------------------------
 run-script = if [ -x $(1) ]; then $(TEST_ENV) ./$(1); else $(TEST_ENV) sh $(1); fi

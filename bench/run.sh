@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# bench/run.sh -- lifecycle benchmark of build/appd (size, idle RSS, status and
+# stop latency). Prints a markdown report on stdout; progress goes to stderr.
+#
+#   make bench                       # the normal entry point (sets APPD, APPD_FIXTURES)
+#   APPD=/abs/build/appd APPD_FIXTURES=/abs/build/fixtures bench/run.sh
+#
+# Knobs (env): BENCH_STATUS_RUNS (default 300), BENCH_CYCLES (default 40),
+#              BENCH_IDLE_SECONDS (default 2).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+
+: "${APPD:=$root/build/appd}"
+: "${APPD_FIXTURES:=$root/build/fixtures}"
+export APPD APPD_FIXTURES
+
+for f in "$APPD" "$APPD_FIXTURES/testserver"; do
+    if [ ! -x "$f" ]; then
+        echo "bench: missing $f (run: make && make fixtures)" >&2
+        exit 1
+    fi
+done
+
+# /usr/bin/python3 on purpose (stdlib only; a pyenv python3 may come first on PATH).
+exec /usr/bin/python3 "$here/bench_lifecycle.py"

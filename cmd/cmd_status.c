@@ -23,6 +23,23 @@ put_time(struct jsonw *w, const char *key, int64_t ms)
 	jsonw_kstr(w, key, t);
 }
 
+/* The shared preamble of the read-only commands: no arguments, a home
+ * that is checked but never created, settings read leniently. */
+static int
+read_only_setup(int argc, const char *name, struct home *h, struct settings *s,
+    struct err *se, struct err *e)
+{
+	err_clear(e);
+	err_clear(se);
+	if (argc > 1)
+		return err_set(e, ERR_USAGE, "%s takes no arguments", name);
+	if (cmd_home(h, 0, e) < 0)
+		return -1;
+	if (settings_load(h->settings, s, se) < 0)
+		settings_defaults(s);
+	return 0;
+}
+
 int
 cmd_status(int argc, char **argv)
 {
@@ -37,16 +54,8 @@ cmd_status(int argc, char **argv)
 	const char *state;
 
 	(void)argv;
-	err_clear(&e);
-	if (argc > 1) {
-		err_set(&e, ERR_USAGE, "status takes no arguments");
+	if (read_only_setup(argc, "status", &h, &s, &se, &e) < 0)
 		return out_fail(&e);
-	}
-	if (cmd_home(&h, 0, &e) < 0)
-		return out_fail(&e);
-	err_clear(&se);
-	if (settings_load(h.settings, &s, &se) < 0)
-		settings_defaults(&s);
 	if (pidfile_peek(h.sup_pid, &sst, &sup, &e) < 0)
 		return out_fail(&e);
 	if (sst == PIDFILE_RUNNING)
@@ -137,16 +146,8 @@ cmd_version(int argc, char **argv)
 	int managed = 0, p;
 
 	(void)argv;
-	err_clear(&e);
-	if (argc > 1) {
-		err_set(&e, ERR_USAGE, "version takes no arguments");
+	if (read_only_setup(argc, "version", &h, &s, &se, &e) < 0)
 		return out_fail(&e);
-	}
-	if (cmd_home(&h, 0, &e) < 0)
-		return out_fail(&e);
-	err_clear(&se);
-	if (settings_load(h.settings, &s, &se) < 0)
-		settings_defaults(&s);
 	p = sock_probe(h.socket);
 	if (p != 1) {
 		err_ctx_str(&e, "socketPath", h.socket);

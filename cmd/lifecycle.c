@@ -15,6 +15,7 @@
 #include "platform/reactor.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -55,28 +56,62 @@ w_exit(struct reactor *r, int h, int ev, void *arg)
 	reactor_stop(r);
 }
 
+/* Kernels without pidfd (before 5.3, or a seccomp filter refusing it)
+ * give no exit event for a process that is not our child: there, and
+ * only there, the exit is checked on a timer that backs off from 1 ms to
+ * 50 ms, bounded by the same deadline. */
+struct pid_poll {
+	struct waiter *w;
+	pid_t pid;
+	uint64_t every;
+};
+
+static void
+w_poll(struct reactor *r, int h, int ev, void *arg)
+{
+	struct pid_poll *p = arg;
+	struct proc_info pi;
+
+	(void)h; (void)ev;
+	if (proc_read(p->pid, &pi) != PROC_ALIVE) {
+		p->w->done = 1;
+		reactor_stop(r);
+		return;
+	}
+	p->every = p->every * 2 > 50 ? 50 : p->every * 2;
+	reactor_timer_add(r, p->every, w_poll, p);
+}
+
 /* Wait until process `pid` exits (a zombie counts) or `ms` pass.
  * 1 exited, 0 timed out, -1 error. */
 static int
 wait_pid_exit(pid_t pid, int64_t ms)
 {
 	struct waiter w;
+	struct pid_poll poll = { &w, pid, 1 };
 	int r;
 
 	memset(&w, 0, sizeof w);
 	if (reactor_init(&w.r) < 0)
 		return -1;
 	if (reactor_pid_add(&w.r, pid, w_exit, &w) < 0) {
-		r = errno == ESRCH ? 1 : -1;
-		reactor_fini(&w.r);
-		return r;
+		if (errno == ESRCH) {
+			reactor_fini(&w.r);
+			return 1;
+		}
+		if (errno != ENOSYS) {
+			reactor_fini(&w.r);
+			return -1;
+		}
+		reactor_timer_add(&w.r, 0, w_poll, &poll);
 	}
 	reactor_timer_add(&w.r, (uint64_t)(ms > 0 ? ms : 0), w_timeout, &w);
 	while (!w.done && !w.timed_out)
 		if (reactor_run_once(&w.r, -1) < 0)
 			break;
 	reactor_fini(&w.r);
-	return w.done ? 1 : 0;
+	r = w.done ? 1 : 0;
+	return r;
 }
 
 /* ---- orphans ---- */

@@ -205,8 +205,10 @@ pidfile_read_state(const char *path, enum pidfile_state *st, struct pid_record *
 	return r;
 }
 
-int
-pidfile_wait_reservation(const char *path, int64_t timeout_ms, struct err *e)
+/* Take `path`'s reservation lock, waiting at most timeout_ms.  The fd,
+ * or -1 with ERR_BUSY (timeout) / ERR_IO filled in. */
+static int
+take_lock(const char *path, int64_t timeout_ms, const char *busy_fmt, struct err *e)
 {
 	char lp[PATH_MAX];
 	int fd;
@@ -214,13 +216,22 @@ pidfile_wait_reservation(const char *path, int64_t timeout_ms, struct err *e)
 	if (lock_path(path, lp, sizeof lp) < 0)
 		return err_set(e, ERR_IO, "path too long: %s", path);
 	fd = lock_acquire(lp, timeout_ms);
-	if (fd < 0) {
-		err_ctx_str(e, "path", path);
-		if (errno == ETIMEDOUT)
-			return err_set(e, ERR_BUSY,
-			    "timed out waiting for pid reservation in %s to finish initializing", path);
-		return err_sys(e, ERR_IO, "failed to open pid lock file %s", lp);
-	}
+	if (fd >= 0)
+		return fd;
+	err_ctx_str(e, "path", lp);
+	if (errno == ETIMEDOUT)
+		return err_set(e, ERR_BUSY, busy_fmt, path);
+	return err_sys(e, ERR_IO, "failed to open pid lock file %s", lp);
+}
+
+int
+pidfile_wait_reservation(const char *path, int64_t timeout_ms, struct err *e)
+{
+	int fd = take_lock(path, timeout_ms,
+	    "timed out waiting for pid reservation in %s to finish initializing", e);
+
+	if (fd < 0)
+		return -1;
 	lock_release(fd);
 	return 0;
 }
@@ -229,18 +240,11 @@ int
 pidfile_refresh_after_stale(const char *path, const struct pid_record *expected,
     enum pidfile_state *st, struct pid_record *rec, struct err *e)
 {
-	char lp[PATH_MAX];
 	int fd, r = 0;
 
-	if (lock_path(path, lp, sizeof lp) < 0)
-		return err_set(e, ERR_IO, "path too long: %s", path);
-	fd = lock_acquire(lp, PIDFILE_LOCK_TIMEOUT_MS);
-	if (fd < 0) {
-		err_ctx_str(e, "path", lp);
-		if (errno == ETIMEDOUT)
-			return err_set(e, ERR_BUSY, "timed out waiting for pid lock %s", lp);
-		return err_sys(e, ERR_IO, "failed to open pid lock file %s", lp);
-	}
+	fd = take_lock(path, PIDFILE_LOCK_TIMEOUT_MS, "timed out waiting for pid lock of %s", e);
+	if (fd < 0)
+		return -1;
 	if (locked_read(path, st, rec, e) < 0) {
 		r = -1;
 	} else if (*st == PIDFILE_RUNNING && pidrec_same(rec, expected)) {
@@ -287,19 +291,13 @@ int
 pidfile_reserve(const char *path, int64_t timeout_ms, struct pidfile_resv *rv,
     struct pid_record *other, struct err *e)
 {
-	char lp[PATH_MAX];
 	int fd, guard;
 
-	if (lock_path(path, lp, sizeof lp) < 0 ||
-	    str_copy(rv->path, sizeof rv->path, path) < 0)
+	if (str_copy(rv->path, sizeof rv->path, path) < 0)
 		return err_set(e, ERR_IO, "path too long: %s", path);
-	rv->lock_fd = lock_acquire(lp, timeout_ms);
-	if (rv->lock_fd < 0) {
-		err_ctx_str(e, "path", lp);
-		if (errno == ETIMEDOUT)
-			return err_set(e, ERR_BUSY, "timed out waiting for pid lock %s", lp);
-		return err_sys(e, ERR_IO, "failed to open pid lock file %s", lp);
-	}
+	rv->lock_fd = take_lock(path, timeout_ms, "timed out waiting for pid lock of %s", e);
+	if (rv->lock_fd < 0)
+		return -1;
 	for (guard = 0; guard < 100; guard++) {
 		enum pidfile_state st;
 		int a;

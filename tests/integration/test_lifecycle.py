@@ -413,3 +413,23 @@ def test_socket_path_too_long_is_refused(tmp_path):
         h.run("stop")
         import shutil
         shutil.rmtree(longdir, ignore_errors=True)
+
+
+def test_lifecycle_without_pidfd(home, tmp_path):
+    """Kernels without pidfd: child exits come from SIGCHLD + waitpid, and
+    non-child exits from the bounded re-check (APPD_REACTOR_NO_PIDFD=1
+    forces that path)."""
+    env = {"APPD_REACTOR_NO_PIDFD": "1"}
+    gp = str(tmp_path / "gc.pid")
+    r = home.run("start", "--", TESTSERVER, "--listen", "{socket}", "--fork-grandchild",
+                 "--grandchild-pidfile", gp, env=env)
+    assert r.rc == 0, r
+    pid = r.json["pid"]
+    os.kill(pid, signal.SIGKILL)
+    def restarted():
+        j = home.run("status", env=env).json
+        return j["status"] == "running" and j.get("pid") not in (None, pid)
+    assert wait_until(restarted, timeout=10)
+    s = home.run("stop", "--grace", "1", env=env)
+    assert s.rc == 0 and s.json["status"] == "stopped", s
+    assert marked_pids(home.path) == []

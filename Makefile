@@ -158,7 +158,7 @@ $(B)/asan/tests/%.o: tests/unit/%.c $(B)/asan/.flags | $(HDRS)
 $(UNIT_BINS): $(B)/asan/tests/%: $(B)/asan/tests/%.o $(UNIT_HOBJS) $(ASAN_LIB_OBJS) $(BR_LIB_GCC)
 	$(CC) $(ASAN_LDFLAGS) -o $@ $< $(UNIT_HOBJS) $(ASAN_LIB_OBJS) $(BR_LIB_GCC) -lcmocka
 
-unit: $(UNIT_BINS)
+unit: $(UNIT_BINS) $(FIXTURES)
 	@if [ -z "$(UNIT_BINS)" ]; then echo 'unit: no tests/unit/test_*.c found' >&2; exit 1; fi
 	@for t in $(UNIT_BINS); do \
 	  echo "== $$t"; \

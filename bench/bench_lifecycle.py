@@ -64,7 +64,7 @@ def pct(values, p):
 def timed_run(argv, env=None):
     """Wall time (ms) of one subprocess.run with stdout captured."""
     t0 = time.perf_counter()
-    cp = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    cp = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                         timeout=CMD_TIMEOUT)
     t1 = time.perf_counter()
     return (t1 - t0) * 1000.0, cp
@@ -74,8 +74,8 @@ def parse_json(cp, what):
     try:
         return json.loads(cp.stdout.decode())
     except (ValueError, UnicodeDecodeError):
-        raise BenchError("%s: exit %d, not JSON: stdout=%r stderr=%r"
-                         % (what, cp.returncode, cp.stdout[:300], cp.stderr[:300]))
+        raise BenchError("%s: exit %d, not JSON on stdout: %r"
+                         % (what, cp.returncode, cp.stdout[:300]))
 
 
 def proc_status(pid):
@@ -87,6 +87,39 @@ def proc_status(pid):
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(rest.split()[0]) * 1024
     return out
+
+
+def rss_breakdown(pid):
+    """Resident KiB per kind of mapping, from /proc/PID/smaps."""
+    parts = {"stack": 0, "anon (bss/heap)": 0, "binary (file-backed)": 0, "other": 0}
+    cur = None
+    try:
+        with open("/proc/%d/smaps" % pid) as f:
+            for line in f:
+                fields = line.split()
+                if "-" in fields[0] and not fields[0].endswith(":"):
+                    name = fields[5] if len(fields) > 5 else ""
+                    if name == "[stack]":
+                        cur = "stack"
+                    elif name == "":
+                        cur = "anon (bss/heap)"
+                    elif name.startswith("/"):
+                        cur = "binary (file-backed)"
+                    else:
+                        cur = "other"
+                elif fields[0] == "Rss:" and cur:
+                    parts[cur] += int(fields[1])
+    except OSError as e:
+        return "unavailable (%s)" % e
+    return ", ".join("%s %d KiB" % (k, v) for k, v in parts.items())
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def alive(pid):
@@ -138,6 +171,7 @@ class Bench:
         self.rows = []            # (metric, median, p90, target, verdict, command)
         self.notes = []
         self.scratch = tempfile.mkdtemp(prefix="apbx.", dir="/tmp")
+        self.load_before = loadavg()
 
     def appd(self, *args):
         return timed_run([APPD] + list(args), env=self.env)
@@ -193,6 +227,7 @@ class Bench:
         self.rows.append(("supervisor VmHWM (peak RSS)", fmt_kb(s["VmHWM"]), "—", "≤ 200 KiB",
                           verdict(s["VmHWM"] <= RSS_TARGET),
                           "`grep VmHWM /proc/$supervisorPid/status`"))
+        self.notes.append("supervisor RSS breakdown (smaps): %s." % rss_breakdown(sup))
         if isinstance(srv, int) and alive(srv):
             t = proc_status(srv)
             self.rows.append(("server (testserver) VmRSS, context", fmt_kb(t["VmRSS"]), "—",
@@ -200,52 +235,46 @@ class Bench:
         return obj
 
     # 3 ------------------------------------------------------------------
-    def _series(self, argv, n, env=None, check=None):
-        for _ in range(WARMUP):
-            timed_run(argv, env=env)
-        out = []
-        for _ in range(n):
-            ms, cp = timed_run(argv, env=env)
-            if check:
-                check(cp)
-            out.append(ms)
-        return out
-
     def measure_status(self):
-        def check(cp):
-            if cp.returncode != 0:
-                raise BenchError("appd status exit %d: %r" % (cp.returncode, cp.stdout[:300]))
         # one sanity check that the server is up and ready
         _, cp = self.appd("status")
         st = parse_json(cp, "appd status")
         if st.get("status") != "running" or not st.get("ready"):
             raise BenchError("server not running/ready before status series: %r" % st)
 
-        log("status x%d" % STATUS_RUNS)
-        series = self._series([APPD, "status"], STATUS_RUNS, env=self.env, check=check)
-        med, p90 = statistics.median(series), pct(series, 90)
+        # appd status and the spawn baselines run interleaved (round robin), so
+        # load from other processes on the machine hits all series alike
+        series = [("appd", [APPD, "status"])]
+        static_true = self._static_true()
+        if static_true:
+            series.append(("static", [static_true]))
+        series.append(("bintrue", ["/bin/true"]))
+        res = {k: [] for k, _ in series}
+        log("status x%d, interleaved with %d baseline(s)" % (STATUS_RUNS, len(series) - 1))
+        for i in range(WARMUP + STATUS_RUNS):
+            for k, argv in series:
+                ms, cp = timed_run(argv, env=self.env)
+                if k == "appd" and cp.returncode != 0:
+                    raise BenchError("appd status exit %d: %r" % (cp.returncode, cp.stdout[:300]))
+                if i >= WARMUP:
+                    res[k].append(ms)
+
+        a = res["appd"]
+        med, p90 = statistics.median(a), pct(a, 90)
         self.rows.append(("`appd status` wall time (n=%d)" % STATUS_RUNS, fmt_ms(med), fmt_ms(p90),
                           "≤ 2 ms median", verdict(med <= STATUS_TARGET),
                           "`APPD_HOME=$tmp appd status` (server running)"))
-
-        # spawn baselines, measured the same way
-        baselines = []
-        static_true = self._static_true()
-        if static_true:
-            baselines.append(("static no-op (musl `int main(){return 0;}`)", [static_true]))
-        baselines.append(("`/bin/true` (dynamic, glibc)", ["/bin/true"]))
-        self.baseline_med = None
-        for name, argv in baselines:
-            log("baseline %s x%d" % (argv[0], STATUS_RUNS))
-            b = self._series(argv, STATUS_RUNS, env=self.env)
-            bmed = statistics.median(b)
-            if self.baseline_med is None:
-                self.baseline_med = bmed
-            self.rows.append(("baseline: %s (n=%d)" % (name, STATUS_RUNS), fmt_ms(bmed),
-                              fmt_ms(pct(b, 90)), "—", "info", "same harness"))
-        if self.baseline_med is not None:
-            self.notes.append("`appd status` minus the first spawn baseline (harness + fork/exec "
-                              "cost): %.2f ms median." % (med - self.baseline_med))
+        names = {"static": "static no-op (musl `int main(){return 0;}`)",
+                 "bintrue": "`/bin/true` (dynamic, glibc)"}
+        for k, _ in series[1:]:
+            b = res[k]
+            self.rows.append(("baseline: %s (n=%d)" % (names[k], STATUS_RUNS),
+                              fmt_ms(statistics.median(b)), fmt_ms(pct(b, 90)), "—", "info",
+                              "same harness, interleaved"))
+        k0 = series[1][0]
+        self.notes.append("`appd status` minus the %s baseline (harness + fork/exec cost), "
+                          "median of paired differences: %.2f ms."
+                          % (names[k0], statistics.median(x - y for x, y in zip(a, res[k0]))))
 
     def _static_true(self):
         cc = shutil.which("musl-gcc")
@@ -260,7 +289,7 @@ class Bench:
         return exe if cp.returncode == 0 and os.access(exe, os.X_OK) else None
 
     # 4 ------------------------------------------------------------------
-    def measure_cycles(self, first):
+    def measure_cycles(self):
         # the server from step 2/3 is still running: its stop is cycle 0 (not counted)
         self.stop()
         starts, stops = [], []
@@ -326,8 +355,10 @@ class Bench:
         w("- `file`: %s\n" % getattr(self, "file_desc", "?"))
         w("- machine: nproc=%s, kernel `%s`, CPU `%s`, python %s\n"
           % (m["nproc"], m["kernel"], m["cpu"], m["python"]))
+        w("- load average (1/5/15 min) before / after the run: %s / %s (other work on the "
+          "machine inflates the timings)\n" % (self.load_before, loadavg()))
         w("- method: wall time = `time.perf_counter()` around `subprocess.run` with stdout "
-          "captured, %d warm-up runs discarded; p90 = nearest rank; fresh `APPD_HOME` under "
+          "captured (stderr to /dev/null), %d warm-up runs discarded; p90 = nearest rank; fresh `APPD_HOME` under "
           "/tmp; server = `testserver --listen {socket}`.\n\n" % WARMUP)
         w("| metric | median | p90 | target | verdict | command |\n")
         w("|---|---|---|---|---|---|\n")
@@ -359,9 +390,9 @@ def main():
     error = None
     try:
         b.measure_size()
-        first = b.measure_idle_rss()
+        b.measure_idle_rss()
         b.measure_status()
-        b.measure_cycles(first)
+        b.measure_cycles()
     except (BenchError, OSError, subprocess.SubprocessError, KeyError) as e:
         error = "%s: %s" % (type(e).__name__, e)
         log("error: " + error)

@@ -507,7 +507,7 @@ write_stop_request(const struct home *h, int grace_s)
 	if (str_fmt(path, sizeof path, "%s/%s", h->state, SUP_STOP_REQUEST) < 0)
 		return -1;
 	snprintf(buf, sizeof buf, "{\"graceSeconds\":%d}\n", grace_s);
-	return fs_write_atomic(path, buf, strlen(buf), 0600);
+	return fs_replace(path, buf, strlen(buf), 0600);
 }
 
 int

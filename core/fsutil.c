@@ -144,8 +144,8 @@ fs_sync_parent(const char *path)
 	return r;
 }
 
-int
-fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+static int
+write_replace(const char *path, const void *data, size_t len, mode_t mode, int durable)
 {
 	char tmp[PATH_MAX];
 	int fd, e;
@@ -158,7 +158,7 @@ fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		return -1;
-	if (fd_write_all(fd, data, len) < 0 || fsync(fd) < 0)
+	if (fd_write_all(fd, data, len) < 0 || (durable && fsync(fd) < 0))
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -169,7 +169,8 @@ fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 		goto fail;
 	/* the rename is durable once the directory is synced; a failure
 	 * here leaves a complete file in place, so it is not an error */
-	(void)fs_sync_parent(path);
+	if (durable)
+		(void)fs_sync_parent(path);
 	return 0;
 fail:
 	e = errno;
@@ -178,6 +179,18 @@ fail:
 	unlink(tmp);
 	errno = e;
 	return -1;
+}
+
+int
+fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_replace(path, data, len, mode, 1);
+}
+
+int
+fs_replace(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_replace(path, data, len, mode, 0);
 }
 
 int

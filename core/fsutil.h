@@ -21,6 +21,13 @@ int fs_read_file(const char *path, char *buf, size_t cap, size_t *len);
  * and state files").  No reader ever sees a torn file. */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* Like fs_write_atomic but without the fsyncs: for files that describe a
+ * live process (state/status.json, the stop request) and mean nothing
+ * after a crash or reboot.  rename(2) alone keeps readers from ever
+ * seeing a torn file; what is lost is only durability, which they do not
+ * need (readers treat a missing or empty file as "no record"). */
+int fs_replace(const char *path, const void *data, size_t len, mode_t mode);
+
 /* Create `path` as a 0700 directory if missing, then check it: a real
  * directory (not a link), owned by the effective user, not writable by
  * group or other.  Never chmods an existing directory.  On refusal fills

@@ -11,9 +11,9 @@
 static int
 join(char *out, const char *a, const char *b, struct err *e)
 {
-	int n = snprintf(out, PATH_MAX, "%s/%s", a, b);
+	int n = snprintf(out, HOME_PATH_MAX, "%s/%s", a, b);
 
-	if (n < 0 || n >= PATH_MAX)
+	if (n < 0 || n >= HOME_PATH_MAX)
 		return err_set(e, ERR_IO, "path too long: %s/%s", a, b);
 	return 0;
 }
@@ -41,8 +41,8 @@ home_resolve(struct home *h, struct err *e)
 			return err_sys(e, ERR_IO, "cannot resolve relative APPD_HOME");
 		if (join(h->root, cwd, raw, e) < 0)
 			return -1;
-	} else {
-		memcpy(h->root, raw, sizeof raw);
+	} else if (str_copy(h->root, sizeof h->root, raw) < 0) {
+		return err_set(e, ERR_IO, "APPD_HOME is longer than %d bytes", HOME_PATH_MAX - 1);
 	}
 	n = strlen(h->root);
 	while (n > 1 && h->root[n - 1] == '/')

@@ -7,24 +7,28 @@
 
 #include <limits.h>
 
+/* Every path under the home fits here; the control socket must fit
+ * sun_path (108 bytes) anyway, so a longer home is refused early. */
+#define HOME_PATH_MAX 512
+
 #include "core/err.h"
 
 struct home {
-	char root[PATH_MAX];
-	char state[PATH_MAX];
-	char run[PATH_MAX];
-	char packages[PATH_MAX];
-	char current[PATH_MAX];          /* packages/current */
-	char settings[PATH_MAX];
-	char daemon_lock[PATH_MAX];
-	char sup_pid[PATH_MAX];          /* state/supervisor.pid */
-	char srv_pid[PATH_MAX];          /* state/app-server.pid */
-	char status[PATH_MAX];           /* state/status.json */
-	char srv_log[PATH_MAX];          /* state/app-server.log */
-	char sup_log[PATH_MAX];          /* state/supervisor.log */
-	char socket[PATH_MAX];           /* run/app-server.sock */
-	char startup_lock[PATH_MAX];     /* run/startup.lock */
-	char notify_sock[PATH_MAX];      /* run/notify.sock */
+	char root[HOME_PATH_MAX];
+	char state[HOME_PATH_MAX];
+	char run[HOME_PATH_MAX];
+	char packages[HOME_PATH_MAX];
+	char current[HOME_PATH_MAX];          /* packages/current */
+	char settings[HOME_PATH_MAX];
+	char daemon_lock[HOME_PATH_MAX];
+	char sup_pid[HOME_PATH_MAX];          /* state/supervisor.pid */
+	char srv_pid[HOME_PATH_MAX];          /* state/app-server.pid */
+	char status[HOME_PATH_MAX];           /* state/status.json */
+	char srv_log[HOME_PATH_MAX];          /* state/app-server.log */
+	char sup_log[HOME_PATH_MAX];          /* state/supervisor.log */
+	char socket[HOME_PATH_MAX];           /* run/app-server.sock */
+	char startup_lock[HOME_PATH_MAX];     /* run/startup.lock */
+	char notify_sock[HOME_PATH_MAX];      /* run/notify.sock */
 };
 
 /* Fill every path from the environment.  0, or -1 (ERR_USAGE when

@@ -61,7 +61,7 @@ status_write(const char *path, const struct sup_status *st, struct err *e)
 	if (jsonw_finish(&w) < 0)
 		return err_set(e, ERR_IO, "status record too large");
 	buf[w.len] = '\n';
-	if (fs_write_atomic(path, buf, w.len + 1, 0600) < 0)
+	if (fs_replace(path, buf, w.len + 1, 0600) < 0)
 		return err_sys(e, ERR_IO, "failed to write %s", path);
 	return 0;
 }

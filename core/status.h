@@ -2,7 +2,8 @@
  * status.h -- state/status.json, the supervisor's published state and
  * heartbeat (DESIGN.md "Heartbeat and ownership").
  *
- * Written only by the supervisor, always atomically (fs_write_atomic);
+ * Written only by the supervisor, always atomically (fs_replace: renamed
+ * into place; not fsync'd, as it describes a live process);
  * read by `status`, `start`, `restart` and `stop`.  `serverId` is
  * "<supervisor pid>-<start ticks>"; a supervisor never overwrites a file
  * whose serverId is another live supervisor's.  Times are wall-clock ms

@@ -334,6 +334,13 @@ became_ready(struct sup *s)
 		report(s, line);
 		s->initial = 0;
 	}
+	/* the run/ watch only speeds up readiness; closing an inotify fd
+	 * waits for an RCU grace period, so pay that now, after reporting,
+	 * rather than on the stop path */
+	cancel(s, &s->dw_h);
+	if (s->dw_fd >= 0)
+		close(s->dw_fd);
+	s->dw_fd = -1;
 	cancel(s, &s->healthy_h);
 	s->healthy_h = reactor_timer_add(&s->r, HEALTHY_MS, on_healthy, s);
 }
@@ -503,10 +510,15 @@ on_server_exit(struct reactor *r, int h, int status, void *arg)
 	s->st.ready = 0;
 	str_fmt(s->st.message, sizeof s->st.message, "%s", msg);
 	if (s->shutting_down) {
-		publish(s);
-		/* adopted descendants get the rest of the grace period */
-		if (kill_children(s, 0) > 0 && !s->forced)
-			s->kill_h = reactor_timer_add(&s->r, (uint64_t)s->grace_s * 1000, on_kill, s);
+		/* adopted descendants get the rest of the grace period; with
+		 * none left, finish() publishes the final state */
+		if (kill_children(s, 0) > 0) {
+			publish(s);
+			if (!s->forced)
+				s->kill_h = reactor_timer_add(&s->r, (uint64_t)s->grace_s * 1000,
+				    on_kill, s);
+			return;
+		}
 		sup_check_done(s);
 		return;
 	}
@@ -633,6 +645,8 @@ sup_spawn(struct sup *s)
 		break;
 	case READY_CONNECT:
 	case READY_CODEX_INIT:
+		if (s->dw_fd < 0 && (s->dw_fd = dirwatch_open(s->h->run)) >= 0)
+			s->dw_h = reactor_io_add(&s->r, s->dw_fd, REACTOR_READ, on_dirwatch, s);
 		/* codex-initialize is probed as connect until the WebSocket
 		 * probe exists */
 		s->probe_ms = PROBE_MIN_MS;
@@ -856,9 +870,6 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 	}
 	if (s.s.readiness == READY_NOTIFY && open_notify_socket(&s, e) < 0)
 		goto fini;
-	s.dw_fd = dirwatch_open(h->run);
-	if (s.dw_fd >= 0)
-		s.dw_h = reactor_io_add(&s.r, s.dw_fd, REACTOR_READ, on_dirwatch, &s);
 
 	now = wall_ms();
 	str_fmt(s.st.server_id, sizeof s.st.server_id, "%ld-%llu", (long)getpid(), s.self.start_ticks);

@@ -12,8 +12,9 @@ int
 cmd_supervise(int argc, char **argv)
 {
 	struct sup_opts so = { -1, 0, 0 };
-	struct home h;
-	struct err e;
+	/* static: the supervisor's resident stack stays small */
+	static struct home h;
+	static struct err e;
 	int i, rc;
 
 	err_clear(&e);

@@ -234,8 +234,10 @@ rw_sup_exit(struct reactor *r, int h, int ev, void *arg)
 static void
 fill_tail(const struct home *h, struct err *e)
 {
-	if (log_tail(h->srv_log, ERR_TAIL_MAX, e->tail, sizeof e->tail) == 0)
-		e->has_tail = 1;
+	static char tail[ERR_TAIL_MAX + 1];
+
+	if (log_tail(h->srv_log, ERR_TAIL_MAX, tail, sizeof tail) == 0)
+		e->tail = tail;
 }
 
 int

@@ -28,7 +28,7 @@ static const char usage_text[] =
 int
 main(int argc, char **argv)
 {
-	struct err e;
+	static struct err e;
 	const char *cmd = argc > 1 ? argv[1] : "";
 
 	if (strcmp(cmd, "start") == 0)

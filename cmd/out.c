@@ -78,7 +78,7 @@ out_fail(const struct err *e)
 		else
 			jsonw_str(&w, e->ctx[i].str);
 	}
-	if (e->has_tail)
+	if (e->tail != NULL)
 		jsonw_kstr(&w, "logTail", e->tail);
 	jsonw_kstr(&w, "cliVersion", APPD_VERSION);
 	jsonw_obj_end(&w);

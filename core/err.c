@@ -11,8 +11,7 @@ err_clear(struct err *e)
 	e->code = ERR_NONE;
 	e->msg[0] = '\0';
 	e->nctx = 0;
-	e->has_tail = 0;
-	e->tail[0] = '\0';
+	e->tail = NULL;
 }
 
 static void

@@ -38,16 +38,16 @@ struct err_ctx {
 	const char *key;        /* static string */
 	int is_num;
 	long long num;
-	char str[512];
+	char str[256];
 };
 
 struct err {
 	enum err_code code;
-	char msg[1024];
+	char msg[768];
 	int nctx;
 	struct err_ctx ctx[ERR_CTX_MAX];
-	int has_tail;
-	char tail[ERR_TAIL_MAX + 1];   /* log tail, NUL-terminated */
+	const char *tail;              /* log tail (<= ERR_TAIL_MAX bytes), not
+	                                * owned: points at caller storage */
 };
 
 /* Reset `e` to "no error". */

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PIDFILE_MAX 8192
+#define PIDFILE_MAX 2048
 
 int
 pidrec_capture(pid_t pid, struct pid_record *rec)
@@ -32,8 +32,12 @@ pidrec_capture(pid_t pid, struct pid_record *rec)
 	rec->pgid = pi.pgid;
 	if (proc_boot_id(rec->boot_id) < 0)
 		return -1;
-	if (proc_exe(pid, rec->exe, sizeof rec->exe) < 0)
-		rec->exe[0] = '\0';
+	{
+		char exe[PATH_MAX];
+		if (proc_exe(pid, exe, sizeof exe) < 0)
+			exe[0] = '\0';
+		snprintf(rec->exe, sizeof rec->exe, "%.255s", exe);
+	}
 	return 0;
 }
 
@@ -73,9 +77,10 @@ pidrec_parse(const char *text, size_t len, struct pid_record *rec)
 	if (jsonr_get(&r, 0, "pgid") >= 0 &&
 	    jsonr_int(&r, jsonr_get(&r, 0, "pgid"), &pgid) < 0)
 		return -1;
+	/* exe is informational: a long one is dropped, not an error */
 	if (jsonr_get(&r, 0, "exe") >= 0 &&
 	    jsonr_str(&r, jsonr_get(&r, 0, "exe"), rec->exe, sizeof rec->exe) < 0)
-		return -1;
+		rec->exe[0] = '\0';
 	rec->pid = (long)pid;
 	rec->start_ticks = (unsigned long long)ticks;
 	rec->pgid = (long)pgid;

@@ -27,7 +27,7 @@ struct pid_record {
 	char boot_id[64];
 	unsigned long long start_ticks;
 	long pgid;
-	char exe[PATH_MAX];
+	char exe[256];                 /* informational; truncated if longer */
 };
 
 enum pidfile_state { PIDFILE_MISSING = 0, PIDFILE_STARTING, PIDFILE_RUNNING };

@@ -24,7 +24,7 @@ put_time(struct jsonw *w, const char *key, int64_t ms)
 int
 status_write(const char *path, const struct sup_status *st, struct err *e)
 {
-	char buf[8192];
+	char buf[4096];
 	struct jsonw w;
 
 	jsonw_init(&w, buf, sizeof buf - 1);
@@ -89,7 +89,7 @@ get_num(const struct jsonr *r, int obj, const char *key)
 int
 status_read(const char *path, struct sup_status *st, struct err *e)
 {
-	char buf[8192];
+	char buf[4096];
 	jsmntok_t tok[128];
 	struct jsonr r;
 	size_t len;

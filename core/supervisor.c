@@ -246,7 +246,7 @@ static void
 finish(struct sup *s)
 {
 	struct err e;
-	char sp[PATH_MAX];
+	char sp[HOME_PATH_MAX + 32];
 
 	cancel(s, &s->kill_h);
 	cancel(s, &s->final_h);
@@ -544,11 +544,11 @@ static void
 on_output(struct reactor *r, int h, int ev, void *arg)
 {
 	struct sup *s = arg;
-	char buf[16384];
+	char buf[4096];
 	ssize_t n;
 
 	(void)r; (void)h; (void)ev;
-	for (int k = 0; k < 4; k++) {
+	for (int k = 0; k < 16; k++) {
 		n = read(s->out_rd, buf, sizeof buf);
 		if (n <= 0)
 			break;

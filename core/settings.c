@@ -57,6 +57,15 @@ settings_defaults(struct settings *s)
 	s->log_max_bytes = 1 << 20;
 }
 
+void
+settings_copy(struct settings *dst, const struct settings *src)
+{
+	*dst = *src;
+	for (int i = 0; i < src->argc; i++)
+		dst->argv[i] = dst->argbuf + (src->argv[i] - src->argbuf);
+	dst->argv[src->argc] = NULL;
+}
+
 static int
 bad(struct err *e, const char *path, const char *what)
 {

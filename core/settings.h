@@ -38,6 +38,9 @@ struct settings {
 };
 
 void settings_defaults(struct settings *s);
+/* Copy `src` into `dst`, re-pointing argv into dst's own buffer (a plain
+ * struct assignment would leave argv pointing into `src`). */
+void settings_copy(struct settings *dst, const struct settings *src);
 int settings_load(const char *path, struct settings *s, struct err *e);
 /* Store `argv` as server.command (placeholders kept as given). */
 int settings_save_command(const char *path, int argc, char *const argv[], struct err *e);

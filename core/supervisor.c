@@ -707,7 +707,7 @@ on_signal(struct reactor *r, int h, int sig, void *arg)
 		if (settings_load(s->h->settings, &ns, &e) < 0) {
 			logf_("SIGHUP: keeping the old settings: %s", e.msg);
 		} else {
-			s->s = ns;
+			settings_copy(&s->s, &ns);
 			s->ready_timeout_s = ns.ready_timeout_s;
 			s->grace_s = ns.grace_s;
 			str_fmt(s->st.readiness, sizeof s->st.readiness, "%s", readiness_name(ns.readiness));

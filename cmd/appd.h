@@ -48,8 +48,10 @@ struct start_result {
 };
 int lc_start(const struct home *h, const struct settings *s, int timeout_s,
 	     struct start_result *res, struct err *e);
-/* stopped: 1 when something was stopped, 0 when nothing ran. */
-int lc_stop(const struct home *h, int grace_s, int *stopped, struct err *e);
+/* stopped: 1 when something was stopped, 0 when nothing ran.  With
+ * `explicit_grace` the supervisor is told `grace_s` (a stop request file);
+ * otherwise it uses the grace period of the settings it runs with. */
+int lc_stop(const struct home *h, int grace_s, int explicit_grace, int *stopped, struct err *e);
 /* Supervisor record and freshness: 1 when an active supervisor exists. */
 int lc_supervisor(const struct home *h, struct pid_record *rec, struct err *e);
 /* Kill a server left behind by a dead supervisor, by identity. */

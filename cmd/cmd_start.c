@@ -191,7 +191,7 @@ cmd_restart(int argc, char **argv)
 	} else {
 		if (preflight(&h, &s, &e) < 0)
 			return out_fail(&e);
-		if (lc_stop(&h, s.grace_s, &stopped, &e) < 0 ||
+		if (lc_stop(&h, s.grace_s, 0, &stopped, &e) < 0 ||
 		    lc_start(&h, &s, a.timeout_s, &res, &e) < 0)
 			return out_fail(&e);
 	}

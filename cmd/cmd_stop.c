@@ -13,7 +13,7 @@ cmd_stop(int argc, char **argv)
 	struct settings s;
 	struct err e, se;
 	struct out o;
-	int grace = -1, lock_timeout = LOCK_TIMEOUT_DEFAULT_S, lock, stopped, i;
+	int grace = -1, lock_timeout = LOCK_TIMEOUT_DEFAULT_S, lock, stopped, i, explicit_grace;
 
 	err_clear(&e);
 	for (i = 1; i < argc; i++) {
@@ -42,9 +42,10 @@ cmd_stop(int argc, char **argv)
 		snprintf(msg, sizeof msg, "%.900s; stopping with default settings", se.msg);
 		out_warn(&o, msg);
 	}
+	explicit_grace = grace >= 0;
 	if (grace < 0)
 		grace = s.grace_s;
-	if (lc_stop(&h, grace, &stopped, &e) < 0)
+	if (lc_stop(&h, grace, explicit_grace, &stopped, &e) < 0)
 		return out_fail(&e);
 	lock_release(lock);
 	if (!stopped) {

@@ -513,7 +513,7 @@ write_stop_request(const struct home *h, int grace_s)
 }
 
 int
-lc_stop(const struct home *h, int grace_s, int *stopped, struct err *e)
+lc_stop(const struct home *h, int grace_s, int explicit_grace, int *stopped, struct err *e)
 {
 	enum pidfile_state st;
 	struct pid_record sup, srv;
@@ -525,7 +525,8 @@ lc_stop(const struct home *h, int grace_s, int *stopped, struct err *e)
 		return -1;
 	if (r == 1) {
 		*stopped = 1;
-		(void)write_stop_request(h, grace_s);
+		if (explicit_grace)
+			(void)write_stop_request(h, grace_s);
 		/* CONT first: a stopped (SIGSTOP) supervisor must see the TERM */
 		proc_signal_ident((pid_t)sup.pid, sup.start_ticks, SIGCONT, 0);
 		if (proc_signal_ident((pid_t)sup.pid, sup.start_ticks, SIGTERM, 0) < 0 &&

@@ -54,10 +54,11 @@ struct sup {
 	int notify_rd, notify_h;
 	int nsock, nsock_h;
 
-	int deadline_h, backoff_h, kill_h, heartbeat_h, healthy_h, final_h;
+	int deadline_h, backoff_h, kill_h, heartbeat_h, healthy_h, final_h, stopping_h;
 	int64_t backoff_ms;
 	int stopping_server;      /* TERM sent to the current server */
 	int shutting_down;
+	int finished;
 	int restart_now;          /* HUP or not-ready restart pending */
 	int forced;
 	int own_status;
@@ -248,8 +249,12 @@ finish(struct sup *s)
 	struct err e;
 	char sp[HOME_PATH_MAX + 32];
 
+	if (s->finished)
+		return;
+	s->finished = 1;
 	cancel(s, &s->kill_h);
 	cancel(s, &s->final_h);
+	cancel(s, &s->stopping_h);
 	cancel(s, &s->heartbeat_h);
 	cancel(s, &s->backoff_h);
 	cancel(s, &s->probe_h);
@@ -280,6 +285,20 @@ sup_check_done(struct sup *s)
 	finish(s);
 }
 
+/* A stop that completes at once never shows "stopping": the state is
+ * published only when the server takes longer than this. */
+#define STOPPING_PUBLISH_MS 50
+
+static void
+on_stopping(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)r; (void)h; (void)ev;
+	s->stopping_h = -1;
+	publish(s);
+}
+
 static void
 begin_shutdown(struct sup *s, int exit_code, const char *why)
 {
@@ -290,7 +309,8 @@ begin_shutdown(struct sup *s, int exit_code, const char *why)
 	logf_("shutting down: %s", why);
 	str_fmt(s->st.message, sizeof s->st.message, "%s", why);
 	if (s->srv > 0) {
-		set_state(s, "stopping", NULL);
+		str_fmt(s->st.state, sizeof s->st.state, "stopping");
+		s->stopping_h = reactor_timer_add(&s->r, STOPPING_PUBLISH_MS, on_stopping, s);
 		stop_server(s, s->grace_s);
 	} else {
 		kill_children(s, SIGTERM);
@@ -832,6 +852,7 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 	s.out_rd = s.out_wr = s.dw_fd = s.notify_rd = s.nsock = -1;
 	s.out_h = s.srv_h = s.probe_h = s.dw_h = s.notify_h = s.nsock_h = -1;
 	s.deadline_h = s.backoff_h = s.kill_h = s.heartbeat_h = s.healthy_h = s.final_h = -1;
+	s.stopping_h = -1;
 	s.backoff_ms = BACKOFF_MIN_MS;
 	signal(SIGPIPE, SIG_IGN);
 	if (settings_load(h->settings, &s.s, e) < 0)

@@ -12,8 +12,8 @@
 #include "core/pidfile.h"
 #include "core/settings.h"
 #include "core/status.h"
+#include "core/version.h"
 
-#define APPD_VERSION "0.1.0"
 #define LOCK_TIMEOUT_DEFAULT_S 75
 
 /* Output: one JSON object on stdout (and for failures the message on

@@ -55,6 +55,24 @@ settings_defaults(struct settings *s)
 	s->grace_s = 10;
 	s->restart = RESTART_ON_FAILURE;
 	s->log_max_bytes = 1 << 20;
+	memcpy(s->rcbuf, "--remote-control", sizeof "--remote-control");
+	s->rc_argv[0] = s->rcbuf;
+	s->rc_argc = 1;
+}
+
+/* Append `str` to rcbuf; NULL when full. */
+static char *
+rc_store(struct settings *s, size_t *off, const char *str)
+{
+	size_t n = strlen(str) + 1;
+	char *p;
+
+	if (*off + n > sizeof s->rcbuf)
+		return NULL;
+	p = s->rcbuf + *off;
+	memcpy(p, str, n);
+	*off += n;
+	return p;
 }
 
 void
@@ -64,6 +82,10 @@ settings_copy(struct settings *dst, const struct settings *src)
 	for (int i = 0; i < src->argc; i++)
 		dst->argv[i] = dst->argbuf + (src->argv[i] - src->argbuf);
 	dst->argv[src->argc] = NULL;
+	for (int i = 0; i < src->rc_argc; i++)
+		dst->rc_argv[i] = dst->rcbuf + (src->rc_argv[i] - src->rcbuf);
+	for (int i = 0; i < src->rc_envc; i++)
+		dst->rc_env[i] = dst->rcbuf + (src->rc_env[i] - src->rcbuf);
 }
 
 static int
@@ -116,6 +138,60 @@ get_bool(const struct jsonr *r, const char *key, int *out)
 	return jsonr_bool(r, i, out);
 }
 
+/* server.remoteControlArgs / server.remoteControlDisabledEnv */
+static int
+parse_rc(const struct jsonr *r, struct settings *s, struct err *e, const char *path)
+{
+	char item[512], name[128];
+	int a = jsonr_path(r, "server.remoteControlArgs");
+	int v = jsonr_path(r, "server.remoteControlDisabledEnv");
+	size_t off = 0;
+	int k, i;
+
+	if (a < 0 && v < 0)
+		return 0;
+	/* rebuild rcbuf from what is configured, keeping the defaults for
+	 * the member that is absent */
+	{
+		static struct settings keep;
+		settings_copy(&keep, s);
+		s->rc_argc = s->rc_envc = 0;
+		if (a < 0)
+			for (k = 0; k < keep.rc_argc; k++)
+				s->rc_argv[s->rc_argc++] = rc_store(s, &off, keep.rc_argv[k]);
+		if (v < 0)
+			for (k = 0; k < keep.rc_envc; k++)
+				s->rc_env[s->rc_envc++] = rc_store(s, &off, keep.rc_env[k]);
+	}
+	if (a >= 0) {
+		if (jsonr_type(r, a) != JSMN_ARRAY || r->tok[a].size > 8)
+			return bad(e, path, "server.remoteControlArgs must be an array of at most 8 strings");
+		for (k = 0; k < r->tok[a].size; k++) {
+			if (jsonr_str(r, jsonr_elem(r, a, k), item, sizeof item) < 0 ||
+			    (s->rc_argv[s->rc_argc] = rc_store(s, &off, item)) == NULL)
+				return bad(e, path, "server.remoteControlArgs must be an array of short strings");
+			s->rc_argc++;
+		}
+	}
+	if (v >= 0) {
+		if (jsonr_type(r, v) != JSMN_OBJECT || r->tok[v].size > 8)
+			return bad(e, path, "server.remoteControlDisabledEnv must be an object of at most 8 strings");
+		i = v + 1;
+		for (k = 0; k < r->tok[v].size; k++) {
+			char pair[640];
+			if (jsonr_str(r, i, name, sizeof name) < 0 || name[0] == '\0' ||
+			    strchr(name, '=') != NULL || jsonr_str(r, i + 1, item, sizeof item) < 0)
+				return bad(e, path, "server.remoteControlDisabledEnv must map names to strings");
+			snprintf(pair, sizeof pair, "%s=%s", name, item);
+			if ((s->rc_env[s->rc_envc] = rc_store(s, &off, pair)) == NULL)
+				return bad(e, path, "server.remoteControlDisabledEnv is too large");
+			s->rc_envc++;
+			i = jsonr_skip(r, i + 1);
+		}
+	}
+	return 0;
+}
+
 int
 settings_load(const char *path, struct settings *s, struct err *e)
 {
@@ -138,6 +214,26 @@ settings_load(const char *path, struct settings *s, struct err *e)
 	s->from_file = 1;
 	if (jsonr_parse(&r, text, len, tok, sizeof tok / sizeof tok[0]) < 0)
 		return bad(e, path, "not a JSON object");
+	i = jsonr_path(&r, "profile");
+	if (i >= 0) {
+		char prof[32];
+		if (jsonr_str(&r, i, prof, sizeof prof) < 0 ||
+		    (strcmp(prof, "generic") != 0 && strcmp(prof, "codex") != 0))
+			return bad(e, path, "profile must be \"generic\" or \"codex\"");
+		s->codex_profile = strcmp(prof, "codex") == 0;
+	}
+	if (s->codex_profile) {
+		static const char *const codex[] = {
+			CODEX_MANAGED_BIN, "app-server", "--listen", "unix://{socket}"
+		};
+		size_t off = sizeof "--remote-control";
+		set_argv(s, 4, codex);
+		s->readiness = READY_CODEX_INIT;
+		s->rc_env[0] = rc_store(s, &off, CODEX_RC_DISABLED_ENV);
+		s->rc_envc = 1;
+	}
+	if (parse_rc(&r, s, e, path) < 0)
+		return -1;
 	i = jsonr_path(&r, "server.command");
 	if (i >= 0) {
 		const char *args[SETTINGS_MAX_ARGS];
@@ -182,25 +278,14 @@ settings_load(const char *path, struct settings *s, struct err *e)
 		return bad(e, path, "server.socketActivation must be true or false");
 	if (get_bool(&r, "remoteControlEnabled", &s->remote_control) < 0)
 		return bad(e, path, "remoteControlEnabled must be true or false");
-	i = jsonr_path(&r, "profile");
-	if (i >= 0) {
-		char prof[32];
-		if (jsonr_str(&r, i, prof, sizeof prof) < 0 ||
-		    (strcmp(prof, "generic") != 0 && strcmp(prof, "codex") != 0))
-			return bad(e, path, "profile must be \"generic\" or \"codex\"");
-		s->codex_profile = strcmp(prof, "codex") == 0;
-	}
 	return 0;
 }
 
 int
-settings_save_command(const char *path, int argc, char *const argv[], struct err *e)
+settings_set(const char *path, const char *key, const char *value, struct err *e)
 {
 	static char text[SETTINGS_MAX_BYTES], out[SETTINGS_MAX_BYTES + 16384];
-	static char val[16384];
-	struct jsonw w;
 	size_t len = 0;
-	int i;
 
 	if (fs_read_file(path, text, sizeof text, &len) < 0) {
 		if (errno != ENOENT) {
@@ -209,14 +294,7 @@ settings_save_command(const char *path, int argc, char *const argv[], struct err
 		}
 		len = 0;
 	}
-	jsonw_init(&w, val, sizeof val);
-	jsonw_arr_begin(&w);
-	for (i = 0; i < argc; i++)
-		jsonw_str(&w, argv[i]);
-	jsonw_arr_end(&w);
-	if (jsonw_finish(&w) < 0)
-		return err_set(e, ERR_USAGE, "server command is too long");
-	if (jsonr_set(text, len, "server.command", val, out, sizeof out - 1) < 0) {
+	if (jsonr_set(text, len, key, value, out, sizeof out - 1) < 0) {
 		if (errno == ENOSPC)
 			return err_set(e, ERR_SETTINGS, "settings %s would be too large", path);
 		return bad(e, path, "not a JSON object");
@@ -228,6 +306,23 @@ settings_save_command(const char *path, int argc, char *const argv[], struct err
 		return err_sys(e, ERR_IO, "failed to write settings %s", path);
 	}
 	return 0;
+}
+
+int
+settings_save_command(const char *path, int argc, char *const argv[], struct err *e)
+{
+	static char val[16384];
+	struct jsonw w;
+	int i;
+
+	jsonw_init(&w, val, sizeof val);
+	jsonw_arr_begin(&w);
+	for (i = 0; i < argc; i++)
+		jsonw_str(&w, argv[i]);
+	jsonw_arr_end(&w);
+	if (jsonw_finish(&w) < 0)
+		return err_set(e, ERR_USAGE, "server command is too long");
+	return settings_set(path, "server.command", val, e);
 }
 
 int
@@ -261,5 +356,26 @@ settings_expand(const struct settings *s, const struct home *h, char *buf, size_
 		buf[off++] = '\0';
 	}
 	out[s->argc] = NULL;
+	return 0;
+}
+
+int
+settings_launch(const struct settings *s, const struct home *h, char *buf, size_t cap,
+    char **argv, char **env, struct err *e)
+{
+	int n = s->argc, k;
+
+	if (settings_expand(s, h, buf, cap, argv, e) < 0)
+		return -1;
+	env[0] = NULL;
+	if (s->remote_control) {
+		for (k = 0; k < s->rc_argc && n < SETTINGS_MAX_ARGS; k++)
+			argv[n++] = s->rc_argv[k];
+		argv[n] = NULL;
+	} else {
+		for (k = 0; k < s->rc_envc; k++)
+			env[k] = s->rc_env[k];
+		env[k] = NULL;
+	}
 	return 0;
 }

@@ -35,13 +35,36 @@ struct settings {
 	int codex_profile;                 /* "profile":"codex" */
 	int remote_control;                /* remoteControlEnabled */
 	long long log_max_bytes;           /* server.logMaxBytes, default 1 MiB */
+	/* server.remoteControlArgs: appended when remote control is on */
+	int rc_argc;
+	char *rc_argv[8];
+	/* server.remoteControlDisabledEnv: NAME=VALUE set when it is off */
+	int rc_envc;
+	char *rc_env[8];
+	char rcbuf[2048];
 };
+
+/* The codex profile (DESIGN.md "Settings"): what the real Codex
+ * app-server needs.  Its managed binary, and the env marker the seed's
+ * daemon sets when remote control is disabled (seed-contract.md §1.6). */
+#define CODEX_MANAGED_BIN "{current}/bin/codex"
+#define CODEX_RC_DISABLED_ENV "CODEX_INTERNAL_APP_SERVER_REMOTE_CONTROL_DISABLED=1"
 
 void settings_defaults(struct settings *s);
 /* Copy `src` into `dst`, re-pointing argv into dst's own buffer (a plain
  * struct assignment would leave argv pointing into `src`). */
 void settings_copy(struct settings *dst, const struct settings *src);
 int settings_load(const char *path, struct settings *s, struct err *e);
+/* Set the member at dotted `key` to the raw JSON `value` (NULL removes
+ * it), keeping every other member as it was; atomic, durable. */
+int settings_set(const char *path, const char *key, const char *value, struct err *e);
+/* The command to run: server.command expanded, plus the remote-control
+ * arguments when it is enabled.  `env` gets the NAME=VALUE pairs to add
+ * (NULL-terminated; the disabled-marker when remote control is off).
+ * Pointers go into `buf`. */
+int settings_launch(const struct settings *s, const struct home *h, char *buf, size_t cap,
+		    char **argv, char **env, struct err *e);
+
 /* Store `argv` as server.command (placeholders kept as given). */
 int settings_save_command(const char *path, int argc, char *const argv[], struct err *e);
 /* Expand {home}, {socket} and {current} in every argument into `buf`;

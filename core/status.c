@@ -55,6 +55,8 @@ status_write(const char *path, const struct sup_status *st, struct err *e)
 	put_time(&w, "nextRestartAt", st->next_restart_at);
 	jsonw_kint(&w, "backoffMs", st->backoff_ms);
 	jsonw_kstr(&w, "readiness", st->readiness);
+	if (st->app_server_version[0])
+		jsonw_kstr(&w, "appServerVersion", st->app_server_version);
 	jsonw_kstr(&w, "socketPath", st->socket);
 	jsonw_kstr(&w, "message", st->message);
 	jsonw_obj_end(&w);
@@ -130,6 +132,8 @@ status_read(const char *path, struct sup_status *st, struct err *e)
 	st->next_restart_at = get_time(&r, "nextRestartAt");
 	st->backoff_ms = get_num(&r, 0, "backoffMs");
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "readiness"), st->readiness, sizeof st->readiness);
+	(void)jsonr_str(&r, jsonr_get(&r, 0, "appServerVersion"), st->app_server_version,
+	    sizeof st->app_server_version);
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "socketPath"), st->socket, sizeof st->socket);
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "message"), st->message, sizeof st->message);
 	return 0;

@@ -38,6 +38,7 @@ struct sup_status {
 	int64_t next_restart_at; /* 0: none scheduled */
 	int64_t backoff_ms;
 	char readiness[24];
+	char app_server_version[64]; /* from the initialize probe, or empty */
 	char socket[512];
 	char message[256];       /* last notable event, for operators */
 };

@@ -1,5 +1,7 @@
 /* supervisor.c -- see supervisor.h. */
 #include "core/supervisor.h"
+#include "core/version.h"
+#include "core/wsprobe.h"
 #include "core/fsutil.h"
 #include "core/jsonr.h"
 #include "core/lock.h"
@@ -50,6 +52,8 @@ struct sup {
 	int srv_ready;
 
 	int probe_h, probe_ms;
+	struct wsprobe *ws;       /* codex-initialize probe (static storage) */
+	char probe_err[256];      /* the last failed probe, for notReady */
 	int dw_fd, dw_h;
 	int notify_rd, notify_h;
 	int nsock, nsock_h;
@@ -165,6 +169,13 @@ sup_report_parse(const char *line, struct sup_report *out)
 	return 0;
 }
 
+static void
+stop_probe(struct sup *s)
+{
+	cancel(s, &s->probe_h);
+	wsprobe_cancel(s->ws);
+}
+
 /* ---- shutdown of the server tree ---- */
 
 static int
@@ -223,7 +234,7 @@ on_kill(struct reactor *r, int h, int ev, void *arg)
 static void
 stop_server(struct sup *s, int grace_s)
 {
-	cancel(s, &s->probe_h);
+	stop_probe(s);
 	cancel(s, &s->deadline_h);
 	cancel(s, &s->healthy_h);
 	cancel(s, &s->backoff_h);
@@ -257,7 +268,7 @@ finish(struct sup *s)
 	cancel(s, &s->stopping_h);
 	cancel(s, &s->heartbeat_h);
 	cancel(s, &s->backoff_h);
-	cancel(s, &s->probe_h);
+	stop_probe(s);
 	cancel(s, &s->deadline_h);
 	cancel(s, &s->healthy_h);
 	sock_cleanup(s->h->socket);
@@ -342,7 +353,7 @@ became_ready(struct sup *s)
 	if (s->srv_ready || s->srv <= 0 || s->stopping_server)
 		return;
 	s->srv_ready = 1;
-	cancel(s, &s->probe_h);
+	stop_probe(s);
 	cancel(s, &s->deadline_h);
 	s->st.ready = 1;
 	s->st.ready_at = wall_ms();
@@ -365,6 +376,9 @@ became_ready(struct sup *s)
 	s->healthy_h = reactor_timer_add(&s->r, HEALTHY_MS, on_healthy, s);
 }
 
+static void probe_later(struct sup *s);
+static void on_ws_done(struct wsprobe *p, void *arg);
+
 static void
 on_probe(struct reactor *r, int h, int ev, void *arg)
 {
@@ -375,13 +389,46 @@ on_probe(struct reactor *r, int h, int ev, void *arg)
 	s->probe_h = -1;
 	if (s->srv <= 0 || s->srv_ready || s->stopping_server)
 		return;
-	p = sock_probe(s->h->socket);
-	if (p == 1) {
+	if (s->s.readiness == READY_CODEX_INIT) {
+		if (wsprobe_running(s->ws))
+			return;
+		if (wsprobe_start(s->ws, &s->r, s->h->socket, APPD_VERSION,
+		    WSPROBE_DEFAULT_TIMEOUT_MS, on_ws_done, s) == 0)
+			return;
+		str_fmt(s->probe_err, sizeof s->probe_err, "%s", s->ws->err.msg);
+	} else {
+		p = sock_probe(s->h->socket);
+		if (p == 1) {
+			became_ready(s);
+			return;
+		}
+	}
+	probe_later(s);
+}
+
+static void
+probe_later(struct sup *s)
+{
+	s->probe_ms = s->probe_ms * 2 > PROBE_MAX_MS ? PROBE_MAX_MS : s->probe_ms * 2;
+	s->probe_h = reactor_timer_add(&s->r, (uint64_t)s->probe_ms, on_probe, s);
+}
+
+/* One codex-initialize session ended: ready with a version, or retry. */
+static void
+on_ws_done(struct wsprobe *p, void *arg)
+{
+	struct sup *s = arg;
+
+	if (s->srv <= 0 || s->srv_ready || s->stopping_server)
+		return;
+	if (p->ok) {
+		str_fmt(s->st.app_server_version, sizeof s->st.app_server_version, "%s", p->version);
 		became_ready(s);
 		return;
 	}
-	s->probe_ms = s->probe_ms * 2 > PROBE_MAX_MS ? PROBE_MAX_MS : s->probe_ms * 2;
-	s->probe_h = reactor_timer_add(&s->r, (uint64_t)s->probe_ms, on_probe, s);
+	str_fmt(s->probe_err, sizeof s->probe_err, "%s", p->err.msg);
+	if (s->probe_h < 0)
+		probe_later(s);
 }
 
 static void
@@ -392,7 +439,7 @@ on_dirwatch(struct reactor *r, int h, int ev, void *arg)
 	(void)r; (void)h; (void)ev;
 	dirwatch_drain(s->dw_fd);
 	/* something appeared in run/: probe now rather than at the next tick */
-	if (s->probe_h >= 0 && !s->srv_ready) {
+	if (s->probe_h >= 0 && !s->srv_ready && !wsprobe_running(s->ws)) {
 		cancel(s, &s->probe_h);
 		s->probe_ms = PROBE_MIN_MS / 2 ? PROBE_MIN_MS / 2 : 1;
 		on_probe(&s->r, -1, 0, s);
@@ -446,8 +493,9 @@ on_deadline(struct reactor *r, int h, int ev, void *arg)
 	s->deadline_h = -1;
 	if (s->srv_ready || s->srv <= 0)
 		return;
-	str_fmt(msg, sizeof msg, "app-server did not become ready on %s within %d s (readiness %s)",
-	    s->h->socket, s->ready_timeout_s, readiness_name(s->s.readiness));
+	str_fmt(msg, sizeof msg, "app-server did not become ready on %s within %d s (readiness %s%s%s)",
+	    s->h->socket, s->ready_timeout_s, readiness_name(s->s.readiness),
+	    s->probe_err[0] ? ": " : "", s->probe_err);
 	logf_("%s", msg);
 	if (s->initial) {
 		report_fail(s, ERR_NOT_READY, -1, 0, msg);
@@ -498,7 +546,7 @@ on_server_exit(struct reactor *r, int h, int status, void *arg)
 
 	(void)r; (void)h;
 	s->srv_h = -1;
-	cancel(s, &s->probe_h);
+	stop_probe(s);
 	cancel(s, &s->deadline_h);
 	cancel(s, &s->healthy_h);
 	s->st.has_last_exit = 1;
@@ -580,7 +628,7 @@ static void
 sup_spawn(struct sup *s)
 {
 	static char argbuf[16384];
-	char *argv[SETTINGS_MAX_ARGS + 1];
+	char *argv[SETTINGS_MAX_ARGS + 9], *env[9];
 	struct spawn_opts o;
 	struct pidfile_resv rv;
 	struct pid_record other;
@@ -592,7 +640,7 @@ sup_spawn(struct sup *s)
 	int rs;
 
 	err_clear(&e);
-	if (settings_expand(&s->s, s->h, argbuf, sizeof argbuf, argv, &e) < 0)
+	if (settings_launch(&s->s, s->h, argbuf, sizeof argbuf, argv, env, &e) < 0)
 		goto fail;
 	/* what a crashed incarnation left at the path goes first (the first
 	 * incarnation's path was prepared at startup) */
@@ -623,6 +671,9 @@ sup_spawn(struct sup *s)
 	o.notify_fd = np[1];
 	o.notify_socket = s->nsock >= 0 ? s->h->notify_sock : NULL;
 	o.sigmask = &mask;
+	o.env_add = (const char *const *)env;
+	s->probe_err[0] = '\0';
+	s->st.app_server_version[0] = '\0';
 	pid = spawn_server(&o, &e);
 	if (np[1] >= 0)
 		close(np[1]);
@@ -667,8 +718,6 @@ sup_spawn(struct sup *s)
 	case READY_CODEX_INIT:
 		if (s->dw_fd < 0 && (s->dw_fd = dirwatch_open(s->h->run)) >= 0)
 			s->dw_h = reactor_io_add(&s->r, s->dw_fd, REACTOR_READ, on_dirwatch, s);
-		/* codex-initialize is probed as connect until the WebSocket
-		 * probe exists */
 		s->probe_ms = PROBE_MIN_MS;
 		s->probe_h = reactor_timer_add(&s->r, PROBE_MIN_MS, on_probe, s);
 		break;
@@ -841,12 +890,14 @@ int
 supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 {
 	static struct sup s;
+	static struct wsprobe ws;
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD };
 	int fl, rc;
 	int64_t now;
 
 	memset(&s, 0, sizeof s);
 	s.h = h;
+	s.ws = &ws;
 	s.ready_fd = o->ready_fd;
 	s.initial = o->ready_fd >= 0;
 	s.out_rd = s.out_wr = s.dw_fd = s.notify_rd = s.nsock = -1;

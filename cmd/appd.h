@@ -28,6 +28,10 @@ void out_begin(struct out *o, const char *status);
 /* managedPath / managedVersion / socketPath / cliVersion */
 void out_common(struct out *o, const struct home *h, const struct settings *s);
 int out_end(struct out *o);
+/* appServerVersion, when known (non-empty). */
+void out_server_version(struct out *o, const char *v);
+/* Add managedPath / managedVersion to a failure (readiness errors). */
+void err_managed(struct err *e, const struct home *h, const struct settings *s);
 int out_fail(const struct err *e);
 void out_warn(struct out *o, const char *msg);
 
@@ -61,7 +65,20 @@ int lc_kill_orphan(const struct home *h, int grace_s, int *killed, struct err *e
 int lc_wait_ready(const struct home *h, const struct pid_record *sup, int after_incarnation,
 		  int timeout_ms, struct sup_status *st, struct err *e);
 
+/* Probes (cmd/probe.c).  cli_probe: 1 when the control socket answers
+ * (`version` filled when the server speaks codex-initialize), 0 when
+ * nothing listens, -1 with ERR_NOT_RUNNING when the probe failed. */
+int cli_probe(const struct home *h, const struct settings *s, char *version, size_t cap,
+	      struct err *e);
+/* Second token of `<bin> --version` (bounded: 5 s), or "" when unknown. */
+void managed_version(const char *bin, char *out, size_t cap);
+/* 1 when a server answers on the socket but appd does not manage it (no
+ * live supervisor and no record of ours). */
+int lc_unmanaged(const struct home *h, struct err *e);
+#define UNMANAGED_MSG "app server is running but is not managed by appd"
+
 int cmd_start(int argc, char **argv);
+int cmd_remote_control(int argc, char **argv, int enable);
 int cmd_stop(int argc, char **argv);
 int cmd_restart(int argc, char **argv);
 int cmd_status(int argc, char **argv);

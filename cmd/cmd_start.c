@@ -78,6 +78,11 @@ preflight(const struct home *h, const struct settings *s, struct err *e)
 	if (strchr(argv[0], '/') != NULL) {
 		if (access(argv[0], X_OK) < 0) {
 			err_ctx_str(e, "managedPath", argv[0]);
+			if (s->codex_profile)
+				return err_set(e, ERR_SPAWN, "managed standalone Codex install not "
+				    "found at %s; install Codex first (appd bootstrap), or give "
+				    "the binary with: appd start -- /path/to/codex app-server "
+				    "--listen unix://{socket}", argv[0]);
 			return err_sys(e, ERR_SPAWN, "managed app-server not found at %s; "
 			    "give one with: appd start -- /path/to/server ARGS", argv[0]);
 		}
@@ -101,6 +106,18 @@ preflight(const struct home *h, const struct settings *s, struct err *e)
 		err_ctx_str(e, "managedPath", argv[0]);
 		return err_set(e, ERR_SPAWN, "managed app-server %s not found in PATH", argv[0]);
 	}
+}
+
+/* appServerVersion as the supervisor's readiness probe saw it. */
+static void
+out_running_version(struct out *o, const struct home *h)
+{
+	struct sup_status st;
+	struct err e;
+
+	err_clear(&e);
+	if (status_read(h->status, &st, &e) == 0)
+		out_server_version(o, st.app_server_version);
 }
 
 int
@@ -130,6 +147,23 @@ cmd_start(int argc, char **argv)
 		return out_fail(&e);
 	if (a.timeout_s == 0)
 		a.timeout_s = s.ready_timeout_s;
+	switch (lc_unmanaged(&h, &e)) {
+	case -1:
+		return out_fail(&e);
+	case 1: {
+		/* seed §1.1: a server someone else runs on our socket is
+		 * reported, not fought over */
+		char v[64];
+		struct err pe;
+		err_clear(&pe);
+		(void)cli_probe(&h, &s, v, sizeof v, &pe);
+		lock_release(lock);
+		out_begin(&o, "alreadyRunning");
+		out_common(&o, &h, &s);
+		out_server_version(&o, v);
+		return out_end(&o);
+	}
+	}
 	{
 		struct pid_record sup;
 		struct err e2;
@@ -139,7 +173,7 @@ cmd_start(int argc, char **argv)
 			return out_fail(&e);
 	}
 	if (lc_start(&h, &s, a.timeout_s, &res, &e) < 0)
-		return out_fail(&e);
+		return err_managed(&e, &h, &s), out_fail(&e);
 	lock_release(lock);
 	out_begin(&o, res.started ? "started" : "alreadyRunning");
 	jsonw_kstr(&o.w, "backend", "pid");
@@ -147,6 +181,7 @@ cmd_start(int argc, char **argv)
 		jsonw_kint(&o.w, "pid", res.server_pid);
 	jsonw_kint(&o.w, "supervisorPid", res.sup_pid);
 	out_common(&o, &h, &s);
+	out_running_version(&o, &h);
 	return out_end(&o);
 }
 
@@ -173,6 +208,11 @@ cmd_restart(int argc, char **argv)
 		return out_fail(&e);
 	if (a.timeout_s == 0)
 		a.timeout_s = s.ready_timeout_s;
+	if ((r = lc_unmanaged(&h, &e)) != 0) {
+		if (r > 0)
+			err_set(&e, ERR_UNMANAGED, UNMANAGED_MSG);
+		return out_fail(&e);
+	}
 	r = lc_supervisor(&h, &sup, &e);
 	if (r < 0)
 		return out_fail(&e);
@@ -185,7 +225,7 @@ cmd_restart(int argc, char **argv)
 			return err_sys(&e, ERR_IO, "failed to signal supervisor %ld", sup.pid), out_fail(&e);
 		if (lc_wait_ready(&h, &sup, before,
 		    (s.grace_s + a.timeout_s) * 1000 + 5000, &st, &e) < 0)
-			return out_fail(&e);
+			return err_managed(&e, &h, &s), out_fail(&e);
 		res.server_pid = st.server_pid;
 		res.sup_pid = sup.pid;
 	} else {
@@ -193,7 +233,7 @@ cmd_restart(int argc, char **argv)
 			return out_fail(&e);
 		if (lc_stop(&h, s.grace_s, 0, &stopped, &e) < 0 ||
 		    lc_start(&h, &s, a.timeout_s, &res, &e) < 0)
-			return out_fail(&e);
+			return err_managed(&e, &h, &s), out_fail(&e);
 	}
 	lock_release(lock);
 	out_begin(&o, "restarted");
@@ -201,5 +241,6 @@ cmd_restart(int argc, char **argv)
 	jsonw_kint(&o.w, "pid", res.server_pid);
 	jsonw_kint(&o.w, "supervisorPid", res.sup_pid);
 	out_common(&o, &h, &s);
+	out_running_version(&o, &h);
 	return out_end(&o);
 }

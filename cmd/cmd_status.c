@@ -143,17 +143,16 @@ cmd_version(int argc, char **argv)
 	enum pidfile_state st;
 	struct err e, se;
 	struct out o;
+	char v[64];
 	int managed = 0, p;
 
 	(void)argv;
 	if (read_only_setup(argc, "version", &h, &s, &se, &e) < 0)
 		return out_fail(&e);
-	p = sock_probe(h.socket);
-	if (p != 1) {
+	p = cli_probe(&h, &s, v, sizeof v, &e);
+	if (p <= 0) {
 		err_ctx_str(&e, "socketPath", h.socket);
-		if (p < 0)
-			err_sys(&e, ERR_NOT_RUNNING, "failed to connect to %s", h.socket);
-		else
+		if (p == 0)
 			err_set(&e, ERR_NOT_RUNNING, "no app-server is answering on %s", h.socket);
 		return out_fail(&e);
 	}
@@ -164,6 +163,7 @@ cmd_version(int argc, char **argv)
 	if (managed)
 		jsonw_kstr(&o.w, "backend", "pid");
 	out_common(&o, &h, &s);
+	out_server_version(&o, v);
 	return out_end(&o);
 }
 

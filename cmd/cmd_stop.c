@@ -47,6 +47,11 @@ cmd_stop(int argc, char **argv)
 		grace = s.grace_s;
 	if (lc_stop(&h, grace, explicit_grace, &stopped, &e) < 0)
 		return out_fail(&e);
+	if (!stopped && lc_unmanaged(&h, &e) == 1) {
+		err_ctx_str(&e, "socketPath", h.socket);
+		err_set(&e, ERR_UNMANAGED, UNMANAGED_MSG);
+		return out_fail(&e);
+	}
 	lock_release(lock);
 	if (!stopped) {
 		struct out o2;

@@ -9,6 +9,7 @@
 #include "cmd/appd.h"
 #include "core/fsutil.h"
 #include "core/logcap.h"
+#include "core/sockprep.h"
 #include "core/supervisor.h"
 #include "platform/dirwatch.h"
 #include "platform/proc.h"
@@ -559,4 +560,20 @@ lc_stop(const struct home *h, int grace_s, int explicit_grace, int *stopped, str
 	if (killed)
 		*stopped = 1;
 	return 0;
+}
+
+int
+lc_unmanaged(const struct home *h, struct err *e)
+{
+	struct pid_record rec;
+	enum pidfile_state st;
+	int r;
+
+	r = lc_supervisor(h, &rec, e);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	r = pidfile_is_starting_or_running(h->srv_pid, &st, &rec, e);
+	if (r != 0)
+		return r < 0 ? -1 : 0;     /* an orphan of ours, not unmanaged */
+	return sock_probe(h->socket) == 1;
 }

@@ -19,6 +19,8 @@ static const char usage_text[] =
 	"                       restart the server (in place when the supervisor is healthy)\n"
 	"  status               what runs, its readiness, restarts and heartbeat\n"
 	"  version              probe the running server\n"
+	"  enable-remote-control / disable-remote-control\n"
+	"                       persist the flag; restart a running managed server\n"
 	"  logs [--lines N]     tail of the server log (plain text)\n"
 	"\n"
 	"Home: $APPD_HOME (default $HOME/.appd).  Output: one JSON object.\n"
@@ -43,6 +45,10 @@ main(int argc, char **argv)
 		return cmd_version(argc - 1, argv + 1);
 	if (strcmp(cmd, "supervise") == 0)
 		return cmd_supervise(argc - 1, argv + 1);
+	if (strcmp(cmd, "enable-remote-control") == 0)
+		return cmd_remote_control(argc - 1, argv + 1, 1);
+	if (strcmp(cmd, "disable-remote-control") == 0)
+		return cmd_remote_control(argc - 1, argv + 1, 0);
 	if (strcmp(cmd, "logs") == 0)
 		return cmd_logs(argc - 1, argv + 1);
 	if (strcmp(cmd, "--version") == 0) {

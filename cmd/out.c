@@ -25,18 +25,60 @@ out_warn(struct out *o, const char *msg)
 		str_fmt(o->warnings[o->nwarn++], sizeof o->warnings[0], "%s", msg);
 }
 
+/* managedPath and, for the codex profile, managedVersion (the managed
+ * binary's own --version, run once per invocation). */
+static const char *
+managed(const struct home *h, const struct settings *s, const char **version)
+{
+	static char buf[16384], ver[64];
+	static int done;
+	static char *argv[SETTINGS_MAX_ARGS + 1];
+	struct err e;
+
+	*version = NULL;
+	err_clear(&e);
+	if (s == NULL || settings_expand(s, h, buf, sizeof buf, argv, &e) < 0)
+		return NULL;
+	if (s->codex_profile) {
+		if (!done)
+			managed_version(argv[0], ver, sizeof ver);
+		done = 1;
+		if (ver[0])
+			*version = ver;
+	}
+	return argv[0];
+}
+
+void
+err_managed(struct err *e, const struct home *h, const struct settings *s)
+{
+	const char *v, *path = managed(h, s, &v);
+
+	if (path != NULL)
+		err_ctx_str(e, "managedPath", path);
+	if (v != NULL)
+		err_ctx_str(e, "managedVersion", v);
+}
+
+void
+out_server_version(struct out *o, const char *v)
+{
+	if (v != NULL && v[0] != '\0')
+		jsonw_kstr(&o->w, "appServerVersion", v);
+}
+
 void
 out_common(struct out *o, const struct home *h, const struct settings *s)
 {
-	static char buf[16384];
-	char *argv[SETTINGS_MAX_ARGS + 1];
-	struct err e;
+	const char *v, *path = managed(h, s, &v);
 
-	err_clear(&e);
-	if (s != NULL && settings_expand(s, h, buf, sizeof buf, argv, &e) == 0)
-		jsonw_kstr(&o->w, "managedPath", argv[0]);
+	if (path != NULL)
+		jsonw_kstr(&o->w, "managedPath", path);
 	jsonw_key(&o->w, "managedVersion");
-	jsonw_null(&o->w);
+	if (v != NULL)
+		jsonw_str(&o->w, v);
+	else
+		jsonw_null(&o->w);
 	jsonw_kstr(&o->w, "socketPath", h->socket);
 	jsonw_kstr(&o->w, "cliVersion", APPD_VERSION);
 }

@@ -55,6 +55,24 @@ sock_probe(const char *path)
 	return -1;
 }
 
+/* A socket inode, or a symbolic link in our private run dir that is
+ * dangling or points at a socket (codex 0.169.0 makes the listen path such
+ * a link to a socket of its own elsewhere).  Only the path itself is ever
+ * removed, never what a link points at. */
+static int
+removable(const char *path, const struct stat *lst)
+{
+	struct stat st;
+
+	if (S_ISSOCK(lst->st_mode))
+		return 1;
+	if (!S_ISLNK(lst->st_mode))
+		return 0;
+	if (stat(path, &st) < 0)
+		return errno == ENOENT;
+	return S_ISSOCK(st.st_mode);
+}
+
 int
 sock_prepare(const char *path, const char *lock_path, struct err *e)
 {
@@ -75,7 +93,7 @@ sock_prepare(const char *path, const char *lock_path, struct err *e)
 			r = err_sys(e, ERR_IO, "cannot inspect %s", path);
 		goto out;
 	}
-	if (!S_ISSOCK(st.st_mode) && !S_ISLNK(st.st_mode)) {
+	if (!removable(path, &st)) {
 		err_ctx_str(e, "socketPath", path);
 		r = err_set(e, ERR_SOCKET_IN_USE,
 		    "control socket path exists and is not a socket: %s; it was left alone", path);
@@ -111,6 +129,6 @@ sock_cleanup(const char *path)
 
 	if (lstat(path, &st) < 0)
 		return;
-	if ((S_ISSOCK(st.st_mode) || S_ISLNK(st.st_mode)) && sock_probe(path) == 0)
+	if (removable(path, &st) && sock_probe(path) == 0)
 		unlink(path);
 }

@@ -70,3 +70,76 @@ def test_codex_start_status_restart_stop(home, codex_bin, tmp_path):
     assert wait_until(lambda: codex_pids(home) == [], timeout=5)
     assert marked_pids(home.path) == []
     assert not os.path.lexists(home.socket)
+
+
+def install_managed(home, codex_bin):
+    """The managed-install layout: packages/releases/<v>-<target>/bin/codex
+    and packages/current -> that release (what bootstrap will create)."""
+    rel = home.file("packages/releases/0.169.0-x86_64-linux/bin")
+    os.makedirs(rel)
+    os.chmod(home.path, 0o700)
+    os.symlink(codex_bin, os.path.join(rel, "codex"))
+    os.symlink("releases/0.169.0-x86_64-linux", home.file("packages/current"))
+
+
+def environ(pid):
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        return f.read().split(b"\0")
+
+
+def cmdline(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        return [a.decode() for a in f.read().split(b"\0") if a]
+
+
+MARKER = b"CODEX_INTERNAL_APP_SERVER_REMOTE_CONTROL_DISABLED=1"
+
+
+def test_codex_profile_lifecycle_and_remote_control(home, codex_bin, tmp_path):
+    chome = tmp_path / "codex-home"
+    chome.mkdir()
+    env = {"CODEX_HOME": str(chome)}
+    install_managed(home, codex_bin)
+    home.write_settings({"profile": "codex", "server": {"readyTimeoutSeconds": 60}})
+
+    r = home.run("start", env=env)
+    assert r.rc == 0, r
+    j = r.json
+    assert j["status"] == "started" and j["backend"] == "pid"
+    assert j["appServerVersion"] == "0.169.0"
+    assert j["managedVersion"] == "0.169.0"
+    assert j["managedPath"] == home.file("packages/current/bin/codex")
+    pid = j["pid"]
+    assert cmdline(pid)[1:] == ["app-server", "--listen", "unix://" + home.socket]
+    assert MARKER in environ(pid)
+
+    v = home.run("version")
+    assert v.rc == 0 and v.json["appServerVersion"] == "0.169.0" and v.json["backend"] == "pid", v
+
+    e = home.run("enable-remote-control", env=env)
+    assert e.rc == 0, e
+    assert e.json["status"] == "enabled" and e.json["appServerVersion"] == "0.169.0"
+    rc_pid = home.run("status").json["pid"]
+    assert rc_pid != pid and not pid_alive(pid)
+    assert cmdline(rc_pid)[-1] == "--remote-control"
+    assert MARKER not in environ(rc_pid)
+    assert "/0.169.0" in probe(home.socket, timeout=5.0)["userAgent"]
+
+    d = home.run("disable-remote-control", env=env)
+    assert d.rc == 0 and d.json["status"] == "disabled", d
+    off_pid = home.run("status").json["pid"]
+    assert off_pid != rc_pid and "--remote-control" not in cmdline(off_pid)
+    assert MARKER in environ(off_pid)
+
+    rr = home.run("restart", env=env)
+    assert rr.rc == 0 and rr.json["status"] == "restarted", rr
+    assert rr.json["appServerVersion"] == "0.169.0"
+
+    st = home.run("stop")
+    assert st.rc == 0 and st.json["status"] == "stopped", st
+    assert st.json["managedVersion"] == "0.169.0"
+    assert wait_until(lambda: codex_pids(home) == [], timeout=5)
+    assert not os.path.lexists(home.socket)
+    assert sorted(os.listdir(home.file("run"))) == ["startup.lock"]
+    assert not os.path.exists(home.file("state/app-server.pid"))
+    assert not os.path.exists(home.file("state/supervisor.pid"))

@@ -1,0 +1,171 @@
+/*
+ * probe.c -- what the CLI asks of a running server and of the managed
+ * binary: the live probe behind `version` (connect, or a full
+ * codex-initialize session for servers that speak it) and the managed
+ * binary's own `--version` (seed-contract.md §3.1: the second token of
+ * its output).  Both are bounded waits on a reactor.
+ */
+#include "cmd/appd.h"
+#include "core/fsutil.h"
+#include "core/sockprep.h"
+#include "core/wsprobe.h"
+#include "platform/reactor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define VERSION_RUN_TIMEOUT_MS 5000
+
+struct cli_ws {
+	struct reactor r;
+	int done;
+};
+
+static void
+ws_done(struct wsprobe *p, void *arg)
+{
+	struct cli_ws *c = arg;
+
+	(void)p;
+	c->done = 1;
+	reactor_stop(&c->r);
+}
+
+int
+cli_probe(const struct home *h, const struct settings *s, char *version, size_t cap,
+    struct err *e)
+{
+	static struct wsprobe ws;
+	static struct cli_ws c;
+	int p;
+
+	version[0] = '\0';
+	p = sock_probe(h->socket);
+	if (p <= 0 || s->readiness != READY_CODEX_INIT)
+		return p < 0 ? err_sys(e, ERR_NOT_RUNNING, "failed to connect to %s", h->socket) : p;
+	memset(&c, 0, sizeof c);
+	if (reactor_init(&c.r) < 0)
+		return err_sys(e, ERR_IO, "cannot create the event loop");
+	if (wsprobe_start(&ws, &c.r, h->socket, APPD_VERSION, WSPROBE_DEFAULT_TIMEOUT_MS,
+	    ws_done, &c) < 0) {
+		reactor_fini(&c.r);
+		return err_set(e, ERR_NOT_RUNNING, "%s", ws.err.msg);
+	}
+	while (!c.done)
+		if (reactor_run_once(&c.r, -1) < 0 && errno != EINTR)
+			break;
+	reactor_fini(&c.r);
+	if (!ws.ok) {
+		err_ctx_str(e, "socketPath", h->socket);
+		return err_set(e, ERR_NOT_RUNNING, "%s", ws.err.msg);
+	}
+	str_fmt(version, cap, "%s", ws.version);
+	return 1;
+}
+
+struct vrun {
+	struct reactor r;
+	int fd;
+	char out[256];
+	size_t len;
+	int eof, exited, status, timed_out;
+};
+
+static void
+v_read(struct reactor *r, int h, int ev, void *arg)
+{
+	struct vrun *v = arg;
+	ssize_t n = fd_read(v->fd, v->out + v->len, sizeof v->out - 1 - v->len);
+
+	(void)ev;
+	if (n > 0) {
+		v->len += (size_t)n;
+		if (v->len < sizeof v->out - 1)
+			return;
+	}
+	v->eof = 1;
+	reactor_del(r, h);
+	if (v->exited)
+		reactor_stop(r);
+}
+
+static void
+v_exit(struct reactor *r, int h, int status, void *arg)
+{
+	struct vrun *v = arg;
+
+	(void)h;
+	v->exited = 1;
+	v->status = status;
+	if (v->eof)
+		reactor_stop(r);
+}
+
+static void
+v_timeout(struct reactor *r, int h, int ev, void *arg)
+{
+	struct vrun *v = arg;
+
+	(void)h; (void)ev;
+	v->timed_out = 1;
+	reactor_stop(r);
+}
+
+void
+managed_version(const char *bin, char *out, size_t cap)
+{
+	static struct vrun v;
+	char *tok, *save = NULL;
+	int p[2];
+	pid_t pid;
+
+	out[0] = '\0';
+	if (access(bin, X_OK) < 0 || pipe2(p, O_CLOEXEC) < 0)
+		return;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(p[1], 1) < 0 || dup2(null, 2) < 0)
+			_exit(127);
+		execl(bin, bin, "--version", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	memset(&v, 0, sizeof v);
+	v.fd = p[0];
+	if (reactor_init(&v.r) == 0) {
+		reactor_io_add(&v.r, v.fd, REACTOR_READ, v_read, &v);
+		reactor_child_add(&v.r, pid, v_exit, &v);
+		reactor_timer_add(&v.r, VERSION_RUN_TIMEOUT_MS, v_timeout, &v);
+		while (!(v.eof && v.exited) && !v.timed_out)
+			if (reactor_run_once(&v.r, -1) < 0 && errno != EINTR)
+				break;
+		if (!v.exited) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		reactor_fini(&v.r);
+	}
+	close(v.fd);
+	if (!v.exited || !WIFEXITED(v.status) || WEXITSTATUS(v.status) != 0)
+		return;
+	v.out[v.len] = '\0';
+	/* "codex-cli 0.169.0" -> the second whitespace-separated token */
+	if (strtok_r(v.out, " \t\r\n", &save) == NULL || (tok = strtok_r(NULL, " \t\r\n", &save)) == NULL)
+		return;
+	str_fmt(out, cap, "%s", tok);
+}

@@ -126,6 +126,13 @@ cmd_status(int argc, char **argv)
 			jsonw_kstr(&o.w, "message", st.message);
 		jsonw_obj_end(&o.w);
 	}
+	if (sup_active && have_st && st.sup_pid == sup.pid && st.socket_activation) {
+		jsonw_key(&o.w, "socketActivation");
+		jsonw_obj_begin(&o.w);
+		jsonw_kint(&o.w, "repairs", st.socket_repairs);
+		put_time(&o.w, "lastRepairAt", st.last_repair_at);
+		jsonw_obj_end(&o.w);
+	}
 	jsonw_kstr(&o.w, "readiness", readiness_name(s.readiness));
 	jsonw_kstr(&o.w, "home", h.root);
 	if (se.code != ERR_NONE)

@@ -60,7 +60,8 @@ home_resolve(struct home *h, struct err *e)
 	    join(h->sup_log, h->state, "supervisor.log", e) < 0 ||
 	    join(h->socket, h->run, "app-server.sock", e) < 0 ||
 	    join(h->startup_lock, h->run, "startup.lock", e) < 0 ||
-	    join(h->notify_sock, h->run, "notify.sock", e) < 0)
+	    join(h->notify_sock, h->run, "notify.sock", e) < 0 ||
+	    join(h->anchor, h->state, "listener.sock", e) < 0)
 		return -1;
 	return 0;
 }

@@ -132,3 +132,70 @@ sock_cleanup(const char *path)
 	if (removable(path, &st) && sock_probe(path) == 0)
 		unlink(path);
 }
+
+int
+sock_listen(const char *path, const char *anchor, const char *lock_path, struct err *e)
+{
+	struct sockaddr_un sa;
+	int fd, lfd;
+
+	if (sock_prepare(path, lock_path, e) < 0 || sock_path_check(anchor, e) < 0)
+		return -1;
+	lfd = lock_acquire(lock_path, 5000);
+	if (lfd < 0)
+		return err_sys(e, ERR_BUSY, "failed to take the startup lock %s", lock_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		err_sys(e, ERR_IO, "cannot create the listening socket");
+		goto fail;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, anchor, strlen(anchor));
+	(void)unlink(anchor);                 /* ours: a private dir */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		err_sys(e, ERR_IO, "cannot bind %s", anchor);
+		goto fail;
+	}
+	if (chmod(anchor, 0600) < 0 || listen(fd, 128) < 0) {
+		err_sys(e, ERR_IO, "cannot listen on %s", anchor);
+		goto fail;
+	}
+	if (link(anchor, path) < 0) {
+		err_sys(e, ERR_IO, "cannot link %s to %s", path, anchor);
+		goto fail;
+	}
+	lock_release(lfd);
+	return fd;
+fail:
+	if (fd >= 0) {
+		close(fd);
+		unlink(anchor);
+	}
+	lock_release(lfd);
+	return -1;
+}
+
+int
+sock_repair(const char *path, const char *anchor)
+{
+	struct stat a, p;
+
+	if (stat(anchor, &a) < 0)
+		return -1;
+	if (lstat(path, &p) == 0) {
+		if (p.st_ino == a.st_ino && p.st_dev == a.st_dev)
+			return 0;
+		/* something else took the path: only a dead socket or link
+		 * of ours is replaced */
+		if (!removable(path, &p) || sock_probe(path) != 0) {
+			errno = EEXIST;
+			return -1;
+		}
+		if (unlink(path) < 0)
+			return -1;
+	} else if (errno != ENOENT) {
+		return -1;
+	}
+	return link(anchor, path) < 0 ? -1 : 1;
+}

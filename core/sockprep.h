@@ -22,6 +22,18 @@ int sock_path_check(const char *path, struct err *e);
  * or link nobody accepts on is probed again and removed; anything else is
  * an error and is left alone. */
 int sock_prepare(const char *path, const char *lock_path, struct err *e);
+/* Socket activation (sd_listen_fds(3) protocol): under `lock_path`,
+ * prepare `path` as above, then bind a listening socket (0600, CLOEXEC,
+ * non-blocking) at `anchor` -- a hidden name in a private directory of
+ * ours -- and hard-link it to `path`, so the public path can be
+ * re-created from the anchor if it disappears (sock_repair).  Returns the
+ * listener fd, or -1 with `e` filled. */
+int sock_listen(const char *path, const char *anchor, const char *lock_path, struct err *e);
+/* If `path` no longer names the anchor's inode, re-link it.  Returns 1
+ * when it repaired the path, 0 when nothing was needed, -1 on failure
+ * (errno). */
+int sock_repair(const char *path, const char *anchor);
+
 /* After the server is gone: remove `path` if it is a socket or link that
  * nobody accepts on (what a killed server leaves behind). */
 void sock_cleanup(const char *path);

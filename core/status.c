@@ -59,6 +59,11 @@ status_write(const char *path, const struct sup_status *st, struct err *e)
 		jsonw_kstr(&w, "appServerVersion", st->app_server_version);
 	jsonw_kstr(&w, "socketPath", st->socket);
 	jsonw_kstr(&w, "message", st->message);
+	if (st->socket_activation) {
+		jsonw_kbool(&w, "socketActivation", 1);
+		jsonw_kint(&w, "socketRepairs", st->socket_repairs);
+		put_time(&w, "lastSocketRepairAt", st->last_repair_at);
+	}
 	jsonw_obj_end(&w);
 	if (jsonw_finish(&w) < 0)
 		return err_set(e, ERR_IO, "status record too large");
@@ -136,5 +141,8 @@ status_read(const char *path, struct sup_status *st, struct err *e)
 	    sizeof st->app_server_version);
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "socketPath"), st->socket, sizeof st->socket);
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "message"), st->message, sizeof st->message);
+	(void)jsonr_bool(&r, jsonr_get(&r, 0, "socketActivation"), &st->socket_activation);
+	st->socket_repairs = (int)get_num(&r, 0, "socketRepairs");
+	st->last_repair_at = get_time(&r, "lastSocketRepairAt");
 	return 0;
 }

@@ -41,6 +41,9 @@ struct sup_status {
 	char app_server_version[64]; /* from the initialize probe, or empty */
 	char socket[512];
 	char message[256];       /* last notable event, for operators */
+	int socket_activation;   /* the supervisor holds the listener */
+	int socket_repairs;      /* times the socket path was re-created */
+	int64_t last_repair_at;
 };
 
 /* Heartbeat cadence and freshness window. */

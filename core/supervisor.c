@@ -59,6 +59,7 @@ struct sup {
 	int nsock, nsock_h;
 
 	int deadline_h, backoff_h, kill_h, heartbeat_h, healthy_h, final_h, stopping_h;
+	int lfd, repair_h;        /* socket activation: the held listener */
 	int64_t backoff_ms;
 	int stopping_server;      /* TERM sent to the current server */
 	int shutting_down;
@@ -98,6 +99,21 @@ cancel(struct sup *s, int *h)
 	*h = -1;
 }
 
+/* Another live supervisor's record in status.json?  Then it owns the
+ * file and we never write it again (Heddle's heartbeat stole records
+ * back; seed-contract.md §7.5). */
+static int
+record_taken(struct sup *s)
+{
+	static struct sup_status cur;
+	struct err e;
+
+	err_clear(&e);
+	return status_read(s->h->status, &cur, &e) == 0 && cur.server_id[0] != '\0' &&
+	    strcmp(cur.server_id, s->st.server_id) != 0 &&
+	    proc_matches((pid_t)cur.sup_pid, cur.sup_start_ticks, cur.boot_id) == 1;
+}
+
 static void
 publish(struct sup *s)
 {
@@ -105,6 +121,11 @@ publish(struct sup *s)
 
 	if (!s->own_status)
 		return;
+	if (s->st.incarnation > 0 && record_taken(s)) {
+		logf_("status record now owned by another live supervisor; no longer writing it");
+		s->own_status = 0;
+		return;
+	}
 	err_clear(&e);
 	s->st.last_seen_at = wall_ms();
 	if (status_write(s->h->status, &s->st, &e) < 0)
@@ -271,6 +292,12 @@ finish(struct sup *s)
 	stop_probe(s);
 	cancel(s, &s->deadline_h);
 	cancel(s, &s->healthy_h);
+	cancel(s, &s->repair_h);
+	if (s->lfd >= 0) {
+		close(s->lfd);
+		s->lfd = -1;
+		unlink(s->h->anchor);
+	}
 	sock_cleanup(s->h->socket);
 	unlink(s->h->notify_sock);
 	s->st.server_pid = 0;
@@ -644,7 +671,8 @@ sup_spawn(struct sup *s)
 		goto fail;
 	/* what a crashed incarnation left at the path goes first (the first
 	 * incarnation's path was prepared at startup) */
-	if (s->st.incarnation > 0 && sock_prepare(s->h->socket, s->h->startup_lock, &e) < 0)
+	if (s->st.incarnation > 0 && s->lfd < 0 &&
+	    sock_prepare(s->h->socket, s->h->startup_lock, &e) < 0)
 		goto fail;
 	rs = pidfile_reserve(s->h->srv_pid, 2000, &rv, &other, &e);
 	if (rs == 1) {
@@ -667,7 +695,7 @@ sup_spawn(struct sup *s)
 	o.argv = argv;
 	o.cwd = s->h->root;
 	o.out_fd = s->out_wr;
-	o.listen_fd = -1;
+	o.listen_fd = s->lfd;
 	o.notify_fd = np[1];
 	o.notify_socket = s->nsock >= 0 ? s->h->notify_sock : NULL;
 	o.sigmask = &mask;
@@ -706,8 +734,10 @@ sup_spawn(struct sup *s)
 	set_state(s, "starting", "starting");
 	cancel(s, &s->deadline_h);
 	s->deadline_h = reactor_timer_add(&s->r, (uint64_t)s->ready_timeout_s * 1000, on_deadline, s);
-	switch (s->s.readiness) {
+	switch (s->s.readiness == READY_CONNECT && s->lfd >= 0 ? READY_NONE : s->s.readiness) {
 	case READY_NONE:
+		/* with socket activation the listener accepts from the start:
+		 * connections queue until the server takes them */
 		became_ready(s);
 		break;
 	case READY_NOTIFY:
@@ -732,6 +762,30 @@ fail:
 		return;
 	}
 	schedule_restart(s);
+}
+
+/* ---- socket activation: keep the public path pointing at our listener ---- */
+
+#define REPAIR_CHECK_MS 10000
+
+static void
+on_repair(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+	int k;
+
+	(void)r; (void)h; (void)ev;
+	s->repair_h = reactor_timer_add(&s->r, REPAIR_CHECK_MS, on_repair, s);
+	k = sock_repair(s->h->socket, s->h->anchor);
+	if (k == 1) {
+		s->st.socket_repairs++;
+		s->st.last_repair_at = wall_ms();
+		logf_("control socket path %s was missing or replaced; re-created it", s->h->socket);
+		str_fmt(s->st.message, sizeof s->st.message, "re-created the control socket path");
+		publish(s);
+	} else if (k < 0) {
+		logf_("cannot repair the control socket path %s: %s", s->h->socket, strerror(errno));
+	}
 }
 
 /* ---- signals and heartbeat ---- */
@@ -817,22 +871,9 @@ static void
 on_heartbeat(struct reactor *r, int h, int ev, void *arg)
 {
 	struct sup *s = arg;
-	struct sup_status cur;
-	struct err e;
 
 	(void)r; (void)h; (void)ev;
 	s->heartbeat_h = reactor_timer_add(&s->r, STATUS_HEARTBEAT_MS, on_heartbeat, s);
-	if (!s->own_status)
-		return;
-	err_clear(&e);
-	if (status_read(s->h->status, &cur, &e) == 0 && cur.server_id[0] != '\0' &&
-	    strcmp(cur.server_id, s->st.server_id) != 0 &&
-	    proc_matches((pid_t)cur.sup_pid, cur.sup_start_ticks, cur.boot_id) == 1) {
-		/* a newer live supervisor owns the record: never steal it back */
-		logf_("status record now owned by %s; no longer heartbeating", cur.server_id);
-		s->own_status = 0;
-		return;
-	}
 	publish(s);
 }
 
@@ -903,7 +944,8 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 	s.out_rd = s.out_wr = s.dw_fd = s.notify_rd = s.nsock = -1;
 	s.out_h = s.srv_h = s.probe_h = s.dw_h = s.notify_h = s.nsock_h = -1;
 	s.deadline_h = s.backoff_h = s.kill_h = s.heartbeat_h = s.healthy_h = s.final_h = -1;
-	s.stopping_h = -1;
+	s.stopping_h = s.repair_h = -1;
+	s.lfd = -1;
 	s.backoff_ms = BACKOFF_MIN_MS;
 	signal(SIGPIPE, SIG_IGN);
 	if (settings_load(h->settings, &s.s, e) < 0)
@@ -912,8 +954,12 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 	s.ready_timeout_s = o->ready_timeout_s > 0 ? o->ready_timeout_s : s.s.ready_timeout_s;
 	if (home_prepare(h, e) < 0 || claim_pidfile(&s, o, e) < 0)
 		goto early;
-	if (sock_prepare(h->socket, h->startup_lock, e) < 0)
+	if (s.s.socket_activation) {
+		if ((s.lfd = sock_listen(h->socket, h->anchor, h->startup_lock, e)) < 0)
+			goto unclaim;
+	} else if (sock_prepare(h->socket, h->startup_lock, e) < 0) {
 		goto unclaim;
+	}
 	(void)proc_set_subreaper();
 	if (reactor_init(&s.r) < 0) {
 		err_sys(e, ERR_IO, "cannot create the event loop");
@@ -954,6 +1000,10 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 	s.own_status = 1;
 	logf_("supervisor started for %s", h->root);
 	s.heartbeat_h = reactor_timer_add(&s.r, STATUS_HEARTBEAT_MS, on_heartbeat, &s);
+	if (s.lfd >= 0) {
+		s.st.socket_activation = 1;
+		s.repair_h = reactor_timer_add(&s.r, REPAIR_CHECK_MS, on_repair, &s);
+	}
 	sup_spawn(&s);
 	while (!s.r.stopping)
 		if (reactor_run_once(&s.r, -1) < 0 && errno != EINTR) {

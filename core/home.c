@@ -1,6 +1,7 @@
 /* home.c -- see home.h. */
 #include "core/home.h"
 #include "core/fsutil.h"
+#include "core/sockprep.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -69,6 +70,10 @@ home_resolve(struct home *h, struct err *e)
 int
 home_prepare(const struct home *h, struct err *e)
 {
+	/* a control socket path that cannot be bound is refused before
+	 * anything is created */
+	if (sock_path_check(h->socket, e) < 0)
+		return -1;
 	if (fs_private_dir(h->root, e) < 0 || fs_private_dir(h->state, e) < 0 ||
 	    fs_private_dir(h->run, e) < 0)
 		return -1;

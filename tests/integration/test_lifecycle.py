@@ -409,6 +409,7 @@ def test_socket_path_too_long_is_refused(tmp_path):
         assert r.rc != 0
         assert r.json["status"] == "error"
         assert "longer than" in r.json["message"]
+        assert not os.path.exists(longdir)      # nothing was created
     finally:
         h.run("stop")
         import shutil

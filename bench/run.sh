@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # bench/run.sh -- lifecycle benchmark of build/appd (size, idle RSS, status and
-# stop latency). Prints a markdown report on stdout; progress goes to stderr.
+# stop latency), then appd vs `codex app-server daemon` side by side on the real
+# codex 0.169.0 (bench/bench_codex.py). Prints a markdown report on stdout;
+# progress goes to stderr.
 #
 #   make bench                       # the normal entry point (sets APPD, APPD_FIXTURES)
 #   APPD=/abs/build/appd APPD_FIXTURES=/abs/build/fixtures bench/run.sh
 #
 # Knobs (env): BENCH_STATUS_RUNS (default 300), BENCH_CYCLES (default 40),
-#              BENCH_IDLE_SECONDS (default 2).
+#              BENCH_IDLE_SECONDS (default 2); BENCH_CODEX=0 skips the codex
+#              side-by-side (its own knobs: see bench/bench_codex.py).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,4 +27,10 @@ for f in "$APPD" "$APPD_FIXTURES/testserver"; do
 done
 
 # /usr/bin/python3 on purpose (stdlib only; a pyenv python3 may come first on PATH).
-exec /usr/bin/python3 "$here/bench_lifecycle.py"
+rc=0
+/usr/bin/python3 "$here/bench_lifecycle.py" || rc=$?
+if [ "${BENCH_CODEX:-1}" != 0 ]; then
+    echo
+    /usr/bin/python3 "$here/bench_codex.py" || rc=$?
+fi
+exit "$rc"

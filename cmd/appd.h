@@ -34,6 +34,9 @@ void out_server_version(struct out *o, const char *v);
 void err_managed(struct err *e, const struct home *h, const struct settings *s);
 int out_fail(const struct err *e);
 void out_warn(struct out *o, const char *msg);
+/* Set by `status`: managedVersion only from the cache, never by running
+ * the binary. */
+extern int out_cache_only;
 
 /* Argument helpers: 0 ok, -1 usage error filled in `e`. */
 int arg_seconds(const char *flag, const char *val, int lo, int hi, int *out, struct err *e);
@@ -85,5 +88,7 @@ int cmd_status(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_supervise(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
+int cmd_release(int argc, char **argv);
+int cmd_proxy(int argc, char **argv);
 
 #endif

@@ -54,6 +54,7 @@ cmd_status(int argc, char **argv)
 	const char *state;
 
 	(void)argv;
+	out_cache_only = 1;
 	if (read_only_setup(argc, "status", &h, &s, &se, &e) < 0)
 		return out_fail(&e);
 	if (pidfile_peek(h.sup_pid, &sst, &sup, &e) < 0)

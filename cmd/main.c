@@ -22,6 +22,10 @@ static const char usage_text[] =
 	"  enable-remote-control / disable-remote-control\n"
 	"                       persist the flag; restart a running managed server\n"
 	"  logs [--lines N]     tail of the server log (plain text)\n"
+	"  release keygen --out KEY | release sign --key KEY --version V --serial S\n"
+	"          --expires T [--rollout P] --artifact NAME=URL@FILE... --out DIR\n"
+	"                       publisher: make a key, write a signed manifest\n"
+	"  proxy [--start]      relay stdin/stdout to the control socket (JSON only on failure)\n"
 	"\n"
 	"Home: $APPD_HOME (default $HOME/.appd).  Output: one JSON object.\n"
 	"Exit: 0 ok, 1 error, 2 usage, 3 busy, 4 not running, 5 unmanaged server or\n"
@@ -51,6 +55,10 @@ main(int argc, char **argv)
 		return cmd_remote_control(argc - 1, argv + 1, 0);
 	if (strcmp(cmd, "logs") == 0)
 		return cmd_logs(argc - 1, argv + 1);
+	if (strcmp(cmd, "release") == 0)
+		return cmd_release(argc - 1, argv + 1);
+	if (strcmp(cmd, "proxy") == 0)
+		return cmd_proxy(argc - 1, argv + 1);
 	if (strcmp(cmd, "--version") == 0) {
 		printf("appd %s\n", APPD_VERSION);
 		return 0;

@@ -4,6 +4,7 @@
 #include "core/lock.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +26,42 @@ out_warn(struct out *o, const char *msg)
 		str_fmt(o->warnings[o->nwarn++], sizeof o->warnings[0], "%s", msg);
 }
 
-/* managedPath and, for the codex profile, managedVersion (the managed
- * binary's own --version, run once per invocation). */
+/* Only `status` sets this: it must stay fast and change nothing, so it
+ * reports managedVersion from the cache alone. */
+int out_cache_only;
+
+/*
+ * managedVersion costs a run of `<bin> --version` (13 ms for codex), so
+ * it is cached in state/managed-version, keyed on the binary's identity
+ * (device, inode, size, mtime of the resolved file): a new release is a
+ * new file and misses the cache.  The cache is a hint, rewritten freely.
+ */
+static void
+cached_version(const struct home *h, const char *bin, char *out, size_t cap)
+{
+	char path[HOME_PATH_MAX + 32], buf[256], key[128], ck[128], cv[64];
+	struct stat st;
+	size_t len;
+
+	out[0] = '\0';
+	if (stat(bin, &st) < 0 || str_fmt(path, sizeof path, "%s/managed-version", h->state) < 0)
+		return;
+	snprintf(key, sizeof key, "%llu:%llu:%lld:%lld.%09ld", (unsigned long long)st.st_dev,
+	    (unsigned long long)st.st_ino, (long long)st.st_size,
+	    (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	if (fs_read_file(path, buf, sizeof buf, &len) == 0 &&
+	    sscanf(buf, "%127s %63s", ck, cv) == 2 && strcmp(ck, key) == 0) {
+		str_fmt(out, cap, "%s", cv);
+		return;
+	}
+	if (out_cache_only)
+		return;
+	managed_version(bin, out, cap);
+	if (out[0] != '\0' && snprintf(buf, sizeof buf, "%s %s\n", key, out) < (int)sizeof buf)
+		(void)fs_replace(path, buf, strlen(buf), 0600);
+}
+
+/* managedPath and, for the codex profile, managedVersion. */
 static const char *
 managed(const struct home *h, const struct settings *s, const char **version)
 {
@@ -41,7 +76,7 @@ managed(const struct home *h, const struct settings *s, const char **version)
 		return NULL;
 	if (s->codex_profile) {
 		if (!done)
-			managed_version(argv[0], ver, sizeof ver);
+			cached_version(h, argv[0], ver, sizeof ver);
 		done = 1;
 		if (ver[0])
 			*version = ver;

@@ -114,6 +114,13 @@ always_ready(const struct relay_end *x)
 	return x->type == RELAY_T_FILE;
 }
 
+/* Bytes of the buffer a direction uses. */
+static size_t
+buf_cap(const struct relay_dir *d)
+{
+	return d->splice ? RELAY_SMALL : RELAY_BUF_SIZE;
+}
+
 /* What end `idx` must be watched for, over both directions: read
  * interest only while there is room for what is read, write interest
  * only while something waits to be written (or an always-ready source
@@ -130,14 +137,14 @@ want_mask(const struct relay *rl, int idx)
 
 		if (d->done)
 			continue;
-		if (d->splice) {
+		if (d->bulk && pend == 0) {
 			if (d->wait_dst && d->dst == idx)
 				m |= REACTOR_WRITE;
 			else if (!d->wait_dst && d->src == idx)
 				m |= REACTOR_READ;
 			continue;
 		}
-		if (d->src == idx && !d->eof && pend < RELAY_BUF_SIZE)
+		if (d->src == idx && !d->eof && !d->bulk && pend < buf_cap(d))
 			m |= REACTOR_READ;
 		if (d->dst == idx && (pend > 0 ||
 		    (!d->eof && always_ready(&rl->end[d->src]))))
@@ -262,15 +269,17 @@ buf_step(struct relay *rl, int k, int src_ev, int dst_ev)
 			else if (!always_ready(t))
 				d->blocked = 1;
 		}
-		if (!d->eof && src_ready && d->len - d->off < RELAY_BUF_SIZE) {
+		if (!d->eof && src_ready && !d->bulk && d->len - d->off < buf_cap(d)) {
+			size_t want;
 			ssize_t n;
 
-			if (d->len == RELAY_BUF_SIZE) {
+			if (d->len == buf_cap(d)) {
 				memmove(rl->buf[k], rl->buf[k] + d->off, d->len - d->off);
 				d->len -= d->off;
 				d->off = 0;
 			}
-			n = end_read(s, rl->buf[k] + d->len, RELAY_BUF_SIZE - d->len);
+			want = buf_cap(d) - d->len;
+			n = end_read(s, rl->buf[k] + d->len, want);
 			if (n < 0) {
 				if (errno != EAGAIN && errno != EWOULDBLOCK)
 					return fail(rl, "failed to copy data from %s: %s",
@@ -280,6 +289,10 @@ buf_step(struct relay *rl, int k, int src_ev, int dst_ev)
 			} else {
 				d->len += (size_t)n;
 				moved = 1;
+				/* a full small read: bulk data, splice it once the
+				 * buffer is flushed */
+				if (d->splice && (size_t)n == want && want == RELAY_SMALL)
+					d->bulk = 1;
 			}
 			/* one read per readiness report: level-triggered
 			 * epoll reports the rest on the next turn */
@@ -311,6 +324,8 @@ splice_step(struct relay *rl, int k)
 	if (n > 0) {
 		rl->bytes[k] += (uint64_t)n;
 		d->wait_dst = 0;
+		if (n < RELAY_SMALL)
+			d->bulk = 0;    /* small again: read/write is cheaper */
 		return 0;
 	}
 	if (n == 0) {
@@ -344,13 +359,9 @@ splice_step(struct relay *rl, int k)
 		if (n > 0)
 			errno = EPIPE;
 	}
-	if ((errno == EINVAL || errno == ENOSYS) && rl->bytes[k] == 0) {
-		/* splice refused for these fds: fall back to buffers */
-		d->splice = 0;
-		d->wait_dst = 0;
-		if (make_nonblock(s) < 0 || make_nonblock(t) < 0)
-			return fail(rl, "failed to copy data from %s: %s", dir_what[k],
-			    strerror(errno));
+	if (errno == EINVAL || errno == ENOSYS) {
+		/* splice refused for these fds: buffers only */
+		d->splice = d->bulk = d->wait_dst = 0;
 		return buf_step(rl, k, 1, 1);
 	}
 	return fail(rl, "failed to copy data from %s: %s", dir_what[k], strerror(errno));
@@ -361,7 +372,9 @@ static int
 dir_step(struct relay *rl, int k, int src_ev, int dst_ev)
 {
 #ifdef __linux__
-	if (rl->dir[k].splice)
+	struct relay_dir *d = &rl->dir[k];
+
+	if (d->bulk && d->len == d->off)
 		return splice_step(rl, k);
 #endif
 	return buf_step(rl, k, src_ev, dst_ev);
@@ -487,16 +500,13 @@ relay_start(struct relay *rl, struct reactor *r, int in_fd, int sock_fd, int out
 		(void)flags;
 		d->splice = 0;
 #endif
-		d->wait_dst = d->blocked = d->eof = d->done = 0;
+		d->bulk = d->wait_dst = d->blocked = d->eof = d->done = 0;
 		d->off = d->len = 0;
-		/* a pipe read or written with read(2)/write(2) must not block;
-		 * one used with splice(2) is left alone (SPLICE_F_NONBLOCK) */
-		if (rl->end[pipe_end].type == RELAY_T_PIPE && !d->splice &&
-		    make_nonblock(&rl->end[pipe_end]) < 0)
-			return start_fail(rl, "set up", pipe_end);
 	}
+	/* read(2)/write(2) must never block; a tty or a file is left as it is */
 	for (i = 0; i < RELAY_NENDS; i++)
-		if (rl->end[i].type == RELAY_T_SOCK && make_nonblock(&rl->end[i]) < 0)
+		if ((rl->end[i].type == RELAY_T_SOCK || rl->end[i].type == RELAY_T_PIPE) &&
+		    make_nonblock(&rl->end[i]) < 0)
 			return start_fail(rl, "set up", i);
 	/* register each watchable end with a natural first interest; epoll
 	 * refuses (EPERM) what is always ready, such as /dev/null */

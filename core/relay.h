@@ -5,19 +5,24 @@
  * back-pressure, half-close and no allocation.
  *
  * Shape: two directions, UP (in -> sock) and DOWN (sock -> out), over
- * three distinct fds.  Each direction runs in one of two modes:
+ * three distinct fds.  Each direction moves bytes in one of two ways:
  *
- *   splice   when its stdio end is a pipe: splice(2) straight between the
- *            pipe and the socket, no user-space buffer.  The data waits in
- *            the source until the destination takes it, so back-pressure is
- *            the kernel's; after EAGAIN, FIONREAD on the source tells
- *            whether the source is empty (wait for it to be readable) or
- *            the destination is full (wait for it to be writable).
- *   buffer   otherwise (tty, socket, regular file, /dev/null): read(2) into
- *            the direction's RELAY_BUF_SIZE buffer, write(2)/send(2) out of
- *            it.  Read interest only while the buffer has room, write
- *            interest only while data is pending; after every read the data
- *            is written at once (no extra loop turn).
+ *   buffer   read(2) into the direction's buffer, write(2)/send(2) out of
+ *            it at once (no extra loop turn).  Read interest only while
+ *            the buffer has room, write interest only while data is
+ *            pending.  The buffer is RELAY_BUF_SIZE, or only its first
+ *            RELAY_SMALL bytes when the direction can splice.
+ *   splice   when the direction's stdio end is a pipe and a read filled
+ *            those RELAY_SMALL bytes (bulk data): splice(2) straight
+ *            between the pipe and the socket, no user-space copy.  The data
+ *            waits in the source until the destination takes it, so
+ *            back-pressure is the kernel's; after EAGAIN, FIONREAD on the
+ *            source tells whether the source is empty (wait for it to be
+ *            readable) or the destination is full (wait for it to be
+ *            writable).  A splice that moves less than RELAY_SMALL goes
+ *            back to read/write, which costs less for small messages.
+ *            Switches happen only while nothing is buffered, so the order
+ *            of bytes is kept.
  *
  * A regular file, or anything epoll refuses (EPERM: /dev/null), is
  * "always ready": it is never watched; a direction whose source is such
@@ -25,8 +30,7 @@
  * whose destination is such a file writes it synchronously.
  *
  * Flags: O_NONBLOCK is set on the socket and on stdio fds that are
- * sockets, or pipes in buffer mode (a pipe in splice mode needs none:
- * SPLICE_F_NONBLOCK); never on a tty or a file.  The original flags of
+ * sockets or pipes; never on a tty or a file.  The original flags of
  * every fd are saved before any is changed (fd 0 and 1 may share one
  * open file description) and restored when the fd is closed and when the
  * relay ends (done or cancel).
@@ -54,11 +58,14 @@
 struct reactor;
 
 #define RELAY_BUF_SIZE   (64 * 1024)     /* bytes, per direction (buffer mode) */
+#define RELAY_SMALL      4096            /* bytes: buffer used, and the read
+                                          * size that means bulk, when the
+                                          * direction can splice */
 #define RELAY_SPLICE_MAX (1024 * 1024)   /* bytes asked of one splice(2) */
 #define RELAY_STEP_MAX   8               /* read+write rounds per event */
 
 /* relay_start flags */
-#define RELAY_NO_SPLICE  0x1u            /* buffer mode everywhere (tests) */
+#define RELAY_NO_SPLICE  0x1u            /* never splice (tests) */
 
 enum { RELAY_IN = 0, RELAY_SOCK, RELAY_OUT, RELAY_NENDS };
 enum { RELAY_UP = 0, RELAY_DOWN, RELAY_NDIRS };   /* in->sock, sock->out */
@@ -78,7 +85,8 @@ struct relay_end {
 
 struct relay_dir {
 	int src, dst;           /* RELAY_IN / RELAY_SOCK / RELAY_OUT */
-	int splice;             /* 1: splice mode, 0: buffer mode */
+	int splice;             /* 1: may splice (a pipe end, Linux) */
+	int bulk;               /* splicing now (while nothing is buffered) */
 	int wait_dst;           /* splice: waiting for dst (else for src) */
 	int blocked;            /* buffer: dst refused more (EAGAIN / partial) */
 	int eof;                /* src reached EOF */
@@ -100,9 +108,10 @@ struct relay {
 	int active;
 	struct relay_end end[RELAY_NENDS];
 	struct relay_dir dir[RELAY_NDIRS];
-	/* last, so the state above shares a page or two and buffers are
-	 * only touched when a direction runs in buffer mode */
-	unsigned char buf[RELAY_NDIRS][RELAY_BUF_SIZE];
+	/* last, so the state above shares a page or two, and only the
+	 * bytes a direction uses are ever touched (RELAY_SMALL of them, one
+	 * page thanks to the alignment, when it can splice) */
+	_Alignas(4096) unsigned char buf[RELAY_NDIRS][RELAY_BUF_SIZE];
 };
 
 /*

@@ -1,0 +1,430 @@
+/* dnshelper.c -- see dnshelper.h. */
+#include "core/dnshelper.h"
+#include "platform/reactor.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int
+dnshelper_running(const struct dnshelper *d)
+{
+	return d->active;
+}
+
+int
+dnshelper_numeric(const char *host, uint16_t port, struct dnshelper_addr *out)
+{
+	struct dnshelper_addr a;
+	char v6[INET6_ADDRSTRLEN + 2];
+	size_t n = strlen(host);
+
+	memset(&a, 0, sizeof a);
+	if (inet_pton(AF_INET, host, &a.u.in.sin_addr) == 1) {
+		a.u.in.sin_family = AF_INET;
+		a.u.in.sin_port = htons(port);
+		a.len = sizeof a.u.in;
+	} else {
+		if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+			host++;
+			n -= 2;
+		}
+		if (n >= sizeof v6)
+			return 0;
+		memcpy(v6, host, n);
+		v6[n] = '\0';
+		if (inet_pton(AF_INET6, v6, &a.u.in6.sin6_addr) != 1)
+			return 0;
+		a.u.in6.sin6_family = AF_INET6;
+		a.u.in6.sin6_port = htons(port);
+		a.len = sizeof a.u.in6;
+	}
+	if (out != NULL)
+		*out = a;
+	return 1;
+}
+
+const char *
+dnshelper_addr_str(const struct dnshelper_addr *a, char *buf, size_t cap)
+{
+	const void *src = a->u.sa.sa_family == AF_INET6 ?
+	    (const void *)&a->u.in6.sin6_addr : (const void *)&a->u.in.sin_addr;
+
+	if (inet_ntop(a->u.sa.sa_family, src, buf, (socklen_t)cap) == NULL)
+		snprintf(buf, cap, "?");
+	return buf;
+}
+
+/* ---- the child ---- */
+
+static void
+put32(unsigned char *p, int32_t v)
+{
+	memcpy(p, &v, sizeof v);
+}
+
+/* Write all of buf; the message is below PIPE_BUF, so one write normally. */
+static void
+child_write(int fd, const unsigned char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			_exit(1);
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+static void __attribute__((noreturn))
+child_main(int fd, const char *host)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	unsigned char msg[DNSHELPER_MSG_MAX];
+	size_t len = 2;
+	int rc, n = 0;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc != 0) {
+		msg[0] = 'E';
+		put32(msg + 1, rc);
+		put32(msg + 5, rc == EAI_SYSTEM ? errno : 0);
+		child_write(fd, msg, 9);
+		_exit(0);
+	}
+	for (ai = res; ai != NULL && n < DNSHELPER_MAX_ADDRS; ai = ai->ai_next) {
+		unsigned char rec[17];
+		int dup = 0;
+
+		memset(rec, 0, sizeof rec);
+		if (ai->ai_family == AF_INET &&
+		    ai->ai_addrlen >= sizeof(struct sockaddr_in)) {
+			rec[0] = 4;
+			memcpy(rec + 1, &((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr, 4);
+		} else if (ai->ai_family == AF_INET6 &&
+		    ai->ai_addrlen >= sizeof(struct sockaddr_in6)) {
+			rec[0] = 6;
+			memcpy(rec + 1, &((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_addr, 16);
+		} else {
+			continue;
+		}
+		for (int i = 0; i < n && !dup; i++)
+			dup = memcmp(msg + 2 + (size_t)i * 17, rec, 17) == 0;
+		if (dup)
+			continue;
+		memcpy(msg + len, rec, 17);
+		len += 17;
+		n++;
+	}
+	freeaddrinfo(res);
+	msg[0] = 'A';
+	msg[1] = (unsigned char)n;
+	child_write(fd, msg, len);
+	_exit(0);
+}
+
+/* ---- the parent ---- */
+
+static void
+reap_noop(struct reactor *r, int h, int events, void *arg)
+{
+	(void)r;
+	(void)h;
+	(void)events;
+	(void)arg;
+}
+
+/* Kill the child if it has not been reaped and leave its reaping to a
+ * watch that does nothing, so `d` can be reused at once. */
+static void
+abandon_child(struct dnshelper *d)
+{
+	if (d->pid <= 0 || d->exited) {
+		d->pid = -1;
+		return;
+	}
+	kill(d->pid, SIGKILL);
+	if (d->child_h >= 0) {
+		reactor_del(d->r, d->child_h);
+		d->child_h = -1;
+	}
+	if (reactor_child_add(d->r, d->pid, reap_noop, NULL) < 0) {
+		/* No slot left: reap here; SIGKILL makes this short. */
+		while (waitpid(d->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	d->pid = -1;
+}
+
+static void
+release(struct dnshelper *d)
+{
+	if (d->io_h >= 0)
+		reactor_del(d->r, d->io_h);
+	if (d->timer_h >= 0)
+		reactor_del(d->r, d->timer_h);
+	if (d->fd >= 0)
+		close(d->fd);
+	d->io_h = d->timer_h = d->fd = -1;
+	abandon_child(d);
+	d->active = 0;
+}
+
+static void
+finish(struct dnshelper *d)
+{
+	dnshelper_done_cb *done = d->done;
+	void *arg = d->arg;
+
+	release(d);
+	done(d, arg);
+}
+
+static void
+fail(struct dnshelper *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+fail(struct dnshelper *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	d->err.code = ERR_IO;
+	vsnprintf(d->err.msg, sizeof d->err.msg, fmt, ap);
+	va_end(ap);
+	d->naddr = 0;
+	finish(d);
+}
+
+static int32_t
+get32(const unsigned char *p)
+{
+	int32_t v;
+
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+/* Pipe at EOF and child reaped: decode the message. */
+static void
+complete(struct dnshelper *d)
+{
+	const unsigned char *m = d->buf;
+	int st = d->status, n;
+
+	if (d->len >= 9 && m[0] == 'E') {
+		int gai = get32(m + 1), en = get32(m + 5);
+
+		d->gai_error = gai;
+		if (gai == EAI_SYSTEM && en != 0)
+			fail(d, "DNS lookup of %s failed: %s", d->host, strerror(en));
+		else
+			fail(d, "DNS lookup of %s failed: %s", d->host, gai_strerror(gai));
+		return;
+	}
+	if (d->len < 2 || m[0] != 'A' || d->len != 2 + (size_t)m[1] * 17 ||
+	    m[1] > DNSHELPER_MAX_ADDRS) {
+		if (st != -1 && WIFSIGNALED(st))
+			fail(d, "DNS helper for %s died (signal %d)", d->host, WTERMSIG(st));
+		else if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0)
+			fail(d, "DNS helper for %s died (exit status %d)", d->host,
+			    WEXITSTATUS(st));
+		else
+			fail(d, "DNS helper for %s died (no answer)", d->host);
+		return;
+	}
+	n = 0;
+	for (int i = 0; i < m[1]; i++) {
+		const unsigned char *rec = m + 2 + (size_t)i * 17;
+		struct dnshelper_addr *a = &d->addr[n];
+
+		memset(a, 0, sizeof *a);
+		if (rec[0] == 4) {
+			a->u.in.sin_family = AF_INET;
+			a->u.in.sin_port = htons(d->port);
+			memcpy(&a->u.in.sin_addr, rec + 1, 4);
+			a->len = sizeof a->u.in;
+		} else if (rec[0] == 6) {
+			a->u.in6.sin6_family = AF_INET6;
+			a->u.in6.sin6_port = htons(d->port);
+			memcpy(&a->u.in6.sin6_addr, rec + 1, 16);
+			a->len = sizeof a->u.in6;
+		} else {
+			continue;
+		}
+		n++;
+	}
+	if (n == 0) {
+		fail(d, "DNS lookup of %s returned no usable address", d->host);
+		return;
+	}
+	d->naddr = n;
+	finish(d);
+}
+
+static void
+on_pipe(struct reactor *r, int h, int events, void *arg)
+{
+	struct dnshelper *d = arg;
+	unsigned char junk[256];
+
+	(void)r;
+	(void)h;
+	(void)events;
+	for (;;) {
+		unsigned char *dst = d->len < sizeof d->buf ? d->buf + d->len : junk;
+		size_t room = d->len < sizeof d->buf ? sizeof d->buf - d->len : sizeof junk;
+		ssize_t n = read(d->fd, dst, room);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0)
+			break;                  /* EOF, or an error: the same */
+		if (dst == junk)
+			d->len = sizeof d->buf + 1;     /* too long: invalid */
+		else
+			d->len += (size_t)n;
+	}
+	reactor_del(d->r, d->io_h);
+	d->io_h = -1;
+	close(d->fd);
+	d->fd = -1;
+	d->eof = 1;
+	if (d->exited)
+		complete(d);
+}
+
+static void
+on_child(struct reactor *r, int h, int events, void *arg)
+{
+	struct dnshelper *d = arg;
+
+	(void)r;
+	(void)h;
+	d->child_h = -1;        /* one-shot: already removed */
+	d->exited = 1;
+	d->status = events;
+	d->pid = -1;
+	if (d->eof)
+		complete(d);
+}
+
+static void
+on_timeout(struct reactor *r, int h, int events, void *arg)
+{
+	struct dnshelper *d = arg;
+
+	(void)r;
+	(void)h;
+	(void)events;
+	d->timer_h = -1;
+	if (d->pid < 0 && d->naddr > 0) {
+		finish(d);              /* numeric host: the 0 ms timer */
+		return;
+	}
+	fail(d, "DNS lookup of %s timed out after %llu ms", d->host,
+	    (unsigned long long)d->timeout_ms);
+}
+
+static int
+start_fail(struct dnshelper *d, int en, const char *what)
+{
+	release(d);
+	err_set(&d->err, ERR_IO, "DNS lookup of %s: %s: %s", d->host, what,
+	    strerror(en));
+	errno = en;
+	return -1;
+}
+
+int
+dnshelper_start(struct dnshelper *d, struct reactor *r, const char *host,
+    uint16_t port, uint64_t timeout_ms, dnshelper_done_cb *done, void *arg)
+{
+	int p[2], en;
+	size_t hl;
+
+	if (d->active) {
+		err_set(&d->err, ERR_IO, "DNS lookup already running");
+		errno = EBUSY;
+		return -1;
+	}
+	err_clear(&d->err);
+	d->r = r;
+	d->done = done;
+	d->arg = arg;
+	d->naddr = 0;
+	d->gai_error = 0;
+	d->pid = -1;
+	d->fd = d->io_h = d->child_h = d->timer_h = -1;
+	d->eof = d->exited = 0;
+	d->status = 0;
+	d->len = 0;
+	d->port = port;
+	d->timeout_ms = timeout_ms ? timeout_ms : DNSHELPER_DEFAULT_TIMEOUT_MS;
+	d->host[0] = '\0';
+	hl = host != NULL ? strlen(host) : 0;
+	if (done == NULL || hl == 0 || hl > DNSHELPER_HOST_MAX) {
+		err_set(&d->err, ERR_IO, "DNS lookup: bad host name");
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(d->host, host, hl + 1);
+	d->active = 1;
+
+	if (dnshelper_numeric(host, port, &d->addr[0])) {
+		d->naddr = 1;
+		if ((d->timer_h = reactor_timer_add(r, 0, on_timeout, d)) < 0)
+			return start_fail(d, errno, "cannot add a timer");
+		return 0;
+	}
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return start_fail(d, errno, "pipe2");
+	d->fd = p[0];
+	if (fcntl(d->fd, F_SETFL, O_NONBLOCK) < 0) {
+		en = errno;
+		close(p[1]);
+		return start_fail(d, en, "fcntl");
+	}
+	if ((d->io_h = reactor_io_add(r, d->fd, REACTOR_READ, on_pipe, d)) < 0 ||
+	    (d->timer_h = reactor_timer_add(r, d->timeout_ms, on_timeout, d)) < 0) {
+		en = errno;
+		close(p[1]);
+		return start_fail(d, en, "cannot watch the helper");
+	}
+	d->pid = fork();
+	if (d->pid < 0) {
+		en = errno;
+		close(p[1]);
+		return start_fail(d, en, "fork");
+	}
+	if (d->pid == 0) {
+		close(p[0]);
+		child_main(p[1], d->host);
+	}
+	close(p[1]);
+	if ((d->child_h = reactor_child_add(r, d->pid, on_child, d)) < 0)
+		return start_fail(d, errno, "cannot watch the helper");
+	return 0;
+}
+
+void
+dnshelper_cancel(struct dnshelper *d)
+{
+	if (d->active)
+		release(d);
+}

@@ -1,0 +1,1371 @@
+/* https.c -- see https.h. */
+#include "core/https.h"
+#include "core/version.h"
+#include "platform/reactor.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum {
+	ST_IDLE = 0,
+	ST_DNS,          /* the DNS helper runs */
+	ST_CONNECTING,   /* connect(2) in progress on f->fd */
+	ST_TLS           /* handshake, request and response through the engine */
+};
+
+enum { PH_HEADER = 0, PH_BODY };
+
+enum { BM_LENGTH = 1, BM_CHUNKED, BM_CLOSE };
+
+enum {
+	CK_SIZE = 0,     /* hex digits of a chunk size */
+	CK_EXT,          /* chunk extension, skipped up to LF */
+	CK_DATA,         /* `remaining` data bytes */
+	CK_DATA_CR,      /* the CRLF after the data */
+	CK_DATA_LF,
+	CK_TRL_START,    /* start of a trailer line (empty line: the end) */
+	CK_TRL_LINE,     /* inside a trailer field, skipped up to LF */
+	CK_TRL_END_LF    /* CR of the final empty line seen */
+};
+
+/* ---- names ---- */
+
+static const char *const fail_names[] = {
+	[HTTPS_OK] = "ok",
+	[HTTPS_E_URL] = "url",
+	[HTTPS_E_DNS] = "dns",
+	[HTTPS_E_CONNECT] = "connect",
+	[HTTPS_E_TLS] = "tls",
+	[HTTPS_E_NAME] = "name",
+	[HTTPS_E_UNTRUSTED] = "untrusted",
+	[HTTPS_E_EXPIRED] = "expired",
+	[HTTPS_E_TIMEOUT] = "timeout",
+	[HTTPS_E_TOO_BIG] = "tooBig",
+	[HTTPS_E_TRUNCATED] = "truncated",
+	[HTTPS_E_INSECURE_REDIRECT] = "insecureRedirect",
+	[HTTPS_E_TOO_MANY_REDIRECTS] = "tooManyRedirects",
+	[HTTPS_E_PROTOCOL] = "protocol",
+	[HTTPS_E_STATUS] = "status",
+	[HTTPS_E_ABORTED] = "aborted",
+	[HTTPS_E_IO] = "io",
+};
+
+const char *
+https_fail_name(enum https_fail fail)
+{
+	if ((unsigned)fail >= sizeof fail_names / sizeof fail_names[0] ||
+	    fail_names[fail] == NULL)
+		return "error";
+	return fail_names[fail];
+}
+
+#define BRE(x) [x] = #x
+static const char *const br_names[] = {
+	BRE(BR_ERR_OK), BRE(BR_ERR_BAD_PARAM), BRE(BR_ERR_BAD_STATE),
+	BRE(BR_ERR_UNSUPPORTED_VERSION), BRE(BR_ERR_BAD_VERSION),
+	BRE(BR_ERR_BAD_LENGTH), BRE(BR_ERR_TOO_LARGE), BRE(BR_ERR_BAD_MAC),
+	BRE(BR_ERR_NO_RANDOM), BRE(BR_ERR_UNKNOWN_TYPE), BRE(BR_ERR_UNEXPECTED),
+	BRE(BR_ERR_BAD_CCS), BRE(BR_ERR_BAD_ALERT), BRE(BR_ERR_BAD_HANDSHAKE),
+	BRE(BR_ERR_OVERSIZED_ID), BRE(BR_ERR_BAD_CIPHER_SUITE),
+	BRE(BR_ERR_BAD_COMPRESSION), BRE(BR_ERR_BAD_FRAGLEN),
+	BRE(BR_ERR_BAD_SECRENEG), BRE(BR_ERR_EXTRA_EXTENSION), BRE(BR_ERR_BAD_SNI),
+	BRE(BR_ERR_BAD_HELLO_DONE), BRE(BR_ERR_LIMIT_EXCEEDED),
+	BRE(BR_ERR_BAD_FINISHED), BRE(BR_ERR_RESUME_MISMATCH),
+	BRE(BR_ERR_INVALID_ALGORITHM), BRE(BR_ERR_BAD_SIGNATURE),
+	BRE(BR_ERR_WRONG_KEY_USAGE), BRE(BR_ERR_NO_CLIENT_AUTH), BRE(BR_ERR_IO),
+	BRE(BR_ERR_X509_OK), BRE(BR_ERR_X509_INVALID_VALUE),
+	BRE(BR_ERR_X509_TRUNCATED), BRE(BR_ERR_X509_EMPTY_CHAIN),
+	BRE(BR_ERR_X509_INNER_TRUNC), BRE(BR_ERR_X509_BAD_TAG_CLASS),
+	BRE(BR_ERR_X509_BAD_TAG_VALUE), BRE(BR_ERR_X509_INDEFINITE_LENGTH),
+	BRE(BR_ERR_X509_EXTRA_ELEMENT), BRE(BR_ERR_X509_UNEXPECTED),
+	BRE(BR_ERR_X509_NOT_CONSTRUCTED), BRE(BR_ERR_X509_NOT_PRIMITIVE),
+	BRE(BR_ERR_X509_PARTIAL_BYTE), BRE(BR_ERR_X509_BAD_BOOLEAN),
+	BRE(BR_ERR_X509_OVERFLOW), BRE(BR_ERR_X509_BAD_DN),
+	BRE(BR_ERR_X509_BAD_TIME), BRE(BR_ERR_X509_UNSUPPORTED),
+	BRE(BR_ERR_X509_LIMIT_EXCEEDED), BRE(BR_ERR_X509_WRONG_KEY_TYPE),
+	BRE(BR_ERR_X509_BAD_SIGNATURE), BRE(BR_ERR_X509_TIME_UNKNOWN),
+	BRE(BR_ERR_X509_EXPIRED), BRE(BR_ERR_X509_DN_MISMATCH),
+	BRE(BR_ERR_X509_BAD_SERVER_NAME), BRE(BR_ERR_X509_CRITICAL_EXTENSION),
+	BRE(BR_ERR_X509_NOT_CA), BRE(BR_ERR_X509_FORBIDDEN_KEY_USAGE),
+	BRE(BR_ERR_X509_WEAK_PUBLIC_KEY), BRE(BR_ERR_X509_NOT_TRUSTED),
+};
+#undef BRE
+
+const char *
+https_br_error_name(int code)
+{
+	static char alert[40];
+
+	if (code >= BR_ERR_SEND_FATAL_ALERT && code < BR_ERR_SEND_FATAL_ALERT + 256) {
+		snprintf(alert, sizeof alert, "BR_ERR_SEND_FATAL_ALERT+%d",
+		    code - BR_ERR_SEND_FATAL_ALERT);
+		return alert;
+	}
+	if (code >= BR_ERR_RECV_FATAL_ALERT && code < BR_ERR_RECV_FATAL_ALERT + 256) {
+		snprintf(alert, sizeof alert, "BR_ERR_RECV_FATAL_ALERT+%d",
+		    code - BR_ERR_RECV_FATAL_ALERT);
+		return alert;
+	}
+	if (code < 0 || (size_t)code >= sizeof br_names / sizeof br_names[0] ||
+	    br_names[code] == NULL)
+		return "BR_ERR_?";
+	return br_names[code];
+}
+
+/* A few words on the codes a user will meet. */
+static const char *
+br_error_text(int code)
+{
+	switch (code) {
+	case BR_ERR_X509_EXPIRED:
+		return "certificate expired or not yet valid";
+	case BR_ERR_X509_NOT_TRUSTED:
+		return "certificate not signed by a trusted CA";
+	case BR_ERR_X509_BAD_SERVER_NAME:
+		return "certificate is not for this host name";
+	case BR_ERR_X509_TIME_UNKNOWN:
+		return "the current time is unknown";
+	case BR_ERR_X509_NOT_CA:
+		return "an issuer in the chain is not a CA";
+	case BR_ERR_X509_BAD_SIGNATURE:
+		return "bad certificate signature";
+	case BR_ERR_BAD_CIPHER_SUITE:
+	case BR_ERR_UNSUPPORTED_VERSION:
+		return "no common TLS 1.2 cipher suite";
+	case BR_ERR_NO_RANDOM:
+		return "no entropy";
+	default:
+		break;
+	}
+	if (code >= BR_ERR_RECV_FATAL_ALERT && code < BR_ERR_SEND_FATAL_ALERT)
+		return "the server sent a fatal alert";
+	if (code >= BR_ERR_SEND_FATAL_ALERT)
+		return "sent a fatal alert";
+	return NULL;
+}
+
+/* ---- pure helpers: dates, URLs ---- */
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's
+ * days_from_civil). */
+static long long
+days_from_civil(long long y, unsigned m, unsigned d)
+{
+	long long era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (long long)doe - 719468;
+}
+
+static int
+month_index(const char *s)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+
+	for (int i = 0; i < 12; i++)
+		if (strncasecmp(s, months + 3 * i, 3) == 0)
+			return i + 1;
+	return 0;
+}
+
+long long
+https_retry_after(const char *v, time_t now)
+{
+	char mon[4], wd[16], tz[4];
+	int d, y, hh, mm, ss, m, n = 0;
+	long long t;
+	const char *p = v;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (isdigit((unsigned char)*p)) {
+		long long s = 0;
+
+		while (isdigit((unsigned char)*p)) {
+			if (s < 1000000000LL)
+				s = s * 10 + (*p - '0');
+			p++;
+		}
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '\0')
+			return -1;
+		return s > 1000000000LL ? 1000000000LL : s;
+	}
+	/* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
+	if (sscanf(p, "%15[A-Za-z], %2d %3s %4d %2d:%2d:%2d %3s%n",
+	    wd, &d, mon, &y, &hh, &mm, &ss, tz, &n) == 8 && n > 0) {
+		/* matched */
+	} else if (n = 0, sscanf(p, "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d %3s%n",
+	    wd, &d, mon, &y, &hh, &mm, &ss, tz, &n) == 8 && n > 0) {
+		/* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT (two-digit year) */
+		y += y < 70 ? 2000 : 1900;
+	} else if (n = 0, sscanf(p, "%15[A-Za-z] %3s %2d %2d:%2d:%2d %4d%n",
+	    wd, mon, &d, &hh, &mm, &ss, &y, &n) == 7 && n > 0) {
+		/* asctime: Sun Nov  6 08:49:37 1994 */
+		snprintf(tz, sizeof tz, "GMT");
+	} else {
+		return -1;
+	}
+	while (p[n] == ' ' || p[n] == '\t')
+		n++;
+	if (p[n] != '\0' || strcmp(tz, "GMT") != 0)
+		return -1;
+	m = month_index(mon);
+	if (m == 0 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 || y < 1970)
+		return -1;
+	t = days_from_civil(y, (unsigned)m, (unsigned)d) * 86400 +
+	    hh * 3600 + mm * 60 + ss;
+	return t > (long long)now ? t - (long long)now : 0;
+}
+
+static int
+host_char(int c)
+{
+	return isalnum(c) || c == '-' || c == '.' || c == '_';
+}
+
+int
+https_url_split(const char *url, char *host, uint16_t *port, long *path_off,
+    const char **why)
+{
+	const char *a, *end, *h, *he, *pp = NULL;
+	size_t hl, n = strlen(url);
+	unsigned long pv = 443;
+
+	if (n > HTTPS_URL_MAX) {
+		*why = "too long";
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)url[i] <= 0x20 || url[i] == 0x7f) {
+			*why = "contains a space or a control character";
+			return -1;
+		}
+	if (strncasecmp(url, "https://", 8) != 0) {
+		*why = strncasecmp(url, "http://", 7) == 0 ? "not https" :
+		    "not an https:// URL";
+		return -1;
+	}
+	a = url + 8;
+	end = a + strcspn(a, "/?#");
+	if (memchr(a, '@', (size_t)(end - a)) != NULL) {
+		*why = "user information in URLs is not supported";
+		return -1;
+	}
+	if (*a == '[') {
+		h = a + 1;
+		he = memchr(h, ']', (size_t)(end - h));
+		if (he == NULL) {
+			*why = "unterminated IPv6 literal";
+			return -1;
+		}
+		for (const char *c = h; c < he; c++)
+			if (!isxdigit((unsigned char)*c) && *c != ':' && *c != '.') {
+				*why = "bad IPv6 literal";
+				return -1;
+			}
+		if (he + 1 < end) {
+			if (he[1] != ':') {
+				*why = "bad authority";
+				return -1;
+			}
+			pp = he + 2;
+		}
+	} else {
+		h = a;
+		he = memchr(a, ':', (size_t)(end - a));
+		if (he != NULL)
+			pp = he + 1;
+		else
+			he = end;
+		for (const char *c = h; c < he; c++)
+			if (!host_char((unsigned char)*c)) {
+				*why = "bad character in the host name";
+				return -1;
+			}
+	}
+	hl = (size_t)(he - h);
+	if (hl == 0) {
+		*why = "no host";
+		return -1;
+	}
+	if (hl > DNSHELPER_HOST_MAX) {
+		*why = "host name too long";
+		return -1;
+	}
+	if (pp != NULL) {
+		if (pp == end || end - pp > 5) {
+			*why = "bad port";
+			return -1;
+		}
+		pv = 0;
+		for (const char *c = pp; c < end; c++) {
+			if (!isdigit((unsigned char)*c)) {
+				*why = "bad port";
+				return -1;
+			}
+			pv = pv * 10 + (unsigned long)(*c - '0');
+		}
+		if (pv == 0 || pv > 65535) {
+			*why = "bad port";
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < hl; i++)
+		host[i] = (char)tolower((unsigned char)h[i]);
+	host[hl] = '\0';
+	*port = (uint16_t)pv;
+	*path_off = *end == '/' || *end == '?' ? (long)(end - url) : -1;
+	return 0;
+}
+
+/* ---- lifecycle ---- */
+
+int
+https_fetch_running(const struct https_fetch *f)
+{
+	return f->active;
+}
+
+static void
+release_conn(struct https_fetch *f)
+{
+	if (f->io_h >= 0)
+		reactor_del(f->r, f->io_h);
+	if (f->conn_h >= 0)
+		reactor_del(f->r, f->conn_h);
+	if (f->fd >= 0)
+		close(f->fd);
+	f->io_h = f->conn_h = f->fd = -1;
+	f->io_mask = 0;
+}
+
+static void
+release(struct https_fetch *f)
+{
+	release_conn(f);
+	if (f->deadline_h >= 0)
+		reactor_del(f->r, f->deadline_h);
+	f->deadline_h = -1;
+	dnshelper_cancel(&f->dns);
+	f->state = ST_IDLE;
+	f->active = 0;
+	f->gen++;
+}
+
+/* Release everything and call done.  Returns -1: the caller must not
+ * touch `f` afterwards (done may have started a new fetch on it). */
+static int
+finish(struct https_fetch *f)
+{
+	https_done_cb *done = f->done;
+	void *arg = f->arg;
+
+	release(f);
+	done(f, &f->res, arg);
+	return -1;
+}
+
+static int
+fail(struct https_fetch *f, enum https_fail kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int
+fail(struct https_fetch *f, enum https_fail kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	f->res.fail = kind;
+	f->res.err.code = ERR_IO;
+	vsnprintf(f->res.err.msg, sizeof f->res.err.msg, fmt, ap);
+	va_end(ap);
+	err_ctx_str(&f->res.err, "url", f->res.url);
+	if (f->starting) {
+		/* Inside https_fetch_start: it returns -1, done is not called. */
+		release(f);
+		return -1;
+	}
+	return finish(f);
+}
+
+static int
+succeed(struct https_fetch *f)
+{
+	f->res.fail = HTTPS_OK;
+	err_clear(&f->res.err);
+	return finish(f);
+}
+
+void
+https_fetch_cancel(struct https_fetch *f)
+{
+	if (f->active)
+		release(f);
+}
+
+/* "host" or "host:port", brackets around an IPv6 literal. */
+static void
+host_port(const struct https_fetch *f, char *buf, size_t cap)
+{
+	int v6 = strchr(f->host, ':') != NULL;
+
+	if (f->port == 443)
+		snprintf(buf, cap, "%s%s%s", v6 ? "[" : "", f->host, v6 ? "]" : "");
+	else
+		snprintf(buf, cap, "%s%s%s:%u", v6 ? "[" : "", f->host, v6 ? "]" : "",
+		    (unsigned)f->port);
+}
+
+/* ---- hops ---- */
+
+static void on_dns(struct dnshelper *d, void *arg);
+static void on_io(struct reactor *r, int h, int events, void *arg);
+static int engine_run(struct https_fetch *f);
+static int connect_next(struct https_fetch *f);
+static void note_conn(struct https_fetch *f, int en);
+
+/* Start fetching f->res.url: split it, build the request, resolve. */
+static int
+hop_start(struct https_fetch *f)
+{
+	char hp[DNSHELPER_HOST_MAX + 10];
+	const char *why, *path;
+	int n;
+
+	if (https_url_split(f->res.url, f->host, &f->port, &f->path_off, &why) < 0)
+		return fail(f, HTTPS_E_URL, "bad URL %s: %s", f->res.url, why);
+	host_port(f, hp, sizeof hp);
+	path = f->path_off >= 0 ? f->res.url + f->path_off : "/";
+	n = snprintf(f->req, sizeof f->req,
+	    "GET %s%s HTTP/1.1\r\n"
+	    "Host: %s\r\n"
+	    "User-Agent: appd/" APPD_VERSION "\r\n"
+	    "Accept: */*\r\n"
+	    "Accept-Encoding: identity\r\n"
+	    "Connection: close\r\n"
+	    "%s%s%s"
+	    "\r\n",
+	    *path == '?' ? "/" : "", path, hp,
+	    f->inm[0] ? "If-None-Match: " : "", f->inm, f->inm[0] ? "\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof f->req) {
+		(void)fail(f, HTTPS_E_URL, "bad URL %s: request too long", f->res.url);
+		errno = EINVAL;
+		return -1;
+	}
+	f->req_len = (size_t)n;
+	f->req_off = 0;
+	f->phase = PH_HEADER;
+	f->body_mode = 0;
+	f->hdr_len = 0;
+	f->hs_done = 0;
+	f->res.status = 0;
+	f->res.etag[0] = '\0';
+	f->res.retry_after = -1;
+	f->res.content_length = -1;
+	f->res.tls_error = 0;
+	f->state = ST_DNS;
+	if (dnshelper_start(&f->dns, f->r, f->host, f->port, f->connect_timeout_ms,
+	    on_dns, f) < 0) {
+		int en = errno;
+
+		(void)fail(f, HTTPS_E_DNS, "%s", f->dns.err.msg);
+		errno = en;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- connect ---- */
+
+static void
+on_conn_timer(struct reactor *r, int h, int events, void *arg)
+{
+	struct https_fetch *f = arg;
+
+	(void)r;
+	(void)h;
+	(void)events;
+	f->conn_h = -1;
+	release_conn(f);
+	note_conn(f, ETIMEDOUT);
+	(void)connect_next(f);
+}
+
+/* Connected: set up the TLS client and run the engine. */
+static int
+tls_start(struct https_fetch *f)
+{
+	static const uint16_t suites[] = {
+		BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+		BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	};
+	static const struct {
+		int id;
+		const br_hash_class *vt;
+	} hashes[] = {
+		{ br_sha256_ID, &br_sha256_vtable },
+		{ br_sha384_ID, &br_sha384_vtable },
+		{ br_sha512_ID, &br_sha512_vtable },
+	};
+	br_ssl_engine_context *eng = &f->cc.eng;
+	unsigned char seed[32];
+	time_t now = time(NULL);
+	size_t i;
+
+	br_ssl_client_zero(&f->cc);
+	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
+	br_x509_minimal_init(&f->xc, &br_sha256_vtable, f->anchors, f->nanchors);
+	br_ssl_engine_set_suites(eng, suites, sizeof suites / sizeof suites[0]);
+	br_ssl_engine_set_default_rsavrfy(eng);
+	br_ssl_engine_set_default_ecdsa(eng);
+	br_x509_minimal_set_rsa(&f->xc, br_ssl_engine_get_rsavrfy(eng));
+	br_x509_minimal_set_ecdsa(&f->xc, br_ssl_engine_get_ec(eng),
+	    br_ssl_engine_get_ecdsa(eng));
+	for (i = 0; i < sizeof hashes / sizeof hashes[0]; i++) {
+		br_ssl_engine_set_hash(eng, hashes[i].id, hashes[i].vt);
+		br_x509_minimal_set_hash(&f->xc, hashes[i].id, hashes[i].vt);
+	}
+	br_ssl_engine_set_x509(eng, &f->xc.vtable);
+	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
+	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
+	br_ssl_engine_set_default_aes_gcm(eng);
+	br_ssl_engine_set_default_chapol(eng);
+	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
+	br_ssl_engine_set_buffer(eng, f->iobuf, sizeof f->iobuf, 1);
+	/* Validity is checked against this clock, explicitly (days since
+	 * 0000-01-01; 719528 is 1970-01-01). */
+	if (now > 0)
+		br_x509_minimal_set_time(&f->xc, (uint32_t)(now / 86400 + 719528),
+		    (uint32_t)(now % 86400));
+	/* Seed the engine's DRBG ourselves; BearSSL may add its own. */
+	if (getentropy(seed, sizeof seed) == 0)
+		br_ssl_engine_inject_entropy(eng, seed, sizeof seed);
+	memset(seed, 0, sizeof seed);
+	if (!br_ssl_client_reset(&f->cc, f->host, 0)) {
+		int e = br_ssl_engine_last_error(eng);
+
+		f->res.tls_error = e;
+		return fail(f, HTTPS_E_TLS, "TLS error with %s: %s (%d): cannot "
+		    "start the handshake", f->host, https_br_error_name(e), e);
+	}
+	f->state = ST_TLS;
+	return engine_run(f);
+}
+
+/* Remember why the address being tried (ai - 1) failed: `en`, or
+ * ETIMEDOUT for its share of the connect timeout. */
+static void
+note_conn(struct https_fetch *f, int en)
+{
+	char as[INET6_ADDRSTRLEN];
+	size_t n = strlen(f->conn_why);
+
+	if (en != ETIMEDOUT)
+		f->conn_refused = 1;
+	if (f->ai <= 0 || n + 2 >= sizeof f->conn_why)
+		return;
+	snprintf(f->conn_why + n, sizeof f->conn_why - n, "%s%s: %s",
+	    n ? "; " : "", dnshelper_addr_str(&f->dns.addr[f->ai - 1], as, sizeof as),
+	    en == ETIMEDOUT ? "timed out" : strerror(en));
+}
+
+static int
+conn_fail(struct https_fetch *f)
+{
+	char hp[DNSHELPER_HOST_MAX + 10];
+
+	host_port(f, hp, sizeof hp);
+	if (!f->conn_refused)
+		return fail(f, HTTPS_E_CONNECT, "connecting to %s timed out after "
+		    "%llu ms (%s)", hp, (unsigned long long)f->connect_timeout_ms,
+		    f->conn_why);
+	return fail(f, HTTPS_E_CONNECT, "cannot connect to %s (%s)", hp, f->conn_why);
+}
+
+/* Try the next address.  0 (in progress, or connected and running), or
+ * -1 when finished. */
+static int
+connect_next(struct https_fetch *f)
+{
+	uint64_t now = reactor_now(f->r);
+
+	while (f->ai < f->dns.naddr) {
+		const struct dnshelper_addr *a = &f->dns.addr[f->ai++];
+		int left = f->dns.naddr - f->ai + 1;
+		uint64_t budget;
+		int fd, rc;
+
+		if (now >= f->connect_until)
+			break;          /* no time left for the others */
+		fd = socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			note_conn(f, errno);
+			continue;
+		}
+		rc = connect(fd, &a->u.sa, a->len);
+		if (rc < 0 && errno != EINPROGRESS && errno != EINTR) {
+			note_conn(f, errno);
+			close(fd);
+			continue;
+		}
+		f->fd = fd;
+		f->state = ST_CONNECTING;
+		f->io_mask = REACTOR_WRITE;
+		if ((f->io_h = reactor_io_add(f->r, fd, REACTOR_WRITE, on_io, f)) < 0)
+			return fail(f, HTTPS_E_CONNECT, "cannot watch a socket: %s",
+			    strerror(errno));
+		if (rc == 0)
+			return tls_start(f);
+		budget = (f->connect_until - now) / (uint64_t)left;
+		if (budget == 0)
+			budget = 1;
+		if ((f->conn_h = reactor_timer_add(f->r, budget, on_conn_timer, f)) < 0)
+			return fail(f, HTTPS_E_CONNECT, "cannot add a timer: %s",
+			    strerror(errno));
+		return 0;
+	}
+	return conn_fail(f);
+}
+
+static void
+on_dns(struct dnshelper *d, void *arg)
+{
+	struct https_fetch *f = arg;
+
+	if (d->naddr == 0) {
+		(void)fail(f, HTTPS_E_DNS, "%s", d->err.msg);
+		return;
+	}
+	f->ai = 0;
+	f->conn_refused = 0;
+	f->conn_why[0] = '\0';
+	f->connect_until = reactor_now(f->r) + f->connect_timeout_ms;
+	(void)connect_next(f);
+}
+
+/* The socket became writable while connecting. */
+static int
+connect_done(struct https_fetch *f)
+{
+	int soerr = 0;
+	socklen_t sl = sizeof soerr;
+
+	if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+		soerr = errno;
+	if (soerr == EINPROGRESS || soerr == EALREADY)
+		return 0;        /* spurious */
+	if (soerr != 0) {
+		note_conn(f, soerr);
+		release_conn(f);
+		return connect_next(f);
+	}
+	if (f->conn_h >= 0)
+		reactor_del(f->r, f->conn_h);
+	f->conn_h = -1;
+	return tls_start(f);
+}
+
+/* ---- redirects ---- */
+
+/* Resolve Location `loc` against the current URL into `out`.  0, or -1
+ * with the kind and reason set. */
+static int
+resolve_location(struct https_fetch *f, const char *loc, char *out, size_t cap,
+    enum https_fail *kind, const char **why)
+{
+	char hp[DNSHELPER_HOST_MAX + 10];
+	const char *cur = f->res.url, *colon;
+	size_t n, base;
+	int w;
+
+	*kind = HTTPS_E_PROTOCOL;
+	colon = loc + strcspn(loc, ":/?#");
+	if (*colon == ':') {
+		/* Has a scheme. */
+		if ((size_t)(colon - loc) != 5 || strncasecmp(loc, "https", 5) != 0) {
+			*kind = HTTPS_E_INSECURE_REDIRECT;
+			*why = "not https";
+			return -1;
+		}
+		w = snprintf(out, cap, "%s", loc);
+	} else if (loc[0] == '/' && loc[1] == '/') {
+		w = snprintf(out, cap, "https:%s", loc);
+	} else {
+		host_port(f, hp, sizeof hp);
+		if (loc[0] == '/') {
+			w = snprintf(out, cap, "https://%s%s", hp, loc);
+		} else {
+			/* Relative to the current path: its directory, or
+			 * (a query alone) the path itself. */
+			const char *path = f->path_off >= 0 ? cur + f->path_off : "/";
+			size_t plen = strcspn(path, "?#");
+
+			if (*path == '?')
+				path = "/", plen = 1;
+			if (loc[0] == '?' || loc[0] == '\0')
+				base = plen;
+			else {
+				base = plen;
+				while (base > 0 && path[base - 1] != '/')
+					base--;
+			}
+			w = snprintf(out, cap, "https://%s%.*s%s", hp, (int)base, path, loc);
+		}
+	}
+	if (w < 0 || (size_t)w >= cap) {
+		*why = "Location too long";
+		return -1;
+	}
+	n = strcspn(out, "#");
+	out[n] = '\0';          /* the fragment is not sent */
+	return 0;
+}
+
+static int
+redirect(struct https_fetch *f)
+{
+	char next[HTTPS_URL_MAX + 1];
+	enum https_fail kind;
+	const char *why;
+
+	if (f->res.redirects >= HTTPS_MAX_REDIRECTS)
+		return fail(f, HTTPS_E_TOO_MANY_REDIRECTS, "too many redirects "
+		    "(more than %d) from %s", HTTPS_MAX_REDIRECTS, f->res.url);
+	if (resolve_location(f, f->location, next, sizeof next, &kind, &why) < 0) {
+		if (kind == HTTPS_E_INSECURE_REDIRECT)
+			return fail(f, kind, "redirect to a non-https URL refused: %s",
+			    f->location);
+		return fail(f, kind, "bad HTTP response from %s: %s", f->host, why);
+	}
+	release_conn(f);
+	f->res.redirects++;
+	memcpy(f->res.url, next, strlen(next) + 1);
+	(void)hop_start(f);
+	return -1;              /* the old connection is gone either way */
+}
+
+/* ---- the response ---- */
+
+static int
+proto(struct https_fetch *f, const char *why)
+{
+	return fail(f, HTTPS_E_PROTOCOL, "bad HTTP response from %s: %s", f->host, why);
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+/* Is `tok` the last comma-separated element of `list`? */
+static int
+last_token_is(const char *list, const char *tok)
+{
+	const char *c = strrchr(list, ',');
+	char buf[32];
+
+	snprintf(buf, sizeof buf, "%s", c ? c + 1 : list);
+	return strcasecmp(trim(buf), tok) == 0;
+}
+
+/* Hand body bytes to the caller.  0, or -1 when finished (or cancelled). */
+static int
+deliver(struct https_fetch *f, const unsigned char *p, size_t n)
+{
+	unsigned gen = f->gen;
+
+	if (n == 0)
+		return 0;
+	if (f->res.bytes + n > f->body_max)
+		return fail(f, HTTPS_E_TOO_BIG, "body of %s exceeds %llu bytes",
+		    f->res.url, (unsigned long long)f->body_max);
+	f->res.bytes += n;
+	if (f->on_body != NULL) {
+		int rc = f->on_body(f->arg, p, n);
+
+		if (!f->active || f->gen != gen)
+			return -1;          /* cancelled from the sink */
+		if (rc < 0)
+			return fail(f, HTTPS_E_ABORTED, "body of %s rejected by "
+			    "the caller", f->res.url);
+	}
+	return 0;
+}
+
+/* The header block is complete (NUL-terminated in hdr[]).  0 to read the
+ * body (or another header after a 1xx), -1 when finished. */
+static int
+on_header(struct https_fetch *f)
+{
+	char *line = f->hdr, *next, *colon, *v;
+	int status, chunked = 0, te = 0, have_cl = 0;
+	uint64_t cl = 0;
+
+	next = strchr(line, '\n');
+	if (next)
+		*next++ = '\0';
+	line = trim(line);
+	if (strncmp(line, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)line[7]) ||
+	    line[8] != ' ' || !isdigit((unsigned char)line[9]) ||
+	    !isdigit((unsigned char)line[10]) || !isdigit((unsigned char)line[11]) ||
+	    (line[12] != ' ' && line[12] != '\0'))
+		return proto(f, "bad status line");
+	status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+	if (status < 100)
+		return proto(f, "bad status code");
+	f->res.status = status;
+	f->res.etag[0] = '\0';
+	f->res.retry_after = -1;
+	f->res.content_length = -1;
+	f->location[0] = '\0';
+
+	while ((line = next) != NULL && *line != '\0') {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (*line == ' ' || *line == '\t')
+			continue;           /* obsolete line folding: ignored */
+		if ((colon = strchr(line, ':')) == NULL) {
+			if (*trim(line) == '\0')
+				break;
+			return proto(f, "header line without a colon");
+		}
+		*colon = '\0';
+		v = trim(colon + 1);
+		if (strcasecmp(line, "Content-Length") == 0) {
+			uint64_t x = 0;
+			const char *c = v;
+
+			if (*c == '\0')
+				return proto(f, "bad Content-Length");
+			for (; *c; c++) {
+				if (!isdigit((unsigned char)*c) || x > UINT64_MAX / 10 - 10)
+					return proto(f, "bad Content-Length");
+				x = x * 10 + (uint64_t)(*c - '0');
+			}
+			if (have_cl && x != cl)
+				return proto(f, "conflicting Content-Length");
+			have_cl = 1;
+			cl = x;
+		} else if (strcasecmp(line, "Transfer-Encoding") == 0) {
+			te = 1;
+			chunked = last_token_is(v, "chunked");
+		} else if (strcasecmp(line, "ETag") == 0) {
+			if (strlen(v) < sizeof f->res.etag)
+				memcpy(f->res.etag, v, strlen(v) + 1);
+		} else if (strcasecmp(line, "Retry-After") == 0) {
+			f->res.retry_after = https_retry_after(v, time(NULL));
+		} else if (strcasecmp(line, "Location") == 0) {
+			if (strlen(v) > HTTPS_URL_MAX)
+				return proto(f, "Location too long");
+			memcpy(f->location, v, strlen(v) + 1);
+		}
+	}
+	if (have_cl && cl <= INT64_MAX)
+		f->res.content_length = (int64_t)cl;
+
+	if (status < 200) {
+		if (status == 101)
+			return proto(f, "unexpected 101 Switching Protocols");
+		f->hdr_len = 0;         /* interim: the real answer follows */
+		return 0;
+	}
+	switch (status) {
+	case 301: case 302: case 303: case 307: case 308:
+		if (f->location[0] != '\0')
+			return redirect(f);
+		break;
+	case 304:
+		return succeed(f);
+	default:
+		break;
+	}
+	if (status < 200 || status > 299) {
+		if (f->res.retry_after >= 0)
+			return fail(f, HTTPS_E_STATUS, "HTTP %d from %s (Retry-After "
+			    "%lld s)", status, f->res.url, f->res.retry_after);
+		return fail(f, HTTPS_E_STATUS, "HTTP %d from %s", status, f->res.url);
+	}
+	if (status == 204 || status == 205)
+		return succeed(f);
+	if (te && !chunked)
+		return proto(f, "unsupported Transfer-Encoding");
+	f->phase = PH_BODY;
+	if (chunked) {
+		f->body_mode = BM_CHUNKED;
+		f->chunk_state = CK_SIZE;
+		f->chunk_digits = 0;
+		f->remaining = 0;
+		f->res.content_length = -1;
+	} else if (have_cl) {
+		if (cl > f->body_max)
+			return fail(f, HTTPS_E_TOO_BIG, "body of %s exceeds %llu bytes "
+			    "(Content-Length %llu)", f->res.url,
+			    (unsigned long long)f->body_max, (unsigned long long)cl);
+		if (cl == 0)
+			return succeed(f);
+		f->body_mode = BM_LENGTH;
+		f->remaining = cl;
+	} else {
+		f->body_mode = BM_CLOSE;
+	}
+	return 0;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Feed body bytes (chunked framing).  0, or -1 when finished. */
+static int
+chunked_feed(struct https_fetch *f, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		int c = *p;
+
+		switch (f->chunk_state) {
+		case CK_SIZE:
+			if (hexval(c) >= 0) {
+				if (++f->chunk_digits > 15)
+					return proto(f, "chunk size too large");
+				f->remaining = f->remaining << 4 | (uint64_t)hexval(c);
+			} else if (f->chunk_digits == 0) {
+				return proto(f, "bad chunk size");
+			} else if (c == ';' || c == ' ' || c == '\t' || c == '\r') {
+				f->chunk_state = CK_EXT;
+			} else if (c == '\n') {
+				goto size_done;
+			} else {
+				return proto(f, "bad chunk size");
+			}
+			p++, n--;
+			continue;
+		case CK_EXT:
+			p++, n--;
+			if (c != '\n')
+				continue;
+			goto size_line_done;
+		case CK_DATA: {
+			size_t k = f->remaining < n ? (size_t)f->remaining : n;
+
+			if (deliver(f, p, k) < 0)
+				return -1;
+			f->remaining -= k;
+			p += k;
+			n -= k;
+			if (f->remaining == 0)
+				f->chunk_state = CK_DATA_CR;
+			continue;
+		}
+		case CK_DATA_CR:
+			if (c == '\r') {
+				f->chunk_state = CK_DATA_LF;
+			} else if (c == '\n') {
+				f->chunk_state = CK_SIZE;
+				f->chunk_digits = 0;
+			} else {
+				return proto(f, "missing CRLF after chunk data");
+			}
+			p++, n--;
+			continue;
+		case CK_DATA_LF:
+			if (c != '\n')
+				return proto(f, "missing CRLF after chunk data");
+			f->chunk_state = CK_SIZE;
+			f->chunk_digits = 0;
+			p++, n--;
+			continue;
+		case CK_TRL_START:
+			p++, n--;
+			if (c == '\n')
+				return succeed(f);
+			f->chunk_state = c == '\r' ? CK_TRL_END_LF : CK_TRL_LINE;
+			continue;
+		case CK_TRL_LINE:
+			p++, n--;
+			if (c == '\n')
+				f->chunk_state = CK_TRL_START;
+			continue;
+		case CK_TRL_END_LF:
+			p++, n--;
+			if (c == '\n')
+				return succeed(f);
+			f->chunk_state = CK_TRL_LINE;
+			continue;
+		default:
+			return proto(f, "chunked decoder state");
+		}
+size_done:
+		p++, n--;
+size_line_done:
+		if (f->remaining == 0) {
+			f->chunk_state = CK_TRL_START;
+		} else {
+			if (f->res.bytes + f->remaining > f->body_max)
+				return fail(f, HTTPS_E_TOO_BIG, "body of %s exceeds "
+				    "%llu bytes", f->res.url,
+				    (unsigned long long)f->body_max);
+			f->chunk_state = CK_DATA;
+		}
+	}
+	return 0;
+}
+
+/* Plaintext from the engine.  0 when everything was taken, -1 when the
+ * connection is no longer ours (finished, or redirected). */
+static int
+consume(struct https_fetch *f, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		if (f->phase == PH_HEADER) {
+			size_t h;
+			char c = (char)*p++;
+
+			n--;
+			if (f->hdr_len >= HTTPS_HDR_MAX)
+				return proto(f, "response header too large");
+			f->hdr[f->hdr_len++] = c;
+			h = f->hdr_len;
+			if (c != '\n')
+				continue;
+			if (h == 1 || (h == 2 && f->hdr[0] == '\r')) {
+				f->hdr_len = 0;         /* stray empty line */
+				continue;
+			}
+			if (!(h >= 2 && f->hdr[h - 2] == '\n') &&
+			    !(h >= 4 && memcmp(f->hdr + h - 4, "\r\n\r\n", 4) == 0))
+				continue;
+			f->hdr[h] = '\0';
+			if (on_header(f) < 0)
+				return -1;
+			continue;
+		}
+		switch (f->body_mode) {
+		case BM_CHUNKED:
+			return chunked_feed(f, p, n);
+		case BM_LENGTH: {
+			size_t k = f->remaining < n ? (size_t)f->remaining : n;
+
+			if (deliver(f, p, k) < 0)
+				return -1;
+			f->remaining -= k;
+			if (f->remaining == 0)
+				return succeed(f);      /* extra bytes are ignored */
+			return 0;
+		}
+		default:
+			return deliver(f, p, n);
+		}
+	}
+	return 0;
+}
+
+/* The connection ended: a TCP EOF, or the server's close_notify. */
+static int
+conn_ended(struct https_fetch *f, int close_notify)
+{
+	char what[128];
+
+	if (!f->hs_done)
+		return fail(f, HTTPS_E_TLS, "TLS error with %s: connection closed "
+		    "during the handshake", f->host);
+	if (f->phase == PH_BODY && f->body_mode == BM_CLOSE && close_notify)
+		return succeed(f);
+	if (f->phase == PH_HEADER)
+		snprintf(what, sizeof what, "connection closed before the end of "
+		    "the response header");
+	else if (f->body_mode == BM_LENGTH)
+		snprintf(what, sizeof what, "got %llu of %lld body bytes",
+		    (unsigned long long)f->res.bytes, (long long)f->res.content_length);
+	else if (f->body_mode == BM_CHUNKED)
+		snprintf(what, sizeof what, "chunked body without the last chunk "
+		    "(%llu bytes)", (unsigned long long)f->res.bytes);
+	else
+		snprintf(what, sizeof what, "connection closed without TLS "
+		    "close_notify (%llu bytes)", (unsigned long long)f->res.bytes);
+	return fail(f, HTTPS_E_TRUNCATED, "response from %s truncated: %s",
+	    f->host, what);
+}
+
+static int
+tls_fail(struct https_fetch *f, int e)
+{
+	const char *text = br_error_text(e);
+	enum https_fail kind = HTTPS_E_TLS;
+
+	f->res.tls_error = e;
+	if (e == BR_ERR_X509_BAD_SERVER_NAME)
+		kind = HTTPS_E_NAME;
+	else if (e == BR_ERR_X509_NOT_TRUSTED)
+		kind = HTTPS_E_UNTRUSTED;
+	else if (e == BR_ERR_X509_EXPIRED)
+		kind = HTTPS_E_EXPIRED;
+	return fail(f, kind, "TLS error with %s: %s (%d)%s%s", f->host,
+	    https_br_error_name(e), e, text ? ": " : "", text ? text : "");
+}
+
+/* The engine loop: do every step that can be done now, then watch what
+ * the engine waits for.  0, or -1 when finished. */
+static int
+engine_run(struct https_fetch *f)
+{
+	br_ssl_engine_context *eng = &f->cc.eng;
+	int rd_blocked = 0, wr_blocked = 0;
+	unsigned st, m;
+	unsigned char *buf;
+	size_t len;
+	ssize_t n;
+
+	for (;;) {
+		st = br_ssl_engine_current_state(eng);
+		if (st & BR_SSL_CLOSED) {
+			int e = br_ssl_engine_last_error(eng);
+
+			if (e != BR_ERR_OK)
+				return tls_fail(f, e);
+			return conn_ended(f, 1);
+		}
+		if (st & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))
+			f->hs_done = 1;
+		if (st & BR_SSL_RECVAPP) {
+			buf = br_ssl_engine_recvapp_buf(eng, &len);
+			if (consume(f, buf, len) < 0)
+				return -1;
+			br_ssl_engine_recvapp_ack(eng, len);
+			continue;
+		}
+		if ((st & BR_SSL_SENDREC) && !wr_blocked) {
+			buf = br_ssl_engine_sendrec_buf(eng, &len);
+			n = send(f->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n > 0) {
+				br_ssl_engine_sendrec_ack(eng, (size_t)n);
+			} else if (n < 0 && errno == EINTR) {
+				/* again */
+			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				wr_blocked = 1;
+			} else {
+				if (!f->hs_done && (errno == EPIPE || errno == ECONNRESET))
+					return fail(f, HTTPS_E_TLS, "TLS error with %s: "
+					    "connection closed during the handshake: %s",
+					    f->host, strerror(errno));
+				return fail(f, HTTPS_E_IO, "send with %s failed: %s",
+				    f->host, strerror(errno));
+			}
+			continue;
+		}
+		if ((st & BR_SSL_SENDAPP) && f->req_off < f->req_len) {
+			size_t k;
+
+			buf = br_ssl_engine_sendapp_buf(eng, &len);
+			k = f->req_len - f->req_off < len ? f->req_len - f->req_off : len;
+			memcpy(buf, f->req + f->req_off, k);
+			br_ssl_engine_sendapp_ack(eng, k);
+			f->req_off += k;
+			if (f->req_off == f->req_len)
+				br_ssl_engine_flush(eng, 0);
+			continue;
+		}
+		if ((st & BR_SSL_RECVREC) && !rd_blocked) {
+			buf = br_ssl_engine_recvrec_buf(eng, &len);
+			n = recv(f->fd, buf, len, MSG_DONTWAIT);
+			if (n > 0) {
+				br_ssl_engine_recvrec_ack(eng, (size_t)n);
+			} else if (n == 0) {
+				return conn_ended(f, 0);
+			} else if (errno == EINTR) {
+				/* again */
+			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				rd_blocked = 1;
+			} else {
+				if (!f->hs_done)
+					return fail(f, HTTPS_E_TLS, "TLS error with %s: "
+					    "connection lost during the handshake: %s",
+					    f->host, strerror(errno));
+				return fail(f, HTTPS_E_IO, "recv with %s failed: %s",
+				    f->host, strerror(errno));
+			}
+			continue;
+		}
+		break;
+	}
+	m = (st & BR_SSL_SENDREC ? REACTOR_WRITE : 0u) |
+	    (st & BR_SSL_RECVREC ? REACTOR_READ : 0u);
+	if (m == 0)
+		return fail(f, HTTPS_E_TLS, "TLS error with %s: the engine waits "
+		    "for nothing (state 0x%x)", f->host, st);
+	if (m != f->io_mask) {
+		if (reactor_io_set(f->r, f->io_h, m) < 0)
+			return fail(f, HTTPS_E_IO, "cannot watch the socket: %s",
+			    strerror(errno));
+		f->io_mask = m;
+	}
+	return 0;
+}
+
+static void
+on_io(struct reactor *r, int h, int events, void *arg)
+{
+	struct https_fetch *f = arg;
+
+	(void)r;
+	(void)h;
+	(void)events;
+	if (f->state == ST_CONNECTING)
+		(void)connect_done(f);
+	else if (f->state == ST_TLS)
+		(void)engine_run(f);
+}
+
+static void
+on_deadline(struct reactor *r, int h, int events, void *arg)
+{
+	struct https_fetch *f = arg;
+	char hp[DNSHELPER_HOST_MAX + 10], phase[DNSHELPER_HOST_MAX + 64];
+
+	(void)r;
+	(void)h;
+	(void)events;
+	f->deadline_h = -1;
+	host_port(f, hp, sizeof hp);
+	switch (f->state) {
+	case ST_DNS:
+		snprintf(phase, sizeof phase, "resolving %s", f->host);
+		break;
+	case ST_CONNECTING:
+		snprintf(phase, sizeof phase, "connecting to %s", hp);
+		break;
+	default:
+		if (!f->hs_done)
+			snprintf(phase, sizeof phase, "TLS handshake with %s", hp);
+		else if (f->phase == PH_HEADER)
+			snprintf(phase, sizeof phase, "waiting for the response from %s", hp);
+		else
+			snprintf(phase, sizeof phase, "reading the body, %llu bytes so far",
+			    (unsigned long long)f->res.bytes);
+		break;
+	}
+	(void)fail(f, HTTPS_E_TIMEOUT, "fetching %s timed out after %llu ms (%s)",
+	    f->res.url, (unsigned long long)f->deadline_ms, phase);
+}
+
+static int
+start_error(struct https_fetch *f, int en, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int
+start_error(struct https_fetch *f, int en, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	f->res.err.code = ERR_IO;
+	vsnprintf(f->res.err.msg, sizeof f->res.err.msg, fmt, ap);
+	va_end(ap);
+	errno = en;
+	return -1;
+}
+
+int
+https_fetch_start(struct https_fetch *f, struct reactor *r,
+    const struct https_request *req)
+{
+	size_t n;
+	int rc;
+
+	char url[HTTPS_URL_MAX + 1], inm[HTTPS_ETAG_MAX];
+
+	if (f->active)
+		return start_error(f, EBUSY, "a fetch is already running");
+	/* Copy the strings first: they may point into f->res (the last
+	 * response's url or etag). */
+	url[0] = inm[0] = '\0';
+	if (req != NULL && req->url != NULL && (n = strlen(req->url)) <= HTTPS_URL_MAX)
+		memcpy(url, req->url, n + 1);
+	if (req != NULL && req->if_none_match != NULL &&
+	    (n = strlen(req->if_none_match)) < sizeof inm)
+		memcpy(inm, req->if_none_match, n + 1);
+	memset(&f->res, 0, sizeof f->res);
+	err_clear(&f->res.err);
+	f->res.retry_after = -1;
+	f->res.content_length = -1;
+	f->fd = f->io_h = f->deadline_h = f->conn_h = -1;
+	f->io_mask = 0;
+	f->state = ST_IDLE;
+	if (req == NULL || req->url == NULL || req->done == NULL ||
+	    (req->anchors == NULL && req->nanchors > 0))
+		return start_error(f, EINVAL, "bad fetch request");
+	if (url[0] == '\0' && req->url[0] != '\0')
+		return start_error(f, EINVAL, "bad URL: too long");
+	memcpy(f->res.url, url, strlen(url) + 1);
+	f->res.url[strcspn(f->res.url, "#")] = '\0';
+	if (req->if_none_match != NULL) {
+		const char *c;
+
+		if (inm[0] == '\0' && req->if_none_match[0] != '\0')
+			return start_error(f, EINVAL, "If-None-Match value too long");
+		for (c = inm; *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				return start_error(f, EINVAL, "bad If-None-Match value");
+	}
+	memcpy(f->inm, inm, strlen(inm) + 1);
+	{
+		char host[DNSHELPER_HOST_MAX + 1];
+		uint16_t port;
+		long off;
+		const char *why;
+
+		if (https_url_split(f->res.url, host, &port, &off, &why) < 0)
+			return start_error(f, EINVAL, "bad URL %s: %s", f->res.url, why);
+	}
+	f->r = r;
+	f->on_body = req->on_body;
+	f->done = req->done;
+	f->arg = req->arg;
+	f->anchors = req->anchors;
+	f->nanchors = req->nanchors;
+	f->connect_timeout_ms = req->connect_timeout_ms ? req->connect_timeout_ms :
+	    HTTPS_DEFAULT_CONNECT_TIMEOUT_MS;
+	f->deadline_ms = req->deadline_ms ? req->deadline_ms : HTTPS_DEFAULT_DEADLINE_MS;
+	f->body_max = req->body_max ? req->body_max : HTTPS_DEFAULT_BODY_MAX;
+	if ((f->deadline_h = reactor_timer_add(r, f->deadline_ms, on_deadline, f)) < 0)
+		return start_error(f, errno, "cannot add a timer: %s", strerror(errno));
+	f->active = 1;
+	f->gen++;
+	f->starting = 1;
+	rc = hop_start(f);      /* a failure here does not call done */
+	f->starting = 0;
+	return rc < 0 ? -1 : 0;
+}

@@ -29,7 +29,7 @@
  * The child inherits the parent's fds while it runs (it never execs and
  * lives for one lookup); it blocks no signal the parent did not block.
  *
- * Memory: the caller owns `struct dnshelper` (about 1 KiB); no
+ * Memory: the caller owns `struct dnshelper` (about 4 KiB); no
  * allocation.  Zero it before its first use (static storage is).
  *
  * Source: getaddrinfo(3), pipe2(2), fork(2), pidfd_open(2) via

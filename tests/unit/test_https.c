@@ -8,7 +8,11 @@
  *
  * URLs use the name "localhost", so every fetch resolves it through the
  * DNS helper child.  SIGPIPE is left at SIG_DFL on purpose: a SIGPIPE
- * would kill the test.  Every wait is bounded; every process started here
+ * would kill the test.  Run from the top of the tree (make unit does):
+ * tests/unit/certs.sh and tests/fixtures/https_fixture.py are found by
+ * relative paths; $PYTHON picks the interpreter (default /usr/bin/python3).
+ * TEST_HTTPS_VERBOSE=1 prints every fetch's outcome.
+ * Every wait is bounded; every process started here
  * dies with the test (PR_SET_PDEATHSIG) and is killed and reaped in the
  * group teardown.
  */
@@ -53,7 +57,7 @@ static const struct {
 };
 
 static struct reactor R;
-static struct https_fetch F;            /* ~90 KiB: static */
+static struct https_fetch F;            /* ~72 KiB: static */
 static struct trust_store TS;           /* the test CA */
 static struct trust_store TS2;          /* scratch for the trust tests */
 static struct dnshelper D;

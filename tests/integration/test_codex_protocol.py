@@ -178,3 +178,28 @@ def test_stale_links_and_sockets_at_the_path(home):
     r = home.start_server("--listen", "{socket}")
     assert r.rc == 5 and r.json["error"] == "socketInUse", r
     assert os.path.islink(home.socket) and open(target).read() == "keep"
+
+
+def test_concurrent_settings_changes_are_never_lost(home):
+    """Read-modify-write under the lifecycle lock: a command change and
+    remote-control flips racing each other all land."""
+    import concurrent.futures as cf
+    home.write_settings({"keep": [1, 2, 3], "server": {"readiness": "none",
+                         "remoteControlArgs": ["--print-env", "RC"]}})
+    jobs = [("start", "--", TESTSERVER, "--ready-delay", "1")] + \
+           [("enable-remote-control",), ("disable-remote-control",)] * 4 + \
+           [("enable-remote-control",)]
+    # start first so every flip restarts a running server
+    assert home.run(*jobs[0]).rc == 0
+    with cf.ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(lambda a: home.run(*a, timeout=120), jobs[1:]))
+    for r in results:
+        assert r.rc == 0, r
+    cfg = home.read_json("settings.json")
+    assert cfg["keep"] == [1, 2, 3]
+    assert cfg["server"]["command"][0] == TESTSERVER
+    assert cfg["server"]["readiness"] == "none"
+    assert cfg["remoteControlEnabled"] in (True, False)
+    # the last writer's view and the file agree
+    assert home.run("enable-remote-control").json["status"] in ("enabled", "alreadyEnabled")
+    assert home.read_json("settings.json")["remoteControlEnabled"] is True

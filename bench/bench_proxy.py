@@ -82,32 +82,37 @@ def find_codex():
     return cp.stdout.strip().splitlines()[-1]
 
 
-def vmhwm_kib(pid):
+def status_kib(pid, keys=("VmHWM", "RssAnon", "RssFile")):
+    """Fields of /proc/PID/status in KiB, or None when it is gone."""
+    out = {}
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
+                k = line.split(":", 1)[0]
+                if k in keys:
+                    out[k] = int(line.split()[1])
     except (OSError, ValueError):
-        pass
-    return None
+        return None
+    return out if len(out) == len(keys) else None
 
 
 class Poller(threading.Thread):
-    """Max VmHWM of `pid` while it lives (polled every 5 ms)."""
+    """Max VmHWM (and RssAnon / RssFile) of `pid` while it lives, polled
+    every 5 ms."""
 
     def __init__(self, pid):
         super().__init__(daemon=True)
         self.pid = pid
-        self.peak = 0
+        self.peak = {"VmHWM": 0, "RssAnon": 0, "RssFile": 0}
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
-            v = vmhwm_kib(self.pid)
+            v = status_kib(self.pid)
             if v is None:
                 return
-            self.peak = max(self.peak, v)
+            for k in self.peak:
+                self.peak[k] = max(self.peak[k], v[k])
             self.stop.wait(0.005)
 
 
@@ -120,7 +125,7 @@ def parse_result(err, what):
 
 def run_through(proxy, load_args):
     """Run the load generator against `proxy` (argv, env) over two pipes.
-    Returns (result numbers, peak VmHWM KiB)."""
+    Returns (result numbers, {VmHWM, RssAnon, RssFile} peaks in KiB)."""
     argv, env = proxy
     r_in, w_in = os.pipe()      # load -> proxy stdin
     r_out, w_out = os.pipe()    # proxy stdout -> load
@@ -233,6 +238,8 @@ def main():
         rtt = {n: [] for n in names}
         rtt99 = {n: [] for n in names}
         rss = {n: 0 for n in names}
+        anon = {n: 0 for n in names}
+        filek = {n: 0 for n in names}
         direct_t, direct_r = [], []
 
         for i in range(RUNS):
@@ -246,11 +253,15 @@ def main():
                 if int(got) != BYTES:
                     raise BenchError("%s: %d of %d bytes came back" % (name, got, BYTES))
                 tput[name].append(BYTES / sec / 1e6)
-                rss[name] = max(rss[name], peak)
+                peaks = [peak]
                 (med, p90, p99), peak = run_through(proxy, ["rtt", str(RTTS), str(RTT_SIZE)])
                 rtt[name].append(med)
                 rtt99[name].append(p99)
-                rss[name] = max(rss[name], peak)
+                peaks.append(peak)
+                for pk in peaks:
+                    rss[name] = max(rss[name], pk["VmHWM"])
+                    anon[name] = max(anon[name], pk["RssAnon"])
+                    filek[name] = max(filek[name], pk["RssFile"])
     finally:
         srv.terminate()
         srv.wait()
@@ -303,6 +314,10 @@ def main():
     out.append(row("peak RSS (VmHWM), KiB", rss, "%d",
                    [fmt_ratio(rss[a], rss[n]) for n in names[1:]],
                    "≤ %d KiB" % RSS_TARGET_KIB, verdict(rss[a] <= RSS_TARGET_KIB)))
+    out.append(row("  of which private (RssAnon, max), KiB", anon, "%d",
+                   [fmt_ratio(anon[a], anon[n]) for n in names[1:]], "—", "info"))
+    out.append(row("  of which file-backed (RssFile, max: the executable, shared), KiB", filek,
+                   "%d", [fmt_ratio(filek[a], filek[n]) for n in names[1:]], "—", "info"))
     out.append("")
     out.append("Every run (throughput MB/s; RTT median µs):\n")
     for n in names:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh -- lifecycle benchmark of build/appd (size, idle RSS, status and
 # stop latency), then appd vs `codex app-server daemon` side by side on the real
-# codex 0.169.0 (bench/bench_codex.py). Prints a markdown report on stdout;
+# codex 0.169.0 (bench/bench_codex.py), then the proxy (bench/bench_proxy.py). Prints a markdown report on stdout;
 # progress goes to stderr.
 #
 #   make bench                       # the normal entry point (sets APPD, APPD_FIXTURES)
@@ -9,7 +9,9 @@
 #
 # Knobs (env): BENCH_STATUS_RUNS (default 300), BENCH_CYCLES (default 40),
 #              BENCH_IDLE_SECONDS (default 2); BENCH_CODEX=0 skips the codex
-#              side-by-side (its own knobs: see bench/bench_codex.py).
+#              side-by-side (its own knobs: see bench/bench_codex.py);
+#              BENCH_PROXY=0 skips the proxy bench (bench/bench_proxy.py: 1 GiB
+#              through appd proxy vs socat vs codex app-server proxy).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,5 +34,9 @@ rc=0
 if [ "${BENCH_CODEX:-1}" != 0 ]; then
     echo
     /usr/bin/python3 "$here/bench_codex.py" || rc=$?
+fi
+if [ "${BENCH_PROXY:-1}" != 0 ]; then
+    echo
+    /usr/bin/python3 "$here/bench_proxy.py" || rc=$?
 fi
 exit "$rc"

@@ -23,8 +23,8 @@
 
 /* Everything in one static object: the few pages of state the proxy
  * touches sit next to each other and the stack stays shallow (peak RSS);
- * the relay's buffers, last in struct relay, are never touched in splice
- * mode. */
+ * of the relay's buffers, last in struct relay, only the first page each
+ * is touched when stdin/stdout are pipes. */
 static struct proxy {
 	struct reactor r;
 	int finished;

@@ -40,6 +40,8 @@ import ctypes
 import hashlib
 import json
 import os
+
+from benchlib import cpu_model
 import platform
 import shutil
 import signal
@@ -797,15 +799,7 @@ class Bench:
         w("Reproduce: `make && make fixtures && make bench` (`bench/run.sh` runs "
           "`bench/bench_codex.py` after the lifecycle bench; `/usr/bin/python3 bench/bench_codex.py` "
           "alone).\n\n")
-        model = "?"
-        try:
-            with open("/proc/cpuinfo") as f:
-                for line in f:
-                    if line.startswith("model name"):
-                        model = line.split(":", 1)[1].strip()
-                        break
-        except OSError:
-            pass
+        model = cpu_model()
         w("- codex: `%s` (`codex --version`: %s), %d bytes; the same file is the reference's CLI, "
           "daemon, updater and app-server and appd's managed binary.\n"
           % (self.codex, getattr(self, "codex_version", "?"), os.path.getsize(self.codex)))

@@ -15,6 +15,8 @@ BENCH_CYCLES, BENCH_IDLE_SECONDS.
 
 import json
 import os
+
+from benchlib import cpu_model
 import platform
 import shutil
 import signal
@@ -144,15 +146,7 @@ def verdict(ok):
 
 
 def machine_info():
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = cpu_model()
     return {
         "nproc": str(os.cpu_count() or "?"),
         "kernel": "%s %s %s" % (platform.system(), platform.release(), platform.machine()),

@@ -24,6 +24,8 @@ Reproduce: `make bench` (or `make && /usr/bin/python3 bench/bench_proxy.py`).
 """
 
 import os
+
+from benchlib import cpu_model
 import platform
 import shutil
 import statistics
@@ -173,15 +175,7 @@ def fmt_ratio(a, b):
 
 
 def machine():
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return "nproc=%d, kernel `%s %s`, CPU `%s`, python %s" % (
         os.cpu_count() or 0, platform.system(), platform.release(), cpu,
         platform.python_version())

@@ -35,23 +35,24 @@ BENCH_IDLE_SECONDS, BENCH_CODEX_SHIPPED_ROUNDS, BENCH_CODEX_ALLOW_NETWORK=1
 (run even when no network namespace can be made).
 """
 
-import base64
 import ctypes
-import hashlib
 import json
 import os
-
-from benchlib import cpu_model
 import platform
 import shutil
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import cpu_model
+
+# the same WebSocket + initialize client the integration tests use
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from codex_probe import ProbeError, probe  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -311,106 +312,6 @@ def loadavg():
         return "?"
 
 
-# ------------------------------------------------------------------ WebSocket initialize
-
-class _Conn:
-    def __init__(self, sock, deadline):
-        self.sock, self.deadline, self.buf = sock, deadline, b""
-
-    def _left(self):
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise BenchError("initialize probe timed out")
-        return left
-
-    def need(self, n):
-        while len(self.buf) < n:
-            self.sock.settimeout(self._left())
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise BenchError("connection closed by the app-server")
-            self.buf += chunk
-
-    def take(self, n):
-        self.need(n)
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def until(self, sep):
-        while sep not in self.buf:
-            self.need(len(self.buf) + 1)
-        i = self.buf.index(sep) + len(sep)
-        out, self.buf = self.buf[:i], self.buf[i:]
-        return out
-
-    def send(self, data):
-        self.sock.settimeout(self._left())
-        self.sock.sendall(data)
-
-
-def _frame(opcode, payload):
-    n = len(payload)
-    head = bytes([0x80 | opcode])
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-    mask = os.urandom(4)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def initialize_on(sock, deadline):
-    """WebSocket upgrade + JSON-RPC initialize on a connected Unix socket."""
-    c = _Conn(sock, deadline)
-    key = base64.b64encode(os.urandom(16)).decode()
-    c.send(("GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
-    head = c.until(b"\r\n\r\n").decode("latin-1")
-    if " 101 " not in head.split("\r\n")[0] + " ":
-        raise BenchError("WebSocket upgrade refused: %r" % head[:80])
-    want = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
-                                         .encode()).digest()).decode()
-    if want not in head:
-        raise BenchError("bad Sec-WebSocket-Accept")
-    req = {"id": 1, "method": "initialize",
-           "params": {"clientInfo": {"name": "appd-bench", "title": "appd-bench", "version": "0"}}}
-    c.send(_frame(0x1, json.dumps(req, separators=(",", ":")).encode()))
-    parts = []
-    while True:
-        b0, b1 = c.take(2)
-        n = b1 & 0x7F
-        if n == 126:
-            (n,) = struct.unpack("!H", c.take(2))
-        elif n == 127:
-            (n,) = struct.unpack("!Q", c.take(8))
-        mask = c.take(4) if b1 & 0x80 else None
-        payload = c.take(n)
-        if mask:
-            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        op = b0 & 0x0F
-        if op == 0x8:
-            raise BenchError("app-server closed the WebSocket")
-        if op == 0x9:
-            c.send(_frame(0xA, payload))
-            continue
-        if op in (0xA,):
-            continue
-        parts.append(payload)
-        if not b0 & 0x80:
-            continue
-        msg, parts = b"".join(parts), []
-        try:
-            obj = json.loads(msg)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and obj.get("id") == 1:
-            if "result" not in obj:
-                raise BenchError("initialize error: %r" % obj)
-            return obj["result"]
-
-
 # ------------------------------------------------------------------ the stacks
 
 def write(path, text):
@@ -418,7 +319,23 @@ def write(path, text):
         f.write(text)
 
 
-class Appd:
+class Stack:
+    """The four timed commands; subclasses give cmd(sub, wanted statuses)."""
+
+    def start(self):
+        return self.cmd("start", ("started",))
+
+    def version(self):
+        return self.cmd("version", ("running",))
+
+    def restart(self):
+        return self.cmd("restart", ("restarted",))
+
+    def stop(self):
+        return self.cmd("stop", ("stopped",))
+
+
+class Appd(Stack):
     name = "appd"
 
     def __init__(self, base, codex):
@@ -448,18 +365,6 @@ class Appd:
             self.sup = obj["supervisorPid"]
         return ms, obj, cp
 
-    def start(self):
-        return self.cmd("start", ("started",))
-
-    def version(self):
-        return self.cmd("version", ("running",))
-
-    def restart(self):
-        return self.cmd("restart", ("restarted",))
-
-    def stop(self):
-        return self.cmd("stop", ("stopped",))
-
     def stop_quietly(self):
         try:
             subprocess.run([APPD, "stop", "--grace", "5"], env=self.env, stdout=subprocess.DEVNULL,
@@ -468,7 +373,7 @@ class Appd:
             log("cleanup: appd stop: %s" % e)
 
 
-class Ref:
+class Ref(Stack):
     name = "codex app-server daemon"
 
     def __init__(self, base, codex, sub="r", config=True, hardlink=True):
@@ -517,18 +422,6 @@ class Ref:
         if isinstance(obj.get("pid"), int):
             self.server = obj["pid"]
         return ms, obj, cp
-
-    def start(self):
-        return self.cmd("start", ("started",))
-
-    def version(self):
-        return self.cmd("version", ("running",))
-
-    def restart(self):
-        return self.cmd("restart", ("restarted",))
-
-    def stop(self):
-        return self.cmd("stop", ("stopped",))
 
     def stop_quietly(self):
         try:
@@ -580,13 +473,12 @@ class Direct:
                 continue
             if t_acc is None:
                 t_acc = time.perf_counter()
+            s.close()
             try:
-                initialize_on(s, time.monotonic() + 5)
+                probe(self.sock, timeout=5)
                 t_init = time.perf_counter()
-            except (BenchError, OSError):
+            except (ProbeError, OSError):
                 time.sleep(0.0005)
-            finally:
-                s.close()
         time.sleep(SETTLE)
         ts = time.perf_counter()
         self.proc.send_signal(signal.SIGTERM)

@@ -200,7 +200,7 @@ stop_probe(struct sup *s)
 /* ---- shutdown of the server tree ---- */
 
 static int
-kill_children(struct sup *s, int sig)
+kill_children(int sig)
 {
 	pid_t kids[256];
 	int n = proc_children(getpid(), kids, 256), live = 0;
@@ -215,7 +215,6 @@ kill_children(struct sup *s, int sig)
 		if (sig == SIGTERM)
 			kill(kids[i], SIGCONT);
 	}
-	(void)s;
 	return live;
 }
 
@@ -228,7 +227,7 @@ on_final(struct reactor *r, int h, int ev, void *arg)
 	s->final_h = -1;
 	logf_("descendants still present %d s after SIGKILL; exiting anyway", FINAL_MS / 1000);
 	s->srv = 0;
-	kill_children(s, 0);
+	kill_children(0);
 	sup_check_done(s);
 	if (s->shutting_down)
 		reactor_stop(&s->r);
@@ -245,7 +244,7 @@ on_kill(struct reactor *r, int h, int ev, void *arg)
 	logf_("grace period over: SIGKILL to the server's process group and descendants");
 	if (s->srv_rec.pgid > 1)
 		proc_signal_group((pid_t)s->srv_rec.pgid, SIGKILL);
-	kill_children(s, SIGKILL);
+	kill_children(SIGKILL);
 	cancel(s, &s->final_h);
 	s->final_h = reactor_timer_add(&s->r, FINAL_MS, on_final, s);
 }
@@ -267,7 +266,7 @@ stop_server(struct sup *s, int grace_s)
 		proc_signal_group((pid_t)s->srv_rec.pgid, SIGCONT);
 	}
 	if (s->shutting_down)
-		kill_children(s, SIGTERM);
+		kill_children(SIGTERM);
 	cancel(s, &s->kill_h);
 	if (grace_s == 0)
 		on_kill(&s->r, -1, 0, s);
@@ -318,7 +317,7 @@ sup_check_done(struct sup *s)
 {
 	if (!s->shutting_down || s->srv > 0)
 		return;
-	if (kill_children(s, s->forced ? SIGKILL : 0) > 0)
+	if (kill_children(s->forced ? SIGKILL : 0) > 0)
 		return;
 	finish(s);
 }
@@ -351,7 +350,7 @@ begin_shutdown(struct sup *s, int exit_code, const char *why)
 		s->stopping_h = reactor_timer_add(&s->r, STOPPING_PUBLISH_MS, on_stopping, s);
 		stop_server(s, s->grace_s);
 	} else {
-		kill_children(s, SIGTERM);
+		kill_children(SIGTERM);
 		cancel(s, &s->kill_h);
 		s->kill_h = reactor_timer_add(&s->r, (uint64_t)s->grace_s * 1000 + 1, on_kill, s);
 		sup_check_done(s);
@@ -569,7 +568,7 @@ on_server_exit(struct reactor *r, int h, int status, void *arg)
 	struct sup *s = arg;
 	struct err e;
 	char msg[256];
-	int was_ready = s->srv_ready, clean;
+	int clean;
 
 	(void)r; (void)h;
 	s->srv_h = -1;
@@ -607,7 +606,7 @@ on_server_exit(struct reactor *r, int h, int status, void *arg)
 	if (s->shutting_down) {
 		/* adopted descendants get the rest of the grace period; with
 		 * none left, finish() publishes the final state */
-		if (kill_children(s, 0) > 0) {
+		if (kill_children(0) > 0) {
 			publish(s);
 			if (!s->forced)
 				s->kill_h = reactor_timer_add(&s->r, (uint64_t)s->grace_s * 1000,
@@ -631,7 +630,6 @@ on_server_exit(struct reactor *r, int h, int status, void *arg)
 		begin_shutdown(s, 0, msg);
 		return;
 	}
-	(void)was_ready;
 	schedule_restart(s);
 }
 

@@ -63,6 +63,7 @@ void
 reactor_slot_put(struct reactor *r, int h)
 {
 	struct reactor_watch *w = &r->w[h];
+	int saved = errno;      /* callers undo a failed add: keep its errno */
 
 	w->kind = REACTOR_FREE;
 	w->gen++;               /* any event still queued for it is now stale */
@@ -71,6 +72,21 @@ reactor_slot_put(struct reactor *r, int h)
 	w->pending = 0;
 	w->cb = NULL;
 	w->arg = NULL;
+	errno = saved;
+}
+
+/* A new watch of `kind` with its callback, or -1 (ENOSPC). */
+static int
+watch_new(struct reactor *r, enum reactor_kind kind, int ident, reactor_cb *cb, void *arg)
+{
+	int h = reactor_slot_get(r, kind);
+
+	if (h < 0)
+		return -1;
+	r->w[h].ident = ident;
+	r->w[h].cb = cb;
+	r->w[h].arg = arg;
+	return h;
 }
 
 /* A handle the caller may use: in range, live, not the internal signalfd. */
@@ -289,7 +305,7 @@ reactor_fini(struct reactor *r)
 int
 reactor_io_add(struct reactor *r, int fd, unsigned mask, reactor_cb *cb, void *arg)
 {
-	int h, e;
+	int h;
 
 	if (fd < 0 || (mask & ~(REACTOR_READ | REACTOR_WRITE)) != 0 || cb == NULL) {
 		errno = EINVAL;
@@ -301,15 +317,11 @@ reactor_io_add(struct reactor *r, int fd, unsigned mask, reactor_cb *cb, void *a
 			errno = EEXIST;
 			return -1;
 		}
-	if ((h = reactor_slot_get(r, REACTOR_IO)) < 0)
+	if ((h = watch_new(r, REACTOR_IO, 0, cb, arg)) < 0)
 		return -1;
 	r->w[h].fd = fd;
-	r->w[h].cb = cb;
-	r->w[h].arg = arg;
 	if (reactor_be_io(r, h, 0, mask) < 0) {
-		e = errno;
 		reactor_slot_put(r, h);
-		errno = e;
 		return -1;
 	}
 	r->w[h].mask = mask;
@@ -343,13 +355,11 @@ reactor_timer_add(struct reactor *r, uint64_t delay_ms, reactor_cb *cb, void *ar
 		errno = EINVAL;
 		return -1;
 	}
-	if ((h = reactor_slot_get(r, REACTOR_TIMER)) < 0)
+	if ((h = watch_new(r, REACTOR_TIMER, 0, cb, arg)) < 0)
 		return -1;
 	now = reactor_clock_ms();
 	r->w[h].deadline = delay_ms > UINT64_MAX - now ? UINT64_MAX : now + delay_ms;
 	r->w[h].seq = r->timer_seq++;
-	r->w[h].cb = cb;
-	r->w[h].arg = arg;
 	heap_place(r, r->nheap++, h);
 	heap_up(r, r->nheap - 1);
 	return h;
@@ -376,7 +386,7 @@ int
 reactor_signal_add(struct reactor *r, int signo, reactor_cb *cb, void *arg)
 {
 	sigset_t probe;
-	int h, n = 0, e;
+	int h, n = 0;
 
 	sigemptyset(&probe);
 	if (signo <= 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP ||
@@ -391,15 +401,10 @@ reactor_signal_add(struct reactor *r, int signo, reactor_cb *cb, void *arg)
 		errno = ENOSPC;
 		return -1;
 	}
-	if ((h = reactor_slot_get(r, REACTOR_SIGNAL)) < 0)
+	if ((h = watch_new(r, REACTOR_SIGNAL, signo, cb, arg)) < 0)
 		return -1;
-	r->w[h].ident = signo;
-	r->w[h].cb = cb;
-	r->w[h].arg = arg;
 	if (signals_update(r) < 0) {
-		e = errno;
 		reactor_slot_put(r, h);
-		errno = e;
 		return -1;
 	}
 	return h;
@@ -479,7 +484,7 @@ child_pending(struct reactor *r, int h)
 int
 reactor_child_add(struct reactor *r, pid_t pid, reactor_cb *cb, void *arg)
 {
-	int h, e, ex;
+	int h, ex;
 
 	if (pid <= 0 || cb == NULL) {
 		errno = EINVAL;
@@ -488,11 +493,8 @@ reactor_child_add(struct reactor *r, pid_t pid, reactor_cb *cb, void *arg)
 	/* Only our own children can be reaped (pidfd_open takes any pid). */
 	if (child_exited(pid) < 0)
 		return -1;      /* ECHILD */
-	if ((h = reactor_slot_get(r, REACTOR_CHILD)) < 0)
+	if ((h = watch_new(r, REACTOR_CHILD, pid, cb, arg)) < 0)
 		return -1;
-	r->w[h].ident = pid;
-	r->w[h].cb = cb;
-	r->w[h].arg = arg;
 
 	if (reactor_be_proc(r, h) == 0)
 		return h;       /* a zombie's pidfd is readable: fires next turn */
@@ -510,26 +512,22 @@ reactor_child_add(struct reactor *r, pid_t pid, reactor_cb *cb, void *arg)
 		}
 		/* Still running after all: watch it through SIGCHLD. */
 	} else if (errno != ENOSYS) {
-		e = errno;
 		reactor_slot_put(r, h);
-		errno = e;
 		return -1;
 	}
 
 	/* Fallback: trap SIGCHLD first, then check, so no exit is missed. */
 	r->nchild_fallback++;
 	if (signals_update(r) < 0) {
-		e = errno;
 		r->nchild_fallback--;
 		reactor_slot_put(r, h);
-		errno = e;
 		return -1;
 	}
 	ex = child_exited(pid);
 	if (ex == 1) {
 		child_pending(r, h);
 	} else if (ex < 0) {
-		e = errno;      /* ECHILD: not our child */
+		int e = errno;  /* ECHILD: not our child */
 		drop_watch(r, h);
 		errno = e;
 		return -1;
@@ -540,21 +538,16 @@ reactor_child_add(struct reactor *r, pid_t pid, reactor_cb *cb, void *arg)
 int
 reactor_pid_add(struct reactor *r, pid_t pid, reactor_cb *cb, void *arg)
 {
-	int h, e;
+	int h;
 
 	if (pid <= 0 || cb == NULL) {
 		errno = EINVAL;
 		return -1;
 	}
-	if ((h = reactor_slot_get(r, REACTOR_PID)) < 0)
+	if ((h = watch_new(r, REACTOR_PID, pid, cb, arg)) < 0)
 		return -1;
-	r->w[h].ident = pid;
-	r->w[h].cb = cb;
-	r->w[h].arg = arg;
 	if (reactor_be_proc(r, h) < 0) {
-		e = errno;
 		reactor_slot_put(r, h);
-		errno = e;
 		return -1;
 	}
 	return h;

@@ -90,5 +90,12 @@ int cmd_supervise(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_release(int argc, char **argv);
 int cmd_proxy(int argc, char **argv);
+int cmd_bootstrap(int argc, char **argv);
+int cmd_update(int argc, char **argv);
+/* status: autoUpdateEnabled, installedVersion, lastCheckAt, lastResult,
+ * lastReason, nextCheckAt (from `live`, the running supervisor's status,
+ * or NULL), rejectedVersions. */
+void out_updater(struct out *o, const struct home *h, const struct settings *s,
+		 const struct sup_status *live);
 
 #endif

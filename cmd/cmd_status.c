@@ -135,6 +135,7 @@ cmd_status(int argc, char **argv)
 		jsonw_obj_end(&o.w);
 	}
 	jsonw_kstr(&o.w, "readiness", readiness_name(s.readiness));
+	out_updater(&o, &h, &s, sup_active && have_st && st.sup_pid == sup.pid ? &st : NULL);
 	jsonw_kstr(&o.w, "home", h.root);
 	if (se.code != ERR_NONE)
 		out_warn(&o, se.msg);

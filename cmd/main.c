@@ -21,6 +21,11 @@ static const char usage_text[] =
 	"  version              probe the running server\n"
 	"  enable-remote-control / disable-remote-control\n"
 	"                       persist the flag; restart a running managed server\n"
+	"  bootstrap [--remote-control] --manifest-url URL --public-key HEX\n"
+	"          [--public-key HEX] [--ca-file PEM] [--fetch-timeout S] [--timeout S]\n"
+	"                       install the latest signed release, start it, updates on\n"
+	"  update [--check] [--fetch-timeout S] [--timeout S]\n"
+	"                       check for (and install) a new release now\n"
 	"  logs [--lines N]     tail of the server log (plain text)\n"
 	"  release keygen --out KEY | release sign --key KEY --version V --serial S\n"
 	"          --expires T [--rollout P] --artifact NAME=URL@FILE... --out DIR\n"
@@ -57,6 +62,10 @@ main(int argc, char **argv)
 		return cmd_logs(argc - 1, argv + 1);
 	if (strcmp(cmd, "release") == 0)
 		return cmd_release(argc - 1, argv + 1);
+	if (strcmp(cmd, "bootstrap") == 0)
+		return cmd_bootstrap(argc - 1, argv + 1);
+	if (strcmp(cmd, "update") == 0)
+		return cmd_update(argc - 1, argv + 1);
 	if (strcmp(cmd, "proxy") == 0)
 		return cmd_proxy(argc - 1, argv + 1);
 	if (strcmp(cmd, "--version") == 0) {

@@ -1,6 +1,7 @@
 /* out.c -- JSON output and shared argument handling for cmd/. */
 #include "cmd/appd.h"
 #include "core/fsutil.h"
+#include "core/install.h"
 #include "core/lock.h"
 
 #include <errno.h>
@@ -61,7 +62,26 @@ cached_version(const struct home *h, const char *bin, char *out, size_t cap)
 		(void)fs_replace(path, buf, strlen(buf), 0600);
 }
 
-/* managedPath and, for the codex profile, managedVersion. */
+/* A managed binary under packages/current is an installed release:
+ * its version is the release's. */
+static void
+release_version(const struct home *h, const struct settings *s, const char *bin,
+    char *out, size_t cap)
+{
+	char rel[128];
+	size_t n = strlen(h->current);
+	struct err e;
+
+	out[0] = '\0';
+	err_clear(&e);
+	if (strncmp(bin, h->current, n) != 0 || bin[n] != '/' ||
+	    install_link_read(h->current, rel, sizeof rel, &e) != 0 ||
+	    install_release_version(rel, s->upd.target, out, cap) < 0)
+		out[0] = '\0';
+}
+
+/* managedPath and managedVersion (codex: `--version`; otherwise the
+ * installed release's). */
 static const char *
 managed(const struct home *h, const struct settings *s, const char **version)
 {
@@ -74,13 +94,15 @@ managed(const struct home *h, const struct settings *s, const char **version)
 	err_clear(&e);
 	if (s == NULL || settings_expand(s, h, buf, sizeof buf, argv, &e) < 0)
 		return NULL;
-	if (s->codex_profile) {
-		if (!done)
+	if (!done) {
+		if (s->codex_profile)
 			cached_version(h, argv[0], ver, sizeof ver);
-		done = 1;
-		if (ver[0])
-			*version = ver;
+		else
+			release_version(h, s, argv[0], ver, sizeof ver);
 	}
+	done = 1;
+	if (ver[0])
+		*version = ver;
 	return argv[0];
 }
 

@@ -505,6 +505,72 @@ on_conn_timer(struct reactor *r, int h, int events, void *arg)
 	(void)connect_next(f);
 }
 
+/*
+ * The crypto the client links, chosen explicitly: BearSSL's
+ * br_ssl_engine_set_default_* helpers (like br_ssl_client_init_full) pull
+ * in every implementation of each primitive (AES x86ni + ct64, GHASH
+ * pclmul + ctmul64, ChaCha20 sse2 + ct, Poly1305 ctmulq + ctmul, RSA i62,
+ * EC p256_m31 + c25519_m31 + prime_i31) and pick one at run time.  Here:
+ * one portable, constant-time implementation each, the same suites,
+ * curves, hashes and signature algorithms as before.
+ *   EC: br_ec_prime_i31 for P-256, P-384 and P-521 (ECDHE and ECDSA;
+ *       core/sig.c uses it too, so no P-256-only code is linked) and
+ *       br_ec_c25519_i31 for X25519: the curves br_ec_all_m31 offers.
+ *   RSA: br_rsa_i31_pkcs1_vrfy (certificate chains, ECDHE_RSA).
+ *   AES-GCM: br_aes_ct64_ctr + br_ghash_ctmul64 (64-bit bitsliced).
+ *   ChaCha20-Poly1305: br_chacha20_ct_run + br_poly1305_ctmul_run.
+ */
+static const br_ec_impl *
+ec_for(int curve)
+{
+	return curve == BR_EC_curve25519 ? &br_ec_c25519_i31 : &br_ec_prime_i31;
+}
+
+static const unsigned char *
+ec_generator(int curve, size_t *len)
+{
+	return ec_for(curve)->generator(curve, len);
+}
+
+static const unsigned char *
+ec_order(int curve, size_t *len)
+{
+	return ec_for(curve)->order(curve, len);
+}
+
+static size_t
+ec_xoff(int curve, size_t *len)
+{
+	return ec_for(curve)->xoff(curve, len);
+}
+
+static uint32_t
+ec_mul(unsigned char *g, size_t glen, const unsigned char *x, size_t xlen,
+    int curve)
+{
+	return ec_for(curve)->mul(g, glen, x, xlen, curve);
+}
+
+static size_t
+ec_mulgen(unsigned char *r, const unsigned char *x, size_t xlen, int curve)
+{
+	return ec_for(curve)->mulgen(r, x, xlen, curve);
+}
+
+static uint32_t
+ec_muladd(unsigned char *a, const unsigned char *b, size_t len,
+    const unsigned char *x, size_t xlen, const unsigned char *y, size_t ylen,
+    int curve)
+{
+	return ec_for(curve)->muladd(a, b, len, x, xlen, y, ylen, curve);
+}
+
+static const br_ec_impl tls_ec = {
+	(uint32_t)1 << BR_EC_secp256r1 | (uint32_t)1 << BR_EC_secp384r1 |
+	    (uint32_t)1 << BR_EC_secp521r1 | (uint32_t)1 << BR_EC_curve25519,
+	ec_generator, ec_order, ec_xoff, ec_mul, ec_mulgen, ec_muladd
+};
+
 /* Connected: set up the TLS client and run the engine. */
 static int
 tls_start(struct https_fetch *f)
@@ -534,11 +600,11 @@ tls_start(struct https_fetch *f)
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
 	br_x509_minimal_init(&f->xc, &br_sha256_vtable, f->anchors, f->nanchors);
 	br_ssl_engine_set_suites(eng, suites, sizeof suites / sizeof suites[0]);
-	br_ssl_engine_set_default_rsavrfy(eng);
-	br_ssl_engine_set_default_ecdsa(eng);
-	br_x509_minimal_set_rsa(&f->xc, br_ssl_engine_get_rsavrfy(eng));
-	br_x509_minimal_set_ecdsa(&f->xc, br_ssl_engine_get_ec(eng),
-	    br_ssl_engine_get_ecdsa(eng));
+	br_ssl_engine_set_rsavrfy(eng, &br_rsa_i31_pkcs1_vrfy);
+	br_ssl_engine_set_ec(eng, &tls_ec);
+	br_ssl_engine_set_ecdsa(eng, &br_ecdsa_i31_vrfy_asn1);
+	br_x509_minimal_set_rsa(&f->xc, &br_rsa_i31_pkcs1_vrfy);
+	br_x509_minimal_set_ecdsa(&f->xc, &tls_ec, &br_ecdsa_i31_vrfy_asn1);
 	for (i = 0; i < sizeof hashes / sizeof hashes[0]; i++) {
 		br_ssl_engine_set_hash(eng, hashes[i].id, hashes[i].vt);
 		br_x509_minimal_set_hash(&f->xc, hashes[i].id, hashes[i].vt);
@@ -546,8 +612,14 @@ tls_start(struct https_fetch *f)
 	br_ssl_engine_set_x509(eng, &f->xc.vtable);
 	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
 	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
-	br_ssl_engine_set_default_aes_gcm(eng);
-	br_ssl_engine_set_default_chapol(eng);
+	br_ssl_engine_set_gcm(eng, &br_sslrec_in_gcm_vtable,
+	    &br_sslrec_out_gcm_vtable);
+	br_ssl_engine_set_aes_ctr(eng, &br_aes_ct64_ctr_vtable);
+	br_ssl_engine_set_ghash(eng, &br_ghash_ctmul64);
+	br_ssl_engine_set_chapol(eng, &br_sslrec_in_chapol_vtable,
+	    &br_sslrec_out_chapol_vtable);
+	br_ssl_engine_set_chacha20(eng, &br_chacha20_ct_run);
+	br_ssl_engine_set_poly1305(eng, &br_poly1305_ctmul_run);
 	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
 	br_ssl_engine_set_buffer(eng, f->iobuf, sizeof f->iobuf, 1);
 	/* Validity is checked against this clock, explicitly (days since

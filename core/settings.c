@@ -4,9 +4,11 @@
 #include "core/jsonr.h"
 #include "core/jsonw.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/utsname.h>
 
 static const char *const readiness_names[] = {
 	[READY_CONNECT] = "connect", [READY_NOTIFY] = "notify",
@@ -58,6 +60,28 @@ settings_defaults(struct settings *s)
 	memcpy(s->rcbuf, "--remote-control", sizeof "--remote-control");
 	s->rc_argv[0] = s->rcbuf;
 	s->rc_argc = 1;
+	s->upd.interval_min = 60;
+	str_copy(s->upd.name, sizeof s->upd.name, "app-server");
+	settings_default_target(s->upd.target, sizeof s->upd.target);
+}
+
+void
+settings_default_target(char *out, size_t cap)
+{
+	struct utsname u;
+	const char *m = "unknown", *os = "unknown";
+
+	if (uname(&u) == 0) {
+		m = u.machine;
+		os = u.sysname;
+	}
+	if (strcmp(m, "amd64") == 0)
+		m = "x86_64";
+	else if (strcmp(m, "arm64") == 0)
+		m = "aarch64";
+	str_fmt(out, cap, "%s-%s", m, os);
+	for (char *p = out; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
 }
 
 /* Append `str` to rcbuf; NULL when full. */
@@ -136,6 +160,49 @@ get_bool(const struct jsonr *r, const char *key, int *out)
 	if (i < 0)
 		return 0;
 	return jsonr_bool(r, i, out);
+}
+
+/* updater.* */
+static int
+parse_updater(const struct jsonr *r, struct settings *s, struct err *e, const char *path)
+{
+	struct settings_updater *u = &s->upd;
+	long long v = u->interval_min;
+	int i, k;
+
+	if (get_bool(r, "updater.autoUpdateEnabled", &u->enabled) < 0)
+		return bad(e, path, "updater.autoUpdateEnabled must be true or false");
+	i = jsonr_path(r, "updater.manifestUrl");
+	if (i >= 0 && !jsonr_is_null(r, i) &&
+	    (jsonr_str(r, i, u->manifest_url, sizeof u->manifest_url) < 0 ||
+	    strncmp(u->manifest_url, "https://", 8) != 0))
+		return bad(e, path, "updater.manifestUrl must be an https:// URL");
+	i = jsonr_path(r, "updater.publicKeys");
+	if (i >= 0) {
+		if (jsonr_type(r, i) != JSMN_ARRAY || r->tok[i].size > 2)
+			return bad(e, path, "updater.publicKeys must be an array of at most 2 keys");
+		for (k = 0; k < r->tok[i].size; k++)
+			if (jsonr_str(r, jsonr_elem(r, i, k), u->keys[k], sizeof u->keys[k]) < 0 ||
+			    strlen(u->keys[k]) != SETTINGS_KEY_HEX)
+				return bad(e, path, "updater.publicKeys must hold 130-hex-digit P-256 keys");
+		u->nkeys = r->tok[i].size;
+	}
+	i = jsonr_path(r, "updater.caFile");
+	if (i >= 0 && !jsonr_is_null(r, i) &&
+	    jsonr_str(r, i, u->ca_file, sizeof u->ca_file) < 0)
+		return bad(e, path, "updater.caFile must be a path or null");
+	if (get_int(r, "updater.intervalMinutes", 1, 10080, &v) < 0)
+		return bad(e, path, "updater.intervalMinutes must be an integer from 1 to 10080");
+	u->interval_min = (int)v;
+	i = jsonr_path(r, "updater.name");
+	if (i >= 0 && (jsonr_str(r, i, u->name, sizeof u->name) < 0 || u->name[0] == '\0' ||
+	    strchr(u->name, '/') != NULL || u->name[0] == '.'))
+		return bad(e, path, "updater.name must be a file name");
+	i = jsonr_path(r, "updater.target");
+	if (i >= 0 && (jsonr_str(r, i, u->target, sizeof u->target) < 0 || u->target[0] == '\0' ||
+	    strchr(u->target, '/') != NULL))
+		return bad(e, path, "updater.target must be a target name");
+	return 0;
 }
 
 /* server.remoteControlArgs / server.remoteControlDisabledEnv */
@@ -231,7 +298,10 @@ settings_load(const char *path, struct settings *s, struct err *e)
 		s->readiness = READY_CODEX_INIT;
 		s->rc_env[0] = rc_store(s, &off, CODEX_RC_DISABLED_ENV);
 		s->rc_envc = 1;
+		str_copy(s->upd.name, sizeof s->upd.name, "codex");
 	}
+	if (parse_updater(&r, s, e, path) < 0)
+		return -1;
 	if (parse_rc(&r, s, e, path) < 0)
 		return -1;
 	i = jsonr_path(&r, "server.command");

@@ -22,6 +22,22 @@
 enum readiness { READY_CONNECT = 0, READY_NOTIFY, READY_CODEX_INIT, READY_NONE };
 enum restart_policy { RESTART_ON_FAILURE = 0, RESTART_ALWAYS, RESTART_NEVER };
 
+/* The updater section (DESIGN.md "Updater").  Off until `bootstrap`
+ * saves it. */
+#define SETTINGS_URL_MAX 2048
+#define SETTINGS_KEY_HEX 130          /* an uncompressed P-256 point, hex */
+struct settings_updater {
+	int enabled;                       /* updater.autoUpdateEnabled, default false */
+	char manifest_url[SETTINGS_URL_MAX + 1];   /* "" when not configured */
+	int nkeys;                         /* updater.publicKeys: 0..2 */
+	char keys[2][SETTINGS_KEY_HEX + 1];
+	char ca_file[1024];                /* updater.caFile, "" when null/absent */
+	int interval_min;                  /* updater.intervalMinutes 1..10080, default 60 */
+	char name[64];                     /* updater.name: the manifest's name and the
+					      binary in bin/; "app-server", codex: "codex" */
+	char target[64];                   /* updater.target, default "<machine>-<os>" */
+};
+
 struct settings {
 	int from_file;                     /* 1 when settings.json existed */
 	int argc;                          /* server.command, unexpanded */
@@ -42,6 +58,7 @@ struct settings {
 	int rc_envc;
 	char *rc_env[8];
 	char rcbuf[2048];
+	struct settings_updater upd;
 };
 
 /* The codex profile (DESIGN.md "Settings"): what the real Codex
@@ -73,5 +90,8 @@ int settings_save_command(const char *path, int argc, char *const argv[], struct
 int settings_expand(const struct settings *s, const struct home *h,
 		    char *buf, size_t cap, char **out, struct err *e);
 const char *readiness_name(enum readiness r);
+/* This host's default target, e.g. "x86_64-linux" (uname(2) machine and
+ * the OS, lower-cased). */
+void settings_default_target(char *out, size_t cap);
 
 #endif

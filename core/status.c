@@ -64,6 +64,10 @@ status_write(const char *path, const struct sup_status *st, struct err *e)
 		jsonw_kint(&w, "socketRepairs", st->socket_repairs);
 		put_time(&w, "lastSocketRepairAt", st->last_repair_at);
 	}
+	if (st->next_check_at > 0)
+		put_time(&w, "nextCheckAt", st->next_check_at);
+	if (st->checking)
+		jsonw_kbool(&w, "updateRunning", 1);
 	jsonw_obj_end(&w);
 	if (jsonw_finish(&w) < 0)
 		return err_set(e, ERR_IO, "status record too large");
@@ -144,5 +148,7 @@ status_read(const char *path, struct sup_status *st, struct err *e)
 	(void)jsonr_bool(&r, jsonr_get(&r, 0, "socketActivation"), &st->socket_activation);
 	st->socket_repairs = (int)get_num(&r, 0, "socketRepairs");
 	st->last_repair_at = get_time(&r, "lastSocketRepairAt");
+	st->next_check_at = get_time(&r, "nextCheckAt");
+	(void)jsonr_bool(&r, jsonr_get(&r, 0, "updateRunning"), &st->checking);
 	return 0;
 }

@@ -44,6 +44,8 @@ struct sup_status {
 	int socket_activation;   /* the supervisor holds the listener */
 	int socket_repairs;      /* times the socket path was re-created */
 	int64_t last_repair_at;
+	int64_t next_check_at;   /* updater: next scheduled check, 0: none */
+	int checking;            /* updater: a check or an update is running */
 };
 
 /* Heartbeat cadence and freshness window. */

@@ -11,6 +11,8 @@
 #include "core/sockprep.h"
 #include "core/spawn.h"
 #include "core/status.h"
+#include "core/updater.h"
+#include "core/sig.h"
 #include "platform/dirwatch.h"
 #include "platform/proc.h"
 #include "platform/reactor.h"
@@ -69,10 +71,32 @@ struct sup {
 	int own_status;
 	int exit_code;
 	int grace_s;
+
+	/* updater (DESIGN.md "Updater") */
+	struct updater *upd;      /* static storage */
+	struct pkgdir pk;
+	int upd_h;                /* the next scheduled check */
+	int upd_phase;            /* UPH_*: where an update of the server is */
+	int upd_lock;             /* daemon.lock, held from switch to verdict */
+	char upd_req[64];         /* the request being answered, "" if scheduled */
+	char pend_req[64];        /* a request that came in while busy */
+	int pend, pend_check, req_check;
+	uint64_t pend_fetch_ms, req_fetch_ms;
+	char upd_back[UPD_RELEASE_MAX];      /* current before the switch */
+	char upd_back_prev[UPD_RELEASE_MAX]; /* previous before the switch */
+	char upd_prev_version[MANIFEST_VERSION_MAX];
+	struct upd_result upd_res;           /* the install being verified */
+	unsigned char self_sha[32];
+	int has_self_sha;
 };
+
+enum { UPH_NONE = 0, UPH_STOPPING_OLD, UPH_VERIFYING };
 
 static void sup_spawn(struct sup *s);
 static void sup_check_done(struct sup *s);
+static void upd_verified(struct sup *s);
+static void upd_rollback(struct sup *s, const char *why);
+static void upd_abandon(struct sup *s);
 
 static void
 logf_(const char *fmt, ...)
@@ -292,6 +316,11 @@ finish(struct sup *s)
 	cancel(s, &s->deadline_h);
 	cancel(s, &s->healthy_h);
 	cancel(s, &s->repair_h);
+	cancel(s, &s->upd_h);
+	updater_cancel(s->upd);
+	upd_abandon(s);
+	s->st.next_check_at = 0;
+	s->st.checking = 0;
 	if (s->lfd >= 0) {
 		close(s->lfd);
 		s->lfd = -1;
@@ -344,6 +373,9 @@ begin_shutdown(struct sup *s, int exit_code, const char *why)
 	s->shutting_down = 1;
 	s->exit_code = exit_code;
 	logf_("shutting down: %s", why);
+	cancel(s, &s->upd_h);
+	updater_cancel(s->upd);
+	upd_abandon(s);
 	str_fmt(s->st.message, sizeof s->st.message, "%s", why);
 	if (s->srv > 0) {
 		str_fmt(s->st.state, sizeof s->st.state, "stopping");
@@ -386,6 +418,8 @@ became_ready(struct sup *s)
 	s->st.next_restart_at = 0;
 	logf_("server pid %ld is ready (%s)", (long)s->srv, readiness_name(s->s.readiness));
 	set_state(s, "running", "ready");
+	if (s->upd_phase == UPH_VERIFYING)
+		upd_verified(s);
 	if (s->initial) {
 		str_fmt(line, sizeof line, "ready %ld\n", (long)s->srv);
 		report(s, line);
@@ -529,6 +563,10 @@ on_deadline(struct reactor *r, int h, int ev, void *arg)
 		return;
 	}
 	str_fmt(s->st.message, sizeof s->st.message, "%s", msg);
+	if (s->upd_phase == UPH_VERIFYING) {
+		upd_rollback(s, msg);
+		return;
+	}
 	s->restart_now = 0;
 	stop_server(s, s->grace_s);
 }
@@ -621,6 +659,10 @@ on_server_exit(struct reactor *r, int h, int status, void *arg)
 		begin_shutdown(s, 1, msg);
 		return;
 	}
+	if (s->upd_phase == UPH_VERIFYING && !s->restart_now) {
+		upd_rollback(s, msg);
+		return;
+	}
 	if (s->restart_now) {
 		s->restart_now = 0;
 		sup_spawn(s);
@@ -665,6 +707,8 @@ sup_spawn(struct sup *s)
 	int rs;
 
 	err_clear(&e);
+	if (s->upd_phase == UPH_STOPPING_OLD)
+		s->upd_phase = UPH_VERIFYING;
 	if (settings_launch(&s->s, s->h, argbuf, sizeof argbuf, argv, env, &e) < 0)
 		goto fail;
 	/* what a crashed incarnation left at the path goes first (the first
@@ -759,6 +803,10 @@ fail:
 		begin_shutdown(s, 1, e.msg);
 		return;
 	}
+	if (s->upd_phase == UPH_VERIFYING) {
+		upd_rollback(s, e.msg);
+		return;
+	}
 	schedule_restart(s);
 }
 
@@ -784,6 +832,395 @@ on_repair(struct reactor *r, int h, int ev, void *arg)
 	} else if (k < 0) {
 		logf_("cannot repair the control socket path %s: %s", s->h->socket, strerror(errno));
 	}
+}
+
+/* ---- the updater: schedule, check, switch, verify, roll back ---- */
+
+#define UPD_FIRST_MIN_MS   60000LL          /* first check 1..5 min after start */
+#define UPD_FIRST_MAX_MS   300000LL
+#define UPD_FAIL_BASE_MS   60000LL          /* failures: full jitter up to base*2^n */
+#define UPD_FAIL_MIN_MS    15000LL
+#define UPD_FAIL_CAP_MS    (6LL * 3600 * 1000)
+#define UPD_BUSY_MS        30000LL          /* daemon.lock held: retry */
+
+/* Uniform in [lo, hi] (getentropy; the midpoint if that fails). */
+static int64_t
+rand_ms(int64_t lo, int64_t hi)
+{
+	uint64_t v;
+	struct err e;
+
+	if (hi <= lo)
+		return lo;
+	err_clear(&e);
+	if (sig_random(&v, sizeof v, &e) < 0)
+		return lo + (hi - lo) / 2;
+	return lo + (int64_t)(v % (uint64_t)(hi - lo + 1));
+}
+
+static void on_upd_timer(struct reactor *r, int h, int ev, void *arg);
+
+static void
+upd_schedule(struct sup *s, int64_t delay_ms)
+{
+	cancel(s, &s->upd_h);
+	s->st.next_check_at = 0;
+	if (!s->s.upd.enabled || s->s.upd.manifest_url[0] == '\0' || s->shutting_down)
+		return;
+	s->upd_h = reactor_timer_add(&s->r, (uint64_t)delay_ms, on_upd_timer, s);
+	if (s->upd_h >= 0)
+		s->st.next_check_at = wall_ms() + delay_ms;
+}
+
+/* The next check after one that went `ok` (interval + up to 20 %), or
+ * failed (exponential backoff with full jitter, capped at 6 h); a
+ * Retry-After from the server pushes it further. */
+static void
+upd_schedule_after(struct sup *s, int ok, long long retry_after_s)
+{
+	int64_t d;
+
+	if (ok) {
+		int64_t iv = (int64_t)s->s.upd.interval_min * 60000;
+		d = iv + rand_ms(0, iv / 5);
+	} else {
+		int n = s->upd->st.failures > 20 ? 20 : s->upd->st.failures;
+		int64_t cap = UPD_FAIL_BASE_MS << (n > 0 ? n - 1 : 0);
+		if (cap > UPD_FAIL_CAP_MS)
+			cap = UPD_FAIL_CAP_MS;
+		d = rand_ms(UPD_FAIL_MIN_MS, cap);
+	}
+	if (retry_after_s > 0 && retry_after_s * 1000 > d)
+		d = retry_after_s * 1000 > 24LL * 3600 * 1000 ? 24LL * 3600 * 1000 : retry_after_s * 1000;
+	upd_schedule(s, d);
+}
+
+/* Record a result in packages/updater.json (the `update` CLI and
+ * `status` read it there). */
+static void
+upd_save(struct sup *s, const char *result, const char *reason, const char *version,
+    const char *msg)
+{
+	struct upd_state *st = &s->upd->st;
+	struct err e;
+
+	updstate_set_result(st, result, reason, version, msg);
+	str_copy(st->request_id, sizeof st->request_id, s->upd_req);
+	st->next_check_at = s->st.next_check_at;
+	err_clear(&e);
+	if (updstate_write(s->pk.state, st, &e) < 0)
+		logf_("%s", e.msg);
+	logf_("update check: %s%s%s%s%s", result, reason && reason[0] ? " (" : "",
+	    reason ? reason : "", reason && reason[0] ? ")" : "", msg && msg[0] ? "" : "");
+	if (msg && msg[0])
+		logf_("update check: %s", msg);
+	s->upd_req[0] = '\0';
+}
+
+static void upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms);
+
+static void
+upd_next_request(struct sup *s)
+{
+	if (s->pend && !s->shutting_down) {
+		s->pend = 0;
+		upd_start(s, s->pend_req, s->pend_check, s->pend_fetch_ms);
+	}
+}
+
+static void
+upd_release_lock(struct sup *s)
+{
+	if (s->upd_lock >= 0)
+		close(s->upd_lock);
+	s->upd_lock = -1;
+	s->st.checking = 0;
+}
+
+static void
+upd_prune(struct sup *s, const char *keep_appd)
+{
+	char self[PATH_MAX];
+	struct err e;
+
+	err_clear(&e);
+	if (!keep_appd || !keep_appd[0])
+		keep_appd = proc_self_exe(self, sizeof self) == 0 ? self : NULL;
+	if (install_prune(&s->pk, keep_appd, &e) < 0)
+		logf_("pruning old releases: %s", e.msg);
+}
+
+static void self_refresh(struct sup *s, const char *path);
+
+/* A new release is installed: switch `current` and restart the server
+ * onto it; the verdict comes from readiness (upd_verified/upd_rollback). */
+static void
+upd_apply(struct sup *s, const struct upd_result *res)
+{
+	struct err e;
+	char msg[512];
+
+	s->upd_res = *res;
+	err_clear(&e);
+	if (res->release[0] == '\0') {
+		/* only appd itself is new */
+		updater_accept(s->upd);
+		s->upd->st.failures = 0;
+		upd_schedule_after(s, 1, -1);
+		upd_save(s, "updated", NULL, res->version, "installed a new appd; re-executing it");
+		s->st.checking = 0;
+		upd_prune(s, res->appd_path);
+		self_refresh(s, res->appd_path);
+		return;
+	}
+	s->upd_lock = lock_acquire(s->h->daemon_lock, 0);
+	if (s->upd_lock < 0) {
+		s->upd->st.failures++;
+		upd_schedule(s, UPD_BUSY_MS);
+		upd_save(s, "rejected", "busy", res->version,
+		    "another lifecycle command holds daemon.lock; the update is retried later");
+		s->st.checking = 0;
+		publish(s);
+		upd_next_request(s);
+		return;
+	}
+	(void)lock_note_holder(s->upd_lock, "update");
+	if (install_link_read(s->pk.current, s->upd_back, sizeof s->upd_back, &e) != 0)
+		s->upd_back[0] = '\0';
+	err_clear(&e);
+	if (install_link_read(s->pk.previous, s->upd_back_prev, sizeof s->upd_back_prev, &e) != 0)
+		s->upd_back_prev[0] = '\0';
+	str_copy(s->upd_prev_version, sizeof s->upd_prev_version, res->installed);
+	err_clear(&e);
+	if (install_switch(&s->pk, res->release, &e) < 0) {
+		upd_release_lock(s);
+		s->upd->st.failures++;
+		upd_schedule_after(s, 0, -1);
+		upd_save(s, "rejected", "io", res->version, e.msg);
+		publish(s);
+		upd_next_request(s);
+		return;
+	}
+	str_fmt(msg, sizeof msg, "updating to %s", res->version);
+	logf_("%s: switched %s to %s; restarting the server", msg, s->pk.current, res->release);
+	s->upd_phase = UPH_STOPPING_OLD;
+	s->backoff_ms = BACKOFF_MIN_MS;
+	if (s->srv > 0) {
+		s->restart_now = 1;
+		set_state(s, "restarting", msg);
+		stop_server(s, s->grace_s);
+	} else {
+		cancel(s, &s->backoff_h);
+		sup_spawn(s);
+	}
+}
+
+static void
+upd_verified(struct sup *s)
+{
+	struct upd_state *st = &s->upd->st;
+	char msg[256];
+
+	s->upd_phase = UPH_NONE;
+	updater_accept(s->upd);
+	st->failures = 0;
+	str_copy(st->previous_version, sizeof st->previous_version, s->upd_prev_version);
+	st->last_pid = (long)s->srv;
+	upd_schedule_after(s, 1, -1);
+	str_fmt(msg, sizeof msg, "updated to %s; server pid %ld is ready", s->upd_res.version,
+	    (long)s->srv);
+	upd_save(s, "updated", NULL, s->upd_res.version, msg);
+	upd_prune(s, s->upd_res.appd_path);
+	upd_release_lock(s);
+	publish(s);
+	if (s->upd_res.appd_path[0]) {
+		self_refresh(s, s->upd_res.appd_path);
+		return;
+	}
+	upd_next_request(s);
+}
+
+/* The new release did not become ready: back to the one before, which
+ * is started again; the version is never tried again. */
+static void
+upd_rollback(struct sup *s, const char *why)
+{
+	struct upd_state *st = &s->upd->st;
+	struct err e;
+	char msg[768];
+
+	s->upd_phase = UPH_NONE;
+	err_clear(&e);
+	if (s->upd_back[0] && install_switch_back(&s->pk, s->upd_back, s->upd_back_prev, &e) < 0)
+		logf_("rolling back: %s", e.msg);
+	updater_accept(s->upd);
+	updstate_add_rejected(st, s->upd_res.version);
+	st->previous_version[0] = '\0';
+	st->last_pid = 0;
+	upd_schedule_after(s, 1, -1);
+	str_fmt(msg, sizeof msg, "version %s was not ready (%s); rolled back to %s",
+	    s->upd_res.version, why, s->upd_back[0] ? s->upd_back : "nothing");
+	upd_save(s, "rejected", "notReady", s->upd_res.version, msg);
+	upd_prune(s, NULL);
+	upd_release_lock(s);
+	s->backoff_ms = BACKOFF_MIN_MS;
+	if (s->srv > 0) {
+		s->restart_now = 1;
+		set_state(s, "restarting", msg);
+		stop_server(s, s->grace_s);
+	} else {
+		cancel(s, &s->backoff_h);
+		sup_spawn(s);
+	}
+	upd_next_request(s);
+}
+
+/* Shutting down in the middle of an update: the new release was never
+ * seen ready, so `current` goes back (the next check installs it again). */
+static void
+upd_abandon(struct sup *s)
+{
+	struct err e;
+
+	if (s->upd_phase == UPH_NONE) {
+		if (s->upd_req[0] && s->upd) {
+			upd_save(s, "rejected", "stopped", "", "the supervisor stopped during the check");
+		}
+		upd_release_lock(s);
+		return;
+	}
+	s->upd_phase = UPH_NONE;
+	err_clear(&e);
+	if (s->upd_back[0] && install_switch_back(&s->pk, s->upd_back, s->upd_back_prev, &e) < 0)
+		logf_("abandoning the update: %s", e.msg);
+	upd_save(s, "rejected", "stopped", s->upd_res.version,
+	    "the supervisor stopped before the new release was ready; kept the previous one");
+	upd_release_lock(s);
+}
+
+static void
+on_upd_done(struct updater *u, const struct upd_result *res, void *arg)
+{
+	struct sup *s = arg;
+
+	switch (res->kind) {
+	case UPD_NO_UPDATE:
+		updater_accept(u);
+		u->st.failures = 0;
+		upd_schedule_after(s, 1, res->retry_after);
+		upd_save(s, "noUpdate", NULL, res->version, res->err.msg);
+		break;
+	case UPD_AVAILABLE:
+		u->st.failures = 0;
+		upd_schedule_after(s, 1, res->retry_after);
+		upd_save(s, "updateAvailable", NULL, res->version, res->err.msg);
+		break;
+	case UPD_REJECTED:
+		u->st.failures++;
+		upd_schedule_after(s, 0, res->retry_after);
+		upd_save(s, "rejected", res->reason, res->version, res->err.msg);
+		break;
+	case UPD_INSTALLED:
+		upd_apply(s, res);
+		return;
+	}
+	s->st.checking = 0;
+	publish(s);
+	upd_next_request(s);
+}
+
+static void
+upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms)
+{
+	static struct settings ns;
+	struct upd_opts o;
+	struct err e;
+	char mid[HOME_PATH_MAX + 16];
+
+	if (s->shutting_down)
+		return;
+	if (updater_running(s->upd) || s->upd_phase != UPH_NONE) {
+		str_copy(s->pend_req, sizeof s->pend_req, req);
+		s->pend = 1;
+		s->pend_check = check_only;
+		s->pend_fetch_ms = fetch_ms;
+		return;
+	}
+	cancel(s, &s->upd_h);
+	err_clear(&e);
+	if (settings_load(s->h->settings, &ns, &e) == 0)
+		s->s.upd = ns.upd;
+	else
+		logf_("update check: using the settings read at start: %s", e.msg);
+	str_copy(s->upd_req, sizeof s->upd_req, req);
+	memset(&o, 0, sizeof o);
+	str_fmt(mid, sizeof mid, "%s/machine-id", s->h->state);
+	o.cfg = &s->s.upd;
+	o.pk = &s->pk;
+	o.check_only = check_only;
+	o.fetch_timeout_ms = fetch_ms;
+	o.machine_id_fallback = mid;
+	o.self_sha256 = s->has_self_sha ? s->self_sha : NULL;
+	err_clear(&e);
+	if (updater_start(s->upd, &s->r, &o, on_upd_done, s, &e) < 0) {
+		struct err e2;
+		err_clear(&e2);
+		(void)updstate_read(s->pk.state, &s->upd->st, &e2);
+		s->upd->st.failures++;
+		upd_schedule_after(s, 0, -1);
+		upd_save(s, "rejected", e.code == ERR_USAGE ? "notConfigured" : "io", "", e.msg);
+		publish(s);
+		return;
+	}
+	s->st.checking = 1;
+	publish(s);
+}
+
+static void
+on_upd_timer(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)r; (void)h; (void)ev;
+	s->upd_h = -1;
+	s->st.next_check_at = 0;
+	upd_start(s, "", 0, 0);
+}
+
+/* SIGUSR1: check now; state/update-request.json (from `appd update`)
+ * says for whom and how. */
+static void
+upd_request(struct sup *s)
+{
+	char path[HOME_PATH_MAX + 32], buf[512], id[64] = "";
+	jsmntok_t tok[16];
+	struct jsonr r;
+	long long v;
+	size_t len;
+	int check = 0;
+	uint64_t fetch_ms = 0;
+
+	str_fmt(path, sizeof path, "%s/%s", s->h->state, SUP_UPDATE_REQUEST);
+	if (fs_read_file(path, buf, sizeof buf, &len) == 0) {
+		unlink(path);
+		if (jsonr_parse(&r, buf, len, tok, 16) == 0) {
+			(void)jsonr_str(&r, jsonr_get(&r, 0, "id"), id, sizeof id);
+			(void)jsonr_bool(&r, jsonr_get(&r, 0, "checkOnly"), &check);
+			if (jsonr_int(&r, jsonr_get(&r, 0, "fetchTimeoutMs"), &v) == 0 && v > 0)
+				fetch_ms = (uint64_t)v;
+		}
+	}
+	logf_("SIGUSR1: update check%s%s", id[0] ? " for request " : "", id);
+	upd_start(s, id, check, fetch_ms);
+}
+
+/* Replace our image with the appd at `path`, keeping our pid, the
+ * server child and the listener (self_refresh in handover.c). */
+static void
+self_refresh(struct sup *s, const char *path)
+{
+	logf_("self-refresh to %s is not available in this build", path);
+	(void)s;
 }
 
 /* ---- signals and heartbeat ---- */
@@ -845,7 +1282,8 @@ on_signal(struct reactor *r, int h, int sig, void *arg)
 		}
 		break;
 	case SIGUSR1:
-		logf_("SIGUSR1: no updater configured");
+		if (!s->shutting_down)
+			upd_request(s);
 		break;
 	case SIGCHLD: {
 		pid_t kids[256];
@@ -930,6 +1368,7 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 {
 	static struct sup s;
 	static struct wsprobe ws;
+	static struct updater upd;
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD };
 	int fl, rc;
 	int64_t now;
@@ -937,6 +1376,9 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 	memset(&s, 0, sizeof s);
 	s.h = h;
 	s.ws = &ws;
+	s.upd = &upd;
+	s.upd_h = -1;
+	s.upd_lock = -1;
 	s.ready_fd = o->ready_fd;
 	s.initial = o->ready_fd >= 0;
 	s.out_rd = s.out_wr = s.dw_fd = s.notify_rd = s.nsock = -1;
@@ -1002,6 +1444,14 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 		s.st.socket_activation = 1;
 		s.repair_h = reactor_timer_add(&s.r, REPAIR_CHECK_MS, on_repair, &s);
 	}
+	if (install_paths(&s.pk, h->packages, e) < 0)
+		goto fini;
+	{
+		char self[PATH_MAX];
+		s.has_self_sha = proc_self_exe(self, sizeof self) == 0 &&
+		    upd_file_sha256(self, s.self_sha) == 0;
+	}
+	upd_schedule(&s, rand_ms(UPD_FIRST_MIN_MS, UPD_FIRST_MAX_MS));
 	sup_spawn(&s);
 	while (!s.r.stopping)
 		if (reactor_run_once(&s.r, -1) < 0 && errno != EINTR) {

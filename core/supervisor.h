@@ -46,5 +46,9 @@ int sup_report_parse(const char *line, struct sup_report *out);
 
 /* The file `stop --grace S` writes before signalling (graceSeconds). */
 #define SUP_STOP_REQUEST "stop-request.json"
+/* The file `update` writes before SIGUSR1:
+ * {"id":"…","checkOnly":bool,"fetchTimeoutMs":N}.  The answer is the
+ * packages/updater.json whose requestId is that id. */
+#define SUP_UPDATE_REQUEST "update-request.json"
 
 #endif

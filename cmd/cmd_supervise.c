@@ -11,7 +11,7 @@
 int
 cmd_supervise(int argc, char **argv)
 {
-	struct sup_opts so = { -1, 0, 0 };
+	struct sup_opts so = { -1, 0, 0, 0, -1, -1, -1 };
 	/* static: the supervisor's resident stack stays small */
 	static struct home h;
 	static struct err e;
@@ -28,6 +28,13 @@ cmd_supervise(int argc, char **argv)
 			if (arg_seconds("--ready-timeout", i + 1 < argc ? argv[++i] : NULL, 1, 3600,
 			    &so.ready_timeout_s, &e) < 0)
 				return out_fail(&e);
+		} else if (strcmp(argv[i], "--handover") == 0 && i + 1 < argc) {
+			/* LISTENER,OUTPUT-READ,OUTPUT-WRITE (see self_refresh) */
+			if (sscanf(argv[++i], "%d,%d,%d", &so.h_lfd, &so.h_out_rd, &so.h_out_wr) != 3) {
+				err_set(&e, ERR_USAGE, "bad --handover \"%s\"", argv[i]);
+				return out_fail(&e);
+			}
+			so.handover = 1;
 		} else if (strcmp(argv[i], "--reserved") == 0) {
 			so.reserved = 1;
 		} else {

@@ -113,6 +113,7 @@ fail_rejected(const char *reason, const char *version, const char *msg, struct e
 
 struct dwait {
 	struct reactor r;
+	int fd;                 /* dirwatch on packages/ */
 	const char *state_path;
 	const char *id;
 	struct upd_state *st;
@@ -134,8 +135,12 @@ dw_check(struct dwait *w)
 static void
 dw_dir(struct reactor *r, int h, int ev, void *arg)
 {
+	struct dwait *w = arg;
+
 	(void)r; (void)h; (void)ev;
-	dw_check(arg);
+	/* drain first: a change after this is a new event, never lost */
+	dirwatch_drain(w->fd);
+	dw_check(w);
 }
 
 static void
@@ -184,7 +189,7 @@ delegate(const struct home *h, const struct pkgdir *pk, const struct pid_record 
 	w.state_path = pk->state;
 	w.id = id;
 	w.st = st;
-	fd = dirwatch_open(pk->root);
+	fd = w.fd = dirwatch_open(pk->root);
 	if (fd >= 0)
 		(void)reactor_io_add(&w.r, fd, REACTOR_READ, dw_dir, &w);
 	(void)reactor_pid_add(&w.r, (pid_t)sup->pid, dw_gone, &w);
@@ -198,8 +203,7 @@ delegate(const struct home *h, const struct pkgdir *pk, const struct pid_record 
 		goto out;
 	}
 	while (!w.r.stopping && reactor_run_once(&w.r, -1) >= 0)
-		if (fd >= 0)
-			dirwatch_drain(fd);
+		;
 	if (!w.done) {
 		if (w.sup_gone)
 			err_set(e, ERR_NOT_RUNNING, "the supervisor (pid %ld) exited before "

@@ -1,5 +1,6 @@
 /* install.c -- see install.h. */
 #include "core/install.h"
+#include "platform/proc.h"
 #include "core/fsutil.h"
 #include "core/sig.h"
 
@@ -361,7 +362,11 @@ dead_leftover(const char *name)
 		pid = strtol(name + n, &end, 10);
 		if (errno || *end != '-' || pid <= 0 || (long)(pid_t)pid != pid)
 			return 0;
-		return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+		{
+			/* a zombie is dead too (its parent may reap late) */
+			struct proc_info pi;
+			return proc_read((pid_t)pid, &pi) != PROC_ALIVE;
+		}
 	}
 	return 0;
 }

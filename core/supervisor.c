@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,6 +86,8 @@ struct sup {
 	char upd_back[UPD_RELEASE_MAX];      /* current before the switch */
 	char upd_back_prev[UPD_RELEASE_MAX]; /* previous before the switch */
 	char upd_prev_version[MANIFEST_VERSION_MAX];
+	int rb_pending;                      /* rolled back; verdict not yet published */
+	char rb_msg[768];
 	struct upd_result upd_res;           /* the install being verified */
 	unsigned char self_sha[32];
 	int has_self_sha;
@@ -97,6 +100,7 @@ static void sup_check_done(struct sup *s);
 static void upd_verified(struct sup *s);
 static void upd_rollback(struct sup *s, const char *why);
 static void upd_abandon(struct sup *s);
+static void upd_rollback_done(struct sup *s, const char *extra);
 
 static void
 logf_(const char *fmt, ...)
@@ -420,6 +424,8 @@ became_ready(struct sup *s)
 	set_state(s, "running", "ready");
 	if (s->upd_phase == UPH_VERIFYING)
 		upd_verified(s);
+	else if (s->rb_pending)
+		upd_rollback_done(s, NULL);
 	if (s->initial) {
 		str_fmt(line, sizeof line, "ready %ld\n", (long)s->srv);
 		report(s, line);
@@ -567,6 +573,7 @@ on_deadline(struct reactor *r, int h, int ev, void *arg)
 		upd_rollback(s, msg);
 		return;
 	}
+	upd_rollback_done(s, "the previous release did not become ready either");
 	s->restart_now = 0;
 	stop_server(s, s->grace_s);
 }
@@ -668,6 +675,7 @@ on_server_exit(struct reactor *r, int h, int status, void *arg)
 		sup_spawn(s);
 		return;
 	}
+	upd_rollback_done(s, "the previous release exited before it was ready");
 	if (s->s.restart == RESTART_NEVER || (clean && s->s.restart == RESTART_ON_FAILURE)) {
 		begin_shutdown(s, 0, msg);
 		return;
@@ -1041,13 +1049,14 @@ upd_verified(struct sup *s)
 }
 
 /* The new release did not become ready: back to the one before, which
- * is started again; the version is never tried again. */
+ * is started again; the version is never tried again.  The verdict is
+ * published once the previous release is ready again (upd_rollback_done),
+ * so whoever asked finds the server back when the answer comes. */
 static void
 upd_rollback(struct sup *s, const char *why)
 {
 	struct upd_state *st = &s->upd->st;
 	struct err e;
-	char msg[768];
 
 	s->upd_phase = UPH_NONE;
 	err_clear(&e);
@@ -1057,21 +1066,39 @@ upd_rollback(struct sup *s, const char *why)
 	updstate_add_rejected(st, s->upd_res.version);
 	st->previous_version[0] = '\0';
 	st->last_pid = 0;
-	upd_schedule_after(s, 1, -1);
-	str_fmt(msg, sizeof msg, "version %s was not ready (%s); rolled back to %s",
+	str_fmt(s->rb_msg, sizeof s->rb_msg, "version %s was not ready (%s); rolled back to %s",
 	    s->upd_res.version, why, s->upd_back[0] ? s->upd_back : "nothing");
-	upd_save(s, "rejected", "notReady", s->upd_res.version, msg);
+	logf_("%s", s->rb_msg);
+	s->rb_pending = 1;
 	upd_prune(s, NULL);
 	upd_release_lock(s);
+	s->st.checking = 1;
 	s->backoff_ms = BACKOFF_MIN_MS;
 	if (s->srv > 0) {
 		s->restart_now = 1;
-		set_state(s, "restarting", msg);
+		set_state(s, "restarting", s->rb_msg);
 		stop_server(s, s->grace_s);
 	} else {
 		cancel(s, &s->backoff_h);
 		sup_spawn(s);
 	}
+}
+
+/* The release rolled back to is ready (or failed too, `extra` says
+ * how): publish the rejection. */
+static void
+upd_rollback_done(struct sup *s, const char *extra)
+{
+	char msg[1024];
+
+	if (!s->rb_pending)
+		return;
+	s->rb_pending = 0;
+	str_fmt(msg, sizeof msg, "%s%s%s", s->rb_msg, extra ? "; " : "", extra ? extra : "");
+	upd_schedule_after(s, 1, -1);
+	upd_save(s, "rejected", "notReady", s->upd_res.version, msg);
+	s->st.checking = 0;
+	publish(s);
 	upd_next_request(s);
 }
 
@@ -1082,6 +1109,7 @@ upd_abandon(struct sup *s)
 {
 	struct err e;
 
+	upd_rollback_done(s, "the supervisor is stopping");
 	if (s->upd_phase == UPH_NONE) {
 		if (s->upd_req[0] && s->upd) {
 			upd_save(s, "rejected", "stopped", "", "the supervisor stopped during the check");
@@ -1139,7 +1167,7 @@ upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms)
 
 	if (s->shutting_down)
 		return;
-	if (updater_running(s->upd) || s->upd_phase != UPH_NONE) {
+	if (updater_running(s->upd) || s->upd_phase != UPH_NONE || s->rb_pending) {
 		str_copy(s->pend_req, sizeof s->pend_req, req);
 		s->pend = 1;
 		s->pend_check = check_only;
@@ -1214,13 +1242,128 @@ upd_request(struct sup *s)
 	upd_start(s, id, check, fetch_ms);
 }
 
-/* Replace our image with the appd at `path`, keeping our pid, the
- * server child and the listener (self_refresh in handover.c). */
+/* Does `path` run, and is it appd?  `path --version` must print
+ * "appd " within 2 s (a bounded wait on its output pipe). */
+static int
+appd_runs(struct sup *s, const char *path)
+{
+	char buf[64];
+	int p[2], st, ok = 0;
+	size_t got = 0;
+	pid_t pid;
+	sigset_t mask;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return 0;
+	reactor_child_sigmask(&s->r, &mask);
+	pid = fork();
+	if (pid == 0) {
+		char *const argv[] = { (char *)"appd", (char *)"--version", NULL };
+		sigprocmask(SIG_SETMASK, &mask, NULL);
+		dup2(p[1], 1);
+		execv(path, argv);
+		_exit(127);
+	}
+	close(p[1]);
+	if (pid > 0) {
+		struct pollfd pf = { p[0], POLLIN, 0 };
+		int64_t until = wall_ms() + 2000;
+		for (;;) {
+			int64_t left = until - wall_ms();
+			ssize_t n;
+			if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+				break;
+			n = read(p[0], buf + got, sizeof buf - 1 - got);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		buf[got] = '\0';
+		ok = strncmp(buf, "appd ", 5) == 0;
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	close(p[0]);
+	return ok;
+}
+
+static int
+keep_fd(int fd)
+{
+	return fd < 0 || fcntl(fd, F_SETFD, 0) == 0 ? 0 : -1;
+}
+
+/* Replace our image with the appd at `path` (the seed's updater
+ * re-exec, seed-contract.md §5.2): execve keeps our pid, so the server
+ * stays our child and supervisor.pid stays true; the listener and the
+ * output pipe are handed over as fds named on the command line; every
+ * other fd is CLOEXEC.  The signal mask survives execve, so a signal
+ * that arrives meanwhile waits for the new image's signalfd.  On
+ * failure we keep running as we are. */
 static void
 self_refresh(struct sup *s, const char *path)
 {
-	logf_("self-refresh to %s is not available in this build", path);
-	(void)s;
+	char fds[64];
+	char *argv[] = { (char *)"appd", (char *)"supervise", (char *)"--handover", fds, NULL };
+	extern char **environ;
+
+	if (s->shutting_down || s->upd_phase != UPH_NONE)
+		return;
+	if (!appd_runs(s, path)) {
+		logf_("self-refresh: %s does not run as appd; keeping this one", path);
+		return;
+	}
+	if (keep_fd(s->lfd) < 0 || keep_fd(s->out_rd) < 0 || keep_fd(s->out_wr) < 0) {
+		logf_("self-refresh: cannot hand over the fds: %s", strerror(errno));
+		goto undo;
+	}
+	str_fmt(fds, sizeof fds, "%d,%d,%d", s->lfd, s->out_rd, s->out_wr);
+	s->st.checking = 0;
+	publish(s);
+	logf_("self-refresh: executing %s in place (pid %ld, server pid %ld)", path,
+	    (long)getpid(), (long)s->srv);
+	execve(path, argv, environ);
+	logf_("self-refresh: cannot execute %s: %s", path, strerror(errno));
+undo:
+	fd_cloexec(s->lfd >= 0 ? s->lfd : -1);
+	fd_cloexec(s->out_rd);
+	fd_cloexec(s->out_wr);
+}
+
+/* After self_refresh, in the new image: take back the server child (its
+ * record is state/app-server.pid, its counters in status.json). */
+static int
+adopt(struct sup *s, const struct sup_opts *o, struct err *e)
+{
+	struct pid_record rec;
+	enum pidfile_state ps;
+	struct err e2;
+
+	s->lfd = o->h_lfd;
+	s->out_rd = o->h_out_rd;
+	s->out_wr = o->h_out_wr;
+	if (s->lfd >= 0)
+		fd_cloexec(s->lfd);
+	if (fd_cloexec(s->out_rd) < 0 || fd_cloexec(s->out_wr) < 0)
+		return err_sys(e, ERR_IO, "handover: bad output pipe fds");
+	err_clear(&e2);
+	if (status_read(s->h->status, &s->st, &e2) != 0)
+		memset(&s->st, 0, sizeof s->st);
+	s->st.checking = 0;
+	err_clear(&e2);
+	if (pidfile_peek(s->h->srv_pid, &ps, &rec, &e2) == 0 && ps == PIDFILE_RUNNING &&
+	    pidrec_active(&rec) == 1 && rec.pid != getpid()) {
+		s->srv_h = reactor_child_add(&s->r, (pid_t)rec.pid, on_server_exit, s);
+		if (s->srv_h >= 0) {
+			s->srv = (pid_t)rec.pid;
+			s->srv_rec = rec;
+			s->srv_ready = s->st.ready;
+			s->healthy_h = reactor_timer_add(&s->r, HEALTHY_MS, on_healthy, s);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /* ---- signals and heartbeat ---- */
@@ -1350,8 +1493,8 @@ claim_pidfile(struct sup *s, const struct sup_opts *o, struct err *e)
 	if (pidrec_capture(getpid(), &s->self) < 0)
 		return err_sys(e, ERR_IO, "cannot read our own process identity");
 	s->self.pgid = getpgrp();
-	if (o->reserved)
-		return 0;       /* the launching start publishes it */
+	if (o->reserved || o->handover)
+		return 0;       /* the launching start publishes it / it is ours already */
 	rs = pidfile_reserve(s->h->sup_pid, 2000, &rv, &other, e);
 	if (rs < 0)
 		return -1;
@@ -1370,7 +1513,7 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 	static struct wsprobe ws;
 	static struct updater upd;
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD };
-	int fl, rc;
+	int fl, rc, adopted = 0;
 	int64_t now;
 
 	memset(&s, 0, sizeof s);
@@ -1394,7 +1537,9 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 	s.ready_timeout_s = o->ready_timeout_s > 0 ? o->ready_timeout_s : s.s.ready_timeout_s;
 	if (home_prepare(h, e) < 0 || claim_pidfile(&s, o, e) < 0)
 		goto early;
-	if (s.s.socket_activation) {
+	if (o->handover) {
+		/* the socket is as the previous image left it */
+	} else if (s.s.socket_activation) {
 		if ((s.lfd = sock_listen(h->socket, h->anchor, h->startup_lock, e)) < 0)
 			goto unclaim;
 	} else if (sock_prepare(h->socket, h->startup_lock, e) < 0) {
@@ -1410,11 +1555,17 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 			err_sys(e, ERR_IO, "cannot trap signal %d", sigs[i]);
 			goto fini;
 		}
-	if (logcap_open(&s.log, h->srv_log, s.s.log_max_bytes, 1) < 0) {
+	if (logcap_open(&s.log, h->srv_log, s.s.log_max_bytes, !o->handover) < 0) {
 		err_sys(e, ERR_IO, "cannot open %s", h->srv_log);
 		goto fini;
 	}
-	{
+	if (o->handover) {
+		if ((adopted = adopt(&s, o, e)) < 0)
+			goto fini;
+		fl = fcntl(s.out_rd, F_GETFL);
+		fcntl(s.out_rd, F_SETFL, fl | O_NONBLOCK);
+		s.out_h = reactor_io_add(&s.r, s.out_rd, REACTOR_READ, on_output, &s);
+	} else {
 		int p[2];
 		if (pipe2(p, O_CLOEXEC) < 0) {
 			err_sys(e, ERR_IO, "cannot create the output pipe");
@@ -1434,11 +1585,12 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 	s.st.sup_pid = getpid();
 	s.st.sup_start_ticks = s.self.start_ticks;
 	str_fmt(s.st.boot_id, sizeof s.st.boot_id, "%s", s.self.boot_id);
-	s.st.started_at = now;
+	if (!o->handover || s.st.started_at == 0)
+		s.st.started_at = now;
 	str_fmt(s.st.readiness, sizeof s.st.readiness, "%s", readiness_name(s.s.readiness));
 	str_fmt(s.st.socket, sizeof s.st.socket, "%s", h->socket);
 	s.own_status = 1;
-	logf_("supervisor started for %s", h->root);
+	logf_(o->handover ? "supervisor re-executed for %s" : "supervisor started for %s", h->root);
 	s.heartbeat_h = reactor_timer_add(&s.r, STATUS_HEARTBEAT_MS, on_heartbeat, &s);
 	if (s.lfd >= 0) {
 		s.st.socket_activation = 1;
@@ -1451,8 +1603,16 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 		s.has_self_sha = proc_self_exe(self, sizeof self) == 0 &&
 		    upd_file_sha256(self, s.self_sha) == 0;
 	}
-	upd_schedule(&s, rand_ms(UPD_FIRST_MIN_MS, UPD_FIRST_MAX_MS));
-	sup_spawn(&s);
+	if (o->handover && s.st.next_check_at > now)
+		upd_schedule(&s, s.st.next_check_at - now);
+	else
+		upd_schedule(&s, rand_ms(UPD_FIRST_MIN_MS, UPD_FIRST_MAX_MS));
+	if (adopted) {
+		logf_("adopted server pid %ld", (long)s.srv);
+		publish(&s);
+	} else {
+		sup_spawn(&s);
+	}
 	while (!s.r.stopping)
 		if (reactor_run_once(&s.r, -1) < 0 && errno != EINTR) {
 			logf_("event loop failed: %s", strerror(errno));

@@ -26,6 +26,10 @@ struct sup_opts {
 	int ready_fd;           /* -1: nobody waits */
 	int ready_timeout_s;    /* 0: from settings */
 	int reserved;           /* the launcher holds and publishes supervisor.pid */
+	/* self-refresh: this image replaces a running supervisor (same pid)
+	 * and adopts its server child and these inherited fds (-1: none) */
+	int handover;
+	int h_lfd, h_out_rd, h_out_wr;
 };
 
 /* Run until stopped.  Returns the process exit status (0 after a clean

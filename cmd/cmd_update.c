@@ -173,7 +173,8 @@ dw_timeout(struct reactor *r, int h, int ev, void *arg)
  */
 static int
 delegate(const struct home *h, const struct pkgdir *pk, const struct pid_record *sup,
-    int check, int fetch_timeout_s, int timeout_s, struct upd_state *st, struct err *e)
+    int check, int fetch_timeout_s, int timeout_s, int locked, struct upd_state *st,
+    struct err *e)
 {
 	static struct dwait w;
 	char id[64], path[HOME_PATH_MAX + 32], req[256];
@@ -182,8 +183,9 @@ delegate(const struct home *h, const struct pkgdir *pk, const struct pid_record 
 	memset(&w, 0, sizeof w);
 	str_fmt(id, sizeof id, "%ld-%lld", (long)getpid(), (long long)wall_ms());
 	str_fmt(path, sizeof path, "%s/%s", h->state, SUP_UPDATE_REQUEST);
-	str_fmt(req, sizeof req, "{\"id\":\"%s\",\"checkOnly\":%s,\"fetchTimeoutMs\":%lld}\n",
-	    id, check ? "true" : "false", (long long)fetch_timeout_s * 1000);
+	str_fmt(req, sizeof req, "{\"id\":\"%s\",\"checkOnly\":%s,\"fetchTimeoutMs\":%lld,"
+	    "\"lockedBy\":%ld}\n", id, check ? "true" : "false", (long long)fetch_timeout_s * 1000,
+	    locked ? (long)getpid() : 0L);
 	if (reactor_init(&w.r) < 0)
 		return err_sys(e, ERR_IO, "cannot create the event loop");
 	w.state_path = pk->state;
@@ -312,7 +314,7 @@ cmd_update(int argc, char **argv)
 	if (r < 0)
 		return out_fail(&e);
 	if (r == 1) {
-		if (delegate(&h, &pk, &sup, a.check, a.fetch_timeout_s, a.timeout_s, &st, &e) < 0)
+		if (delegate(&h, &pk, &sup, a.check, a.fetch_timeout_s, a.timeout_s, 0, &st, &e) < 0)
 			return out_fail(&e);
 	} else {
 		if ((lock = cmd_lock(&h, "update", a.lock_timeout_s, &e)) < 0)
@@ -340,6 +342,8 @@ cmd_update(int argc, char **argv)
 	}
 	if (st.last_message[0])
 		jsonw_kstr(&o.w, "message", st.last_message);
+	/* also refreshes the managedVersion cache `status` reads */
+	out_common(&o, &h, &s);
 	return out_end(&o);
 }
 
@@ -445,7 +449,7 @@ cmd_bootstrap(int argc, char **argv)
 	if (r == 1) {
 		/* rerun: the running supervisor checks with the saved source */
 		if (save_settings(&h, &s.upd, a.remote_control, &e) < 0 ||
-		    delegate(&h, &pk, &sup, 0, a.fetch_timeout_s, a.timeout_s, &st, &e) < 0)
+		    delegate(&h, &pk, &sup, 0, a.fetch_timeout_s, a.timeout_s, 1, &st, &e) < 0)
 			return out_fail(&e);
 		if (strcmp(st.last_result, "rejected") == 0)
 			return fail_rejected(st.last_reason, st.last_version, st.last_message, &e),

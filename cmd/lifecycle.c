@@ -369,7 +369,11 @@ fork_supervisor(const struct home *h, int ready_wr, int timeout_s, struct err *e
 		if (chdir("/") < 0)
 			_exit(127);
 		setenv("APPD_HOME", h->root, 1);
+		/* our own image even when the file was replaced meanwhile
+		 * (a rebuild, an scp of a newer appd) */
+		execv("/proc/self/exe", argv);
 		execv(exe, argv);
+		dprintf(2, "appd: cannot execute %s for the supervisor: %s\n", exe, strerror(errno));
 		_exit(127);
 	}
 	return pid;

@@ -82,6 +82,7 @@ struct sup {
 	char upd_req[64];         /* the request being answered, "" if scheduled */
 	char pend_req[64];        /* a request that came in while busy */
 	int pend, pend_check, req_check;
+	long req_locker, pend_locker;        /* the requester holds daemon.lock */
 	uint64_t pend_fetch_ms, req_fetch_ms;
 	char upd_back[UPD_RELEASE_MAX];      /* current before the switch */
 	char upd_back_prev[UPD_RELEASE_MAX]; /* previous before the switch */
@@ -925,14 +926,15 @@ upd_save(struct sup *s, const char *result, const char *reason, const char *vers
 	s->upd_req[0] = '\0';
 }
 
-static void upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms);
+static void upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms,
+		      long locker);
 
 static void
 upd_next_request(struct sup *s)
 {
 	if (s->pend && !s->shutting_down) {
 		s->pend = 0;
-		upd_start(s, s->pend_req, s->pend_check, s->pend_fetch_ms);
+		upd_start(s, s->pend_req, s->pend_check, s->pend_fetch_ms, s->pend_locker);
 	}
 }
 
@@ -960,6 +962,17 @@ upd_prune(struct sup *s, const char *keep_appd)
 
 static void self_refresh(struct sup *s, const char *path);
 
+/* The request came from a command that holds daemon.lock itself (a
+ * rerun of `bootstrap`): the lock is held and its note names that pid. */
+static int
+requester_holds_lock(struct sup *s)
+{
+	struct lock_holder lh;
+
+	return s->req_locker > 0 && lock_is_held(s->h->daemon_lock) == 1 &&
+	    lock_read_holder(s->h->daemon_lock, &lh) == 0 && lh.pid == s->req_locker;
+}
+
 /* A new release is installed: switch `current` and restart the server
  * onto it; the verdict comes from readiness (upd_verified/upd_rollback). */
 static void
@@ -981,8 +994,9 @@ upd_apply(struct sup *s, const struct upd_result *res)
 		self_refresh(s, res->appd_path);
 		return;
 	}
-	s->upd_lock = lock_acquire(s->h->daemon_lock, 0);
-	if (s->upd_lock < 0) {
+	if (requester_holds_lock(s)) {
+		s->upd_lock = -1;       /* `bootstrap` holds it for us */
+	} else if ((s->upd_lock = lock_acquire(s->h->daemon_lock, 0)) < 0) {
 		s->upd->st.failures++;
 		upd_schedule(s, UPD_BUSY_MS);
 		upd_save(s, "rejected", "busy", res->version,
@@ -992,7 +1006,8 @@ upd_apply(struct sup *s, const struct upd_result *res)
 		upd_next_request(s);
 		return;
 	}
-	(void)lock_note_holder(s->upd_lock, "update");
+	if (s->upd_lock >= 0)
+		(void)lock_note_holder(s->upd_lock, "update");
 	if (install_link_read(s->pk.current, s->upd_back, sizeof s->upd_back, &e) != 0)
 		s->upd_back[0] = '\0';
 	err_clear(&e);
@@ -1158,7 +1173,7 @@ on_upd_done(struct updater *u, const struct upd_result *res, void *arg)
 }
 
 static void
-upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms)
+upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms, long locker)
 {
 	static struct settings ns;
 	struct upd_opts o;
@@ -1172,8 +1187,10 @@ upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms)
 		s->pend = 1;
 		s->pend_check = check_only;
 		s->pend_fetch_ms = fetch_ms;
+		s->pend_locker = locker;
 		return;
 	}
+	s->req_locker = locker;
 	cancel(s, &s->upd_h);
 	err_clear(&e);
 	if (settings_load(s->h->settings, &ns, &e) == 0)
@@ -1212,7 +1229,7 @@ on_upd_timer(struct reactor *r, int h, int ev, void *arg)
 	(void)r; (void)h; (void)ev;
 	s->upd_h = -1;
 	s->st.next_check_at = 0;
-	upd_start(s, "", 0, 0);
+	upd_start(s, "", 0, 0, 0);
 }
 
 /* SIGUSR1: check now; state/update-request.json (from `appd update`)
@@ -1227,6 +1244,7 @@ upd_request(struct sup *s)
 	size_t len;
 	int check = 0;
 	uint64_t fetch_ms = 0;
+	long locker = 0;
 
 	str_fmt(path, sizeof path, "%s/%s", s->h->state, SUP_UPDATE_REQUEST);
 	if (fs_read_file(path, buf, sizeof buf, &len) == 0) {
@@ -1236,10 +1254,12 @@ upd_request(struct sup *s)
 			(void)jsonr_bool(&r, jsonr_get(&r, 0, "checkOnly"), &check);
 			if (jsonr_int(&r, jsonr_get(&r, 0, "fetchTimeoutMs"), &v) == 0 && v > 0)
 				fetch_ms = (uint64_t)v;
+			if (jsonr_int(&r, jsonr_get(&r, 0, "lockedBy"), &v) == 0 && v > 0)
+				locker = (long)v;
 		}
 	}
 	logf_("SIGUSR1: update check%s%s", id[0] ? " for request " : "", id);
-	upd_start(s, id, check, fetch_ms);
+	upd_start(s, id, check, fetch_ms, locker);
 }
 
 /* Does `path` run, and is it appd?  `path --version` must print

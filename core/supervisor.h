@@ -51,7 +51,8 @@ int sup_report_parse(const char *line, struct sup_report *out);
 /* The file `stop --grace S` writes before signalling (graceSeconds). */
 #define SUP_STOP_REQUEST "stop-request.json"
 /* The file `update` writes before SIGUSR1:
- * {"id":"…","checkOnly":bool,"fetchTimeoutMs":N}.  The answer is the
+ * {"id":"…","checkOnly":bool,"fetchTimeoutMs":N[,"lockedBy":PID]}; lockedBy
+ * names a requester that holds daemon.lock itself (bootstrap).  The answer is the
  * packages/updater.json whose requestId is that id. */
 #define SUP_UPDATE_REQUEST "update-request.json"
 

@@ -14,6 +14,8 @@ import re
 import signal
 import ssl
 import stat
+import threading
+import socket
 import time
 
 import pytest
@@ -537,6 +539,62 @@ def test_update_installs_new_release_and_restarts_server(rig):
     assert t0 - 1 <= parse_iso(st["lastCheckAt"]) <= time.time() + 1
     assert rig.srv.count(rel2.webfile) == 1
     assert not [n for n in rig.releases() if n.startswith(".")]
+
+
+def test_bootstrap_rerun_installs_a_newer_release_through_the_supervisor(rig):
+    # the rerun holds daemon.lock while the supervisor installs: the
+    # supervisor must not report "busy" to the command that holds it
+    rel1, b = rig.bootstrapped()
+    sup = rig.supervisor_pid()
+    rig.pub.publish("2.0.0", 6, rig.srv)
+    r = rig.bootstrap()
+    assert r.rc == 0, r
+    assert r.json["status"] == "bootstrapped", r
+    assert r.json["installedVersion"] == "2.0.0", r
+    assert r.json["managedVersion"] == "2.0.0", r
+    assert r.json["pid"] != b["pid"]
+    assert rig.supervisor_pid() == sup
+    assert rig.current() == release_dir("2.0.0")
+    assert rig.previous() == release_dir("1.0.0")
+    assert proc_environ(r.json["pid"]).get("APPD_TEST_RELEASE") == "2.0.0"
+
+
+def test_update_with_socket_activation_refuses_no_connection(rig):
+    rig.write_settings({"server": dict(SERVER_SETTINGS, socketActivation=True,
+                                       command=["{current}/bin/app-server",
+                                                "--socket-activation"])})
+    rel1, b = rig.bootstrapped()
+    rig.pub.publish("2.0.0", 6, rig.srv)
+    sock = rig.home.socket
+    stop = threading.Event()
+    counts = {"ok": 0, "refused": 0}
+
+    def hammer():
+        while not stop.is_set():
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.settimeout(5)
+            try:
+                c.connect(sock)
+                counts["ok"] += 1
+            except OSError:
+                counts["refused"] += 1
+            finally:
+                c.close()
+            time.sleep(0.002)
+
+    t = threading.Thread(target=hammer, daemon=True)
+    t.start()
+    try:
+        time.sleep(0.1)
+        r = rig.update()
+        time.sleep(0.1)
+    finally:
+        stop.set()
+        t.join(10)
+    assert r.rc == 0, r
+    assert r.json["status"] == "updated", r
+    assert counts["ok"] > 20, counts
+    assert counts["refused"] == 0, counts
 
 
 def test_update_with_nothing_new_is_noUpdate_then_a_304(rig):

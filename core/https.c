@@ -1209,13 +1209,30 @@ tls_fail(struct https_fetch *f, int e)
 	    https_br_error_name(e), e, text ? ": " : "", text ? text : "");
 }
 
-/* The engine loop: do every step that can be done now, then watch what
- * the engine waits for.  0, or -1 when finished. */
+/* Reads per engine_run before yielding to the reactor: a fast sender
+ * never runs dry, and the loop must still see signals and timers
+ * (SIGTERM during a download). */
+#define RECV_BUDGET 16
+
+static void
+on_yield(struct reactor *r, int h, int events, void *arg)
+{
+	struct https_fetch *f = arg;
+
+	(void)r; (void)h; (void)events;
+	f->conn_h = -1;
+	if (f->state == ST_TLS)
+		(void)engine_run(f);
+}
+
+/* The engine loop: do every step that can be done now (at most
+ * RECV_BUDGET reads), then watch what the engine waits for.  0, or -1
+ * when finished. */
 static int
 engine_run(struct https_fetch *f)
 {
 	br_ssl_engine_context *eng = &f->cc.eng;
-	int rd_blocked = 0, wr_blocked = 0;
+	int rd_blocked = 0, wr_blocked = 0, budget = RECV_BUDGET, yielded = 0;
 	unsigned st, m;
 	unsigned char *buf;
 	size_t len;
@@ -1275,6 +1292,8 @@ engine_run(struct https_fetch *f)
 			n = recv(f->fd, buf, len, MSG_DONTWAIT);
 			if (n > 0) {
 				br_ssl_engine_recvrec_ack(eng, (size_t)n);
+				if (--budget == 0)
+					rd_blocked = yielded = 1;
 			} else if (n == 0) {
 				return conn_ended(f, 0);
 			} else if (errno == EINTR) {
@@ -1304,6 +1323,11 @@ engine_run(struct https_fetch *f)
 			    strerror(errno));
 		f->io_mask = m;
 	}
+	/* the socket may still hold data: come back on the next turn, after
+	 * whatever else is ready (the conn timer is free once connected) */
+	if (yielded && f->conn_h < 0 &&
+	    (f->conn_h = reactor_timer_add(f->r, 0, on_yield, f)) < 0)
+		return fail(f, HTTPS_E_IO, "cannot schedule the socket: %s", strerror(errno));
 	return 0;
 }
 

@@ -24,7 +24,8 @@ from conftest import marked_pids, pid_alive, wait_until
 from releases import (OTHER_TARGET, PAST, TARGET, Publisher, ReleaseServer,
                       appd_variant, files_under, is_executable_file, make_certs,
                       never_ready_script, parse_iso, proc_cmdline, proc_environ,
-                      readlink, release_dir, server_info, sha256_file)
+                      readlink, release_dir, server_info, server_script,
+                      sha256_file)
 
 SERVER_SETTINGS = {
     "command": ["{current}/bin/app-server", "--listen", "{socket}"],
@@ -864,6 +865,35 @@ def test_stop_during_stalled_download_is_prompt(rig):
     assert rig.srv.wait_for("response", "stall/" + rel2.webfile, timeout=3)
     assert wait_until(lambda: marked_pids(h.path) == [], timeout=2), \
         [proc_cmdline(p) for p in marked_pids(h.path)]
+    assert rig.current() == release_dir("1.0.0")
+    assert rig.releases() == ["1.0.0-" + TARGET]
+
+
+def test_sigterm_during_a_fast_download_is_prompt(rig):
+    # a sender that never runs dry must not keep the loop from a signal
+    h = rig.home
+    _, b = rig.bootstrapped()
+    srv_pid, sup = b["pid"], rig.supervisor_pid()
+    big = server_script("2.0.0") + b"#" * (96 << 20)
+    rel2 = rig.pub.publish("2.0.0", 6, rig.srv, data=big)
+    upd = h.popen("update", "--timeout", "60", "--fetch-timeout", "60")
+    try:
+        assert rig.srv.wait_for("request", rel2.webfile, timeout=8), rig.srv.log()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        os.kill(sup, signal.SIGTERM)
+        assert wait_until(lambda: not pid_alive(sup), timeout=10)
+        took = time.monotonic() - t0
+        assert took < 2, took
+        assert not pid_alive(srv_pid)
+        upd.communicate(timeout=5)
+    finally:
+        if upd.poll() is None:
+            upd.kill()
+            upd.communicate()
+    # the transfer was cut short, not finished
+    resp = [r for r in rig.srv.responses(rel2.webfile)]
+    assert not resp or resp[-1]["bytes"] < len(big), resp
     assert rig.current() == release_dir("1.0.0")
     assert rig.releases() == ["1.0.0-" + TARGET]
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh -- lifecycle benchmark of build/appd (size, idle RSS, status and
 # stop latency), then appd vs `codex app-server daemon` side by side on the real
-# codex 0.169.0 (bench/bench_codex.py), then the proxy (bench/bench_proxy.py). Prints a markdown report on stdout;
+# codex 0.169.0 (bench/bench_codex.py), then the proxy (bench/bench_proxy.py), then the
+# updater (bench/bench_update.py). Prints a markdown report on stdout;
 # progress goes to stderr.
 #
 #   make bench                       # the normal entry point (sets APPD, APPD_FIXTURES)
@@ -11,7 +12,11 @@
 #              BENCH_IDLE_SECONDS (default 2); BENCH_CODEX=0 skips the codex
 #              side-by-side (its own knobs: see bench/bench_codex.py);
 #              BENCH_PROXY=0 skips the proxy bench (bench/bench_proxy.py: 1 GiB
-#              through appd proxy vs socat vs codex app-server proxy).
+#              through appd proxy vs socat vs codex app-server proxy);
+#              BENCH_UPDATE=0 skips the updater bench (bench/bench_update.py:
+#              idle/full update checks against a local HTTPS release server,
+#              bytes on the wire, supervisor VmHWM over a 20 MiB update; its
+#              own knobs BENCH_UPDATE_RUNS, BENCH_UPDATE_MIB, BENCH_UPDATE_BIG).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,5 +43,9 @@ fi
 if [ "${BENCH_PROXY:-1}" != 0 ]; then
     echo
     /usr/bin/python3 "$here/bench_proxy.py" || rc=$?
+fi
+if [ "${BENCH_UPDATE:-1}" != 0 ]; then
+    echo
+    /usr/bin/python3 "$here/bench_update.py" || rc=$?
 fi
 exit "$rc"

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -691,6 +693,13 @@ connect_next(struct https_fetch *f)
 		if (fd < 0) {
 			note_conn(f, errno);
 			continue;
+		}
+		{
+			/* the engine writes the client's last handshake flight
+			 * as several records: Nagle would hold the later ones
+			 * for the peer's delayed ACK (~40 ms a connection) */
+			int one = 1;
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		}
 		rc = connect(fd, &a->u.sa, a->len);
 		if (rc < 0 && errno != EINPROGRESS && errno != EINTR) {

@@ -250,8 +250,11 @@ on_deferred(struct reactor *r, int h, int ev, void *arg)
 {
 	struct updater *u = arg;
 
+	char why[sizeof u->res.reason];
+
 	(void)r; (void)h; (void)ev;
-	reject(u, u->res.reason, NULL);
+	str_copy(why, sizeof why, u->res.reason);
+	reject(u, why, NULL);
 }
 
 static const char *

@@ -93,12 +93,18 @@ def test_unmanaged_server_is_reported_and_refused(home):
         assert r.json["appServerVersion"] == "4.5.6"
         v = home.run("version")
         assert v.rc == 0 and "backend" not in v.json and v.json["appServerVersion"] == "4.5.6", v
-        for cmd in (["stop"], ["restart"], ["enable-remote-control"], ["disable-remote-control"]):
+        # the P-256 base point: a valid key; refused before any fetch
+        key = ("04" "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"
+               "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5")
+        for cmd in (["stop"], ["restart"], ["enable-remote-control"], ["disable-remote-control"],
+                    ["bootstrap", "--manifest-url", "https://localhost:9/manifest.json",
+                     "--public-key", key]):
             x = home.run(*cmd)
             assert x.rc == 5, (cmd, x)
             assert x.json["error"] == "unmanagedServer"
             assert x.json["message"] == "app server is running but is not managed by appd"
         assert p.poll() is None            # never touched
+        assert not os.path.exists(home.file("packages/current"))
     finally:
         p.terminate()
         p.wait()

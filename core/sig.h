@@ -62,7 +62,7 @@ void sig_sha256(const void *data, size_t n, unsigned char out[SIG_SHA256_LEN]);
  * ERR_IO when it fails. */
 int sig_random(void *buf, size_t n, struct err *e);
 
-/* New P-256 key pair (br_ec_keygen over br_ec_p256_m15, HMAC_DRBG seeded
+/* New P-256 key pair (br_ec_keygen over br_ec_prime_i31, HMAC_DRBG seeded
  * from getentropy).  `pk` may be NULL. */
 int sig_keygen(struct sig_privkey *sk, struct sig_pubkey *pk, struct err *e);
 /* The public key of `sk`; ERR_OTHER when `sk` is out of range. */

@@ -81,9 +81,9 @@ struct sup {
 	int upd_lock;             /* daemon.lock, held from switch to verdict */
 	char upd_req[64];         /* the request being answered, "" if scheduled */
 	char pend_req[64];        /* a request that came in while busy */
-	int pend, pend_check, req_check;
+	int pend, pend_check;
 	long req_locker, pend_locker;        /* the requester holds daemon.lock */
-	uint64_t pend_fetch_ms, req_fetch_ms;
+	uint64_t pend_fetch_ms;
 	char upd_back[UPD_RELEASE_MAX];      /* current before the switch */
 	char upd_back_prev[UPD_RELEASE_MAX]; /* previous before the switch */
 	char upd_prev_version[MANIFEST_VERSION_MAX];
@@ -919,10 +919,8 @@ upd_save(struct sup *s, const char *result, const char *reason, const char *vers
 	err_clear(&e);
 	if (updstate_write(s->pk.state, st, &e) < 0)
 		logf_("%s", e.msg);
-	logf_("update check: %s%s%s%s%s", result, reason && reason[0] ? " (" : "",
-	    reason ? reason : "", reason && reason[0] ? ")" : "", msg && msg[0] ? "" : "");
-	if (msg && msg[0])
-		logf_("update check: %s", msg);
+	logf_("update check: %s%s%s%s: %s", result, reason && reason[0] ? " (" : "",
+	    reason ? reason : "", reason && reason[0] ? ")" : "", msg ? msg : "");
 	s->upd_req[0] = '\0';
 }
 

@@ -48,7 +48,13 @@ import sys
 import tempfile
 import time
 
-from benchlib import cpu_model
+from benchlib import BenchError, cpu_model, loadavg, pct
+from benchlib import log as _log
+
+
+def log(msg):
+    _log(msg, "bench-codex")
+
 
 # the same WebSocket + initialize client the integration tests use
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
@@ -72,14 +78,6 @@ CONFIG_TOML = "[analytics]\nenabled = false\n"
 RC_ENV = "CODEX_INTERNAL_APP_SERVER_REMOTE_CONTROL_DISABLED"
 
 HEADING = "appd vs codex app-server daemon (codex 0.169.0)"
-
-
-def log(msg):
-    print("bench-codex: " + msg, file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
 
 
 # ------------------------------------------------------------------ outer: isolation
@@ -174,16 +172,7 @@ def outer():
             break
     return rc if rc >= 0 else 128 - rc
 
-
 # ------------------------------------------------------------------ helpers
-
-def pct(values, p):
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))
-    return s[k]
-
 
 def med(v):
     return statistics.median(v) if v else float("nan")
@@ -302,14 +291,6 @@ def ratio(a, b):
 
 def verdict(ok):
     return "PASS" if ok else "**MISS**"
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 # ------------------------------------------------------------------ the stacks

@@ -16,7 +16,7 @@ BENCH_CYCLES, BENCH_IDLE_SECONDS.
 import json
 import os
 
-from benchlib import cpu_model
+from benchlib import BenchError, cpu_model, log, loadavg, pct, proc_status
 import platform
 import shutil
 import signal
@@ -44,24 +44,7 @@ STATUS_TARGET = 2.0           # ms, median
 STOP_TARGET = 10.0            # ms, median
 
 
-def log(msg):
-    print("bench: " + msg, file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
-
-
 # ---------------------------------------------------------------- helpers
-
-def pct(values, p):
-    """Nearest-rank percentile (p in 0..100)."""
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))
-    return s[k]
-
 
 def timed_run(argv, env=None):
     """Wall time (ms) of one subprocess.run with stdout captured."""
@@ -78,17 +61,6 @@ def parse_json(cp, what):
     except (ValueError, UnicodeDecodeError):
         raise BenchError("%s: exit %d, not JSON on stdout: %r"
                          % (what, cp.returncode, cp.stdout[:300]))
-
-
-def proc_status(pid):
-    """VmRSS / VmHWM (bytes) from /proc/PID/status."""
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(rest.split()[0]) * 1024
-    return out
 
 
 def rss_breakdown(pid):
@@ -114,14 +86,6 @@ def rss_breakdown(pid):
     except OSError as e:
         return "unavailable (%s)" % e
     return ", ".join("%s %d KiB" % (k, v) for k, v in parts.items())
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 def alive(pid):

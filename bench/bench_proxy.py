@@ -25,7 +25,7 @@ Reproduce: `make bench` (or `make && /usr/bin/python3 bench/bench_proxy.py`).
 
 import os
 
-from benchlib import cpu_model
+from benchlib import BenchError, cpu_model, log, loadavg
 import platform
 import shutil
 import statistics
@@ -46,14 +46,6 @@ RTT_SIZE = 64
 RUN_TIMEOUT = 600  # seconds per run
 
 RSS_TARGET_KIB = 200  # "RSS <= 200 KB" (KiB here)
-
-
-def log(msg):
-    print("bench: " + msg, file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
 
 
 def build_load():
@@ -179,14 +171,6 @@ def machine():
     return "nproc=%d, kernel `%s %s`, CPU `%s`, python %s" % (
         os.cpu_count() or 0, platform.system(), platform.release(), cpu,
         platform.python_version())
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 def main():

@@ -53,7 +53,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import cpu_model
+from benchlib import BenchError, cpu_model, log, loadavg, pct, proc_status
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPD = os.path.abspath(os.environ.get("APPD", os.path.join(ROOT, "build", "appd")))
@@ -90,43 +90,7 @@ HS_TYPES = {1: "ClientHello", 2: "ServerHello", 4: "NewSessionTicket", 11: "Cert
             15: "CertificateVerify", 16: "ClientKeyExchange", 20: "Finished"}
 
 
-def log(msg):
-    print("bench: " + msg, file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
-
-
 # ---------------------------------------------------------------- helpers
-
-def pct(values, p):
-    """Nearest-rank percentile (p in 0..100)."""
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))
-    return s[k]
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
-def proc_status(pid):
-    """VmRSS / VmHWM / RssAnon / RssFile (bytes) from /proc/PID/status."""
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
-                out[key] = int(rest.split()[0]) * 1024
-    return out
-
 
 def start_ticks(pid):
     try:

@@ -143,38 +143,12 @@ parse_artifact_arg(const char *arg, struct rel_artifact *a, struct err *e)
 static int
 hash_file(struct rel_artifact *a, struct err *e)
 {
-	static unsigned char buf[65536];
-	br_sha256_context c;
-	struct stat st;
-	ssize_t r;
-	int fd;
-
-	fd = open(a->file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		err_ctx_str(e, "path", a->file);
-		err_sys(e, ERR_IO, "cannot read artifact %s", a->file);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		err_ctx_str(e, "path", a->file);
+	if (sig_file_sha256(a->file, a->sha256, &a->size) == 0)
+		return 0;
+	err_ctx_str(e, "path", a->file);
+	if (errno == EINVAL)
 		return err_set(e, ERR_IO, "artifact %s is not a regular file", a->file);
-	}
-	br_sha256_init(&c);
-	a->size = 0;
-	while ((r = fd_read(fd, buf, sizeof buf)) > 0) {
-		br_sha256_update(&c, buf, (size_t)r);
-		a->size += (unsigned long long)r;
-	}
-	close(fd);
-	if (r < 0) {
-		err_ctx_str(e, "path", a->file);
-		return err_sys(e, ERR_IO, "cannot read artifact %s", a->file);
-	}
-	br_sha256_out(&c, a->sha256);
-	return 0;
+	return err_sys(e, ERR_IO, "cannot read artifact %s", a->file);
 }
 
 static int

@@ -12,17 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void
-put_time(struct jsonw *w, const char *key, int64_t ms)
-{
-	char t[32];
-
-	if (ms <= 0)
-		return;
-	iso8601_ms(ms, t);
-	jsonw_kstr(w, key, t);
-}
-
 /* The shared preamble of the read-only commands: no arguments, a home
  * that is checked but never created, settings read leniently. */
 static int
@@ -94,8 +83,8 @@ cmd_status(int argc, char **argv)
 	}
 	if (sup_active && have_st && st.sup_pid == sup.pid) {
 		jsonw_kstr(&o.w, "serverId", st.server_id);
-		put_time(&o.w, "startedAt", st.started_at);
-		put_time(&o.w, "lastSeenAt", st.last_seen_at);
+		jsonw_ktime(&o.w, "startedAt", st.started_at);
+		jsonw_ktime(&o.w, "lastSeenAt", st.last_seen_at);
 		jsonw_kbool(&o.w, "fresh", fresh);
 	}
 	jsonw_obj_end(&o.w);
@@ -105,7 +94,7 @@ cmd_status(int argc, char **argv)
 		if (sup_active && st.server_pid > 0)
 			jsonw_kint(&o.w, "pid", st.server_pid);
 		jsonw_kstr(&o.w, "state", st.state);
-		put_time(&o.w, "readyAt", st.ready_at);
+		jsonw_ktime(&o.w, "readyAt", st.ready_at);
 		jsonw_kint(&o.w, "incarnation", st.incarnation);
 		jsonw_kint(&o.w, "restarts", st.restarts);
 		if (st.has_last_exit) {
@@ -115,11 +104,11 @@ cmd_status(int argc, char **argv)
 				jsonw_kint(&o.w, "signal", st.last_exit_signal);
 			else
 				jsonw_kint(&o.w, "code", st.last_exit_code);
-			put_time(&o.w, "at", st.last_exit_at);
+			jsonw_ktime(&o.w, "at", st.last_exit_at);
 			jsonw_obj_end(&o.w);
 		}
 		if (sup_active) {
-			put_time(&o.w, "nextRestartAt", st.next_restart_at);
+			jsonw_ktime(&o.w, "nextRestartAt", st.next_restart_at);
 			if (st.backoff_ms)
 				jsonw_kint(&o.w, "backoffMs", st.backoff_ms);
 		}
@@ -131,7 +120,7 @@ cmd_status(int argc, char **argv)
 		jsonw_key(&o.w, "socketActivation");
 		jsonw_obj_begin(&o.w);
 		jsonw_kint(&o.w, "repairs", st.socket_repairs);
-		put_time(&o.w, "lastRepairAt", st.last_repair_at);
+		jsonw_ktime(&o.w, "lastRepairAt", st.last_repair_at);
 		jsonw_obj_end(&o.w);
 	}
 	jsonw_kstr(&o.w, "readiness", readiness_name(s.readiness));

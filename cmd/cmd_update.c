@@ -75,14 +75,10 @@ parse(int argc, char **argv, int bootstrap, struct upd_args *a, struct err *e)
 static void
 installed_version(const struct pkgdir *pk, const struct settings *s, char *out, size_t cap)
 {
-	char rel[UPD_RELEASE_MAX];
 	struct err e;
 
 	err_clear(&e);
-	out[0] = '\0';
-	if (install_link_read(pk->current, rel, sizeof rel, &e) != 0 ||
-	    install_release_version(rel, s->upd.target, out, cap) < 0)
-		out[0] = '\0';
+	(void)install_link_version(pk->current, s->upd.target, out, cap, &e);
 }
 
 static void
@@ -507,7 +503,7 @@ out_updater(struct out *o, const struct home *h, const struct settings *s,
 	struct pkgdir pk;
 	struct upd_state st;
 	struct err e;
-	char cur[MANIFEST_VERSION_MAX], t[32];
+	char cur[MANIFEST_VERSION_MAX];
 
 	err_clear(&e);
 	if (install_paths(&pk, h->packages, &e) < 0)
@@ -519,16 +515,13 @@ out_updater(struct out *o, const struct home *h, const struct settings *s,
 	if (updstate_read(pk.state, &st, &e) < 0)
 		return;
 	if (st.last_check_at > 0) {
-		iso8601_ms(st.last_check_at, t);
-		jsonw_kstr(&o->w, "lastCheckAt", t);
+		jsonw_ktime(&o->w, "lastCheckAt", st.last_check_at);
 		jsonw_kstr(&o->w, "lastResult", st.last_result);
 		if (st.last_reason[0])
 			jsonw_kstr(&o->w, "lastReason", st.last_reason);
 	}
-	if (live && live->next_check_at > 0) {
-		iso8601_ms(live->next_check_at, t);
-		jsonw_kstr(&o->w, "nextCheckAt", t);
-	}
+	if (live)
+		jsonw_ktime(&o->w, "nextCheckAt", live->next_check_at);
 	jsonw_key(&o->w, "rejectedVersions");
 	jsonw_arr_begin(&o->w);
 	for (int i = 0; i < st.nrejected; i++)

@@ -68,16 +68,13 @@ static void
 release_version(const struct home *h, const struct settings *s, const char *bin,
     char *out, size_t cap)
 {
-	char rel[128];
 	size_t n = strlen(h->current);
 	struct err e;
 
 	out[0] = '\0';
 	err_clear(&e);
-	if (strncmp(bin, h->current, n) != 0 || bin[n] != '/' ||
-	    install_link_read(h->current, rel, sizeof rel, &e) != 0 ||
-	    install_release_version(rel, s->upd.target, out, cap) < 0)
-		out[0] = '\0';
+	if (strncmp(bin, h->current, n) == 0 && bin[n] == '/')
+		(void)install_link_version(h->current, s->upd.target, out, cap, &e);
 }
 
 /* managedPath and managedVersion (codex: `--version`; otherwise the

@@ -451,3 +451,20 @@ install_fault(const char *point)
 	if (f && strcmp(f, point) == 0)
 		raise(SIGKILL);
 }
+
+int
+install_link_version(const char *link_path, const char *target, char *version, size_t cap,
+    struct err *e)
+{
+	char rel[PATH_MAX];
+	int k = install_link_read(link_path, rel, sizeof rel, e);
+
+	version[0] = '\0';
+	if (k != 0)
+		return k;
+	if (install_release_version(rel, target, version, cap) < 0) {
+		version[0] = '\0';
+		return 1;
+	}
+	return 0;
+}

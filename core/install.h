@@ -105,6 +105,13 @@ int install_link_read(const char *link_path, char *release, size_t cap, struct e
  * after a non-empty version, or the version does not fit.  No `err`. */
 int install_release_version(const char *release, const char *target, char *version,
 			    size_t cap);
+/* The version of the release the link `link_path` (packages/current)
+ * points at: install_link_read + install_release_version.  0 with
+ * `version` filled, 1 when nothing is installed or the link names a
+ * release of another shape (`version` is ""), -1 when the link cannot
+ * be read (`e` set). */
+int install_link_version(const char *link_path, const char *target, char *version,
+			 size_t cap, struct err *e);
 
 /* Remove (recursively, never following symlinks): every release other
  * than current's and previous's (none when either link is unreadable);

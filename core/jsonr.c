@@ -4,6 +4,7 @@
 #include <jsmn.h>
 
 #include "core/jsonr.h"
+#include "core/fsutil.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -390,4 +391,17 @@ jsonr_set(const char *js, size_t len, const char *path, const char *value,
 	}
 	out[o.len] = '\0';
 	return 0;
+}
+
+int64_t
+jsonr_time(const struct jsonr *r, int obj, const char *key)
+{
+	char t[64];
+	int64_t v;
+	int i = jsonr_get(r, obj, key);
+
+	if (i < 0 || jsonr_str(r, i, t, sizeof t) < 0)
+		return 0;
+	v = iso8601_parse(t);
+	return v > 0 ? v : 0;
 }

@@ -9,6 +9,7 @@
 #define APPD_JSONR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifndef JSMN_HEADER
 #define JSMN_HEADER
@@ -44,6 +45,9 @@ int jsonr_str(const struct jsonr *r, int i, char *out, size_t cap);
 int jsonr_int(const struct jsonr *r, int i, long long *out);
 int jsonr_bool(const struct jsonr *r, int i, int *out);
 int jsonr_is_null(const struct jsonr *r, int i);
+/* Member `key` of object `obj` as an ISO-8601 time (fsutil.h
+ * iso8601_parse): wall-clock ms since the epoch, 0 when absent or bad. */
+int64_t jsonr_time(const struct jsonr *r, int obj, const char *key);
 int jsonr_type(const struct jsonr *r, int i);   /* JSMN_* or -1 */
 
 /*

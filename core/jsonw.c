@@ -1,5 +1,6 @@
 /* jsonw.c -- see jsonw.h. */
 #include "core/jsonw.h"
+#include "core/fsutil.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -187,4 +188,15 @@ jsonw_finish(struct jsonw *w)
 		return -1;
 	}
 	return 0;
+}
+
+void
+jsonw_ktime(struct jsonw *w, const char *key, int64_t ms)
+{
+	char t[32];
+
+	if (ms <= 0)
+		return;
+	iso8601_ms(ms, t);
+	jsonw_kstr(w, key, t);
 }

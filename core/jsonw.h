@@ -11,6 +11,7 @@
 #define APPD_JSONW_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define JSONW_MAX_DEPTH 16
 
@@ -41,6 +42,9 @@ void jsonw_raw(struct jsonw *w, const char *raw, size_t n);
 void jsonw_kstr(struct jsonw *w, const char *key, const char *s);
 void jsonw_kint(struct jsonw *w, const char *key, long long v);
 void jsonw_kbool(struct jsonw *w, const char *key, int v);
+/* "key":"<ISO-8601 UTC>" for wall-clock `ms` since the epoch (fsutil.h
+ * iso8601_ms); nothing at all when ms <= 0 (never happened). */
+void jsonw_ktime(struct jsonw *w, const char *key, int64_t ms);
 /* NUL-terminate; 0, or -1/ENOSPC if anything was dropped. */
 int jsonw_finish(struct jsonw *w);
 

@@ -5,6 +5,7 @@
 #include <bearssl.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,6 +86,38 @@ sig_sha256(const void *data, size_t n, unsigned char out[SIG_SHA256_LEN])
 	br_sha256_init(&c);
 	br_sha256_update(&c, data, n);
 	br_sha256_out(&c, out);
+}
+
+int
+sig_file_sha256(const char *path, unsigned char out[SIG_SHA256_LEN], unsigned long long *size)
+{
+	br_sha256_context c;
+	unsigned char buf[16384];
+	unsigned long long n = 0;
+	struct stat st;
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int en = fstat(fd, &st) < 0 ? errno : EINVAL;
+		close(fd);
+		errno = en;
+		return -1;
+	}
+	br_sha256_init(&c);
+	while ((r = fd_read(fd, buf, sizeof buf)) > 0) {
+		br_sha256_update(&c, buf, (size_t)r);
+		n += (unsigned long long)r;
+	}
+	close(fd);
+	if (r < 0)
+		return -1;
+	br_sha256_out(&c, out);
+	if (size)
+		*size = n;
+	return 0;
 }
 
 int

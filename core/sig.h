@@ -57,6 +57,11 @@ int sig_hex_decode(const char *hex, size_t hexlen, void *out, size_t cap, size_t
 
 /* SHA-256 (FIPS 180-4) of `n` bytes. */
 void sig_sha256(const void *data, size_t n, unsigned char out[SIG_SHA256_LEN]);
+/* SHA-256 and size (bytes; `size` may be NULL) of the regular file at
+ * `path`, read in 16 KiB pieces.  0, or -1 with errno (EINVAL: not a
+ * regular file). */
+int sig_file_sha256(const char *path, unsigned char out[SIG_SHA256_LEN],
+		    unsigned long long *size);
 
 /* `n` bytes from the kernel (getentropy(3), 256 bytes per call).
  * ERR_IO when it fails. */

@@ -77,17 +77,6 @@ status_write(const char *path, const struct sup_status *st, struct err *e)
 	return 0;
 }
 
-static int64_t
-get_time(const struct jsonr *r, const char *key)
-{
-	char t[40];
-	int i = jsonr_get(r, 0, key);
-
-	if (i < 0 || jsonr_str(r, i, t, sizeof t) < 0)
-		return 0;
-	return iso8601_parse(t) < 0 ? 0 : iso8601_parse(t);
-}
-
 static long long
 get_num(const struct jsonr *r, int obj, const char *key)
 {
@@ -120,13 +109,13 @@ status_read(const char *path, struct sup_status *st, struct err *e)
 	st->sup_pid = (long)get_num(&r, 0, "supervisorPid");
 	st->sup_start_ticks = (unsigned long long)get_num(&r, 0, "supervisorStartTicks");
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "bootId"), st->boot_id, sizeof st->boot_id);
-	st->started_at = get_time(&r, "startedAt");
-	st->last_seen_at = get_time(&r, "lastSeenAt");
+	st->started_at = jsonr_time(&r, 0, "startedAt");
+	st->last_seen_at = jsonr_time(&r, 0, "lastSeenAt");
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "state"), st->state, sizeof st->state);
 	st->server_pid = (long)get_num(&r, 0, "serverPid");
 	st->server_pgid = (long)get_num(&r, 0, "serverPgid");
 	(void)jsonr_bool(&r, jsonr_get(&r, 0, "ready"), &st->ready);
-	st->ready_at = get_time(&r, "readyAt");
+	st->ready_at = jsonr_time(&r, 0, "readyAt");
 	st->incarnation = (int)get_num(&r, 0, "incarnation");
 	st->restarts = (int)get_num(&r, 0, "restarts");
 	i = jsonr_get(&r, 0, "lastExit");
@@ -138,7 +127,7 @@ status_read(const char *path, struct sup_status *st, struct err *e)
 		if (jsonr_str(&r, jsonr_get(&r, i, "at"), t, sizeof t) == 0)
 			st->last_exit_at = iso8601_parse(t);
 	}
-	st->next_restart_at = get_time(&r, "nextRestartAt");
+	st->next_restart_at = jsonr_time(&r, 0, "nextRestartAt");
 	st->backoff_ms = get_num(&r, 0, "backoffMs");
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "readiness"), st->readiness, sizeof st->readiness);
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "appServerVersion"), st->app_server_version,
@@ -147,8 +136,8 @@ status_read(const char *path, struct sup_status *st, struct err *e)
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "message"), st->message, sizeof st->message);
 	(void)jsonr_bool(&r, jsonr_get(&r, 0, "socketActivation"), &st->socket_activation);
 	st->socket_repairs = (int)get_num(&r, 0, "socketRepairs");
-	st->last_repair_at = get_time(&r, "lastSocketRepairAt");
-	st->next_check_at = get_time(&r, "nextCheckAt");
+	st->last_repair_at = jsonr_time(&r, 0, "lastSocketRepairAt");
+	st->next_check_at = jsonr_time(&r, 0, "nextCheckAt");
 	(void)jsonr_bool(&r, jsonr_get(&r, 0, "updateRunning"), &st->checking);
 	return 0;
 }

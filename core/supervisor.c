@@ -26,7 +26,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,6 +89,12 @@ struct sup {
 	int rb_pending;                      /* rolled back; verdict not yet published */
 	char rb_msg[768];
 	struct upd_result upd_res;           /* the install being verified */
+	/* self-refresh: the new appd's --version probe */
+	pid_t vfy_pid;
+	int vfy_fd, vfy_io_h, vfy_timer_h;
+	char vfy_out[64];
+	size_t vfy_len;
+	char vfy_path[HOME_PATH_MAX];
 	unsigned char self_sha[32];
 	int has_self_sha;
 };
@@ -102,6 +107,7 @@ static void upd_verified(struct sup *s);
 static void upd_rollback(struct sup *s, const char *why);
 static void upd_abandon(struct sup *s);
 static void upd_rollback_done(struct sup *s, const char *extra);
+static void refresh_verdict(struct sup *s, int ok);
 
 static void
 logf_(const char *fmt, ...)
@@ -324,6 +330,8 @@ finish(struct sup *s)
 	cancel(s, &s->upd_h);
 	updater_cancel(s->upd);
 	upd_abandon(s);
+	if (s->vfy_pid > 0)
+		refresh_verdict(s, 0);
 	s->st.next_check_at = 0;
 	s->st.checking = 0;
 	if (s->lfd >= 0) {
@@ -1260,59 +1268,13 @@ upd_request(struct sup *s)
 	upd_start(s, id, check, fetch_ms, locker);
 }
 
-/* Does `path` run, and is it appd?  `path --version` must print
- * "appd " within 2 s (a bounded wait on its output pipe). */
-static int
-appd_runs(struct sup *s, const char *path)
-{
-	char buf[64];
-	int p[2], st, ok = 0;
-	size_t got = 0;
-	pid_t pid;
-	sigset_t mask;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return 0;
-	reactor_child_sigmask(&s->r, &mask);
-	pid = fork();
-	if (pid == 0) {
-		char *const argv[] = { (char *)"appd", (char *)"--version", NULL };
-		sigprocmask(SIG_SETMASK, &mask, NULL);
-		dup2(p[1], 1);
-		execv(path, argv);
-		_exit(127);
-	}
-	close(p[1]);
-	if (pid > 0) {
-		struct pollfd pf = { p[0], POLLIN, 0 };
-		int64_t until = wall_ms() + 2000;
-		for (;;) {
-			int64_t left = until - wall_ms();
-			ssize_t n;
-			if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
-				break;
-			n = read(p[0], buf + got, sizeof buf - 1 - got);
-			if (n <= 0)
-				break;
-			got += (size_t)n;
-		}
-		buf[got] = '\0';
-		ok = strncmp(buf, "appd ", 5) == 0;
-		kill(pid, SIGKILL);
-		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
-	}
-	close(p[0]);
-	return ok;
-}
-
 static int
 keep_fd(int fd)
 {
 	return fd < 0 || fcntl(fd, F_SETFD, 0) == 0 ? 0 : -1;
 }
 
-/* Replace our image with the appd at `path` (the seed's updater
+/* Replace our image with the appd at s->vfy_path (the seed's updater
  * re-exec, seed-contract.md §5.2): execve keeps our pid, so the server
  * stays our child and supervisor.pid stays true; the listener and the
  * output pipe are handed over as fds named on the command line; every
@@ -1320,18 +1282,12 @@ keep_fd(int fd)
  * that arrives meanwhile waits for the new image's signalfd.  On
  * failure we keep running as we are. */
 static void
-self_refresh(struct sup *s, const char *path)
+refresh_exec(struct sup *s)
 {
 	char fds[64];
 	char *argv[] = { (char *)"appd", (char *)"supervise", (char *)"--handover", fds, NULL };
 	extern char **environ;
 
-	if (s->shutting_down || s->upd_phase != UPH_NONE)
-		return;
-	if (!appd_runs(s, path)) {
-		logf_("self-refresh: %s does not run as appd; keeping this one", path);
-		return;
-	}
 	if (keep_fd(s->lfd) < 0 || keep_fd(s->out_rd) < 0 || keep_fd(s->out_wr) < 0) {
 		logf_("self-refresh: cannot hand over the fds: %s", strerror(errno));
 		goto undo;
@@ -1339,14 +1295,103 @@ self_refresh(struct sup *s, const char *path)
 	str_fmt(fds, sizeof fds, "%d,%d,%d", s->lfd, s->out_rd, s->out_wr);
 	s->st.checking = 0;
 	publish(s);
-	logf_("self-refresh: executing %s in place (pid %ld, server pid %ld)", path,
+	logf_("self-refresh: executing %s in place (pid %ld, server pid %ld)", s->vfy_path,
 	    (long)getpid(), (long)s->srv);
-	execve(path, argv, environ);
-	logf_("self-refresh: cannot execute %s: %s", path, strerror(errno));
+	execve(s->vfy_path, argv, environ);
+	logf_("self-refresh: cannot execute %s: %s", s->vfy_path, strerror(errno));
 undo:
-	fd_cloexec(s->lfd >= 0 ? s->lfd : -1);
+	if (s->lfd >= 0)
+		fd_cloexec(s->lfd);
 	fd_cloexec(s->out_rd);
 	fd_cloexec(s->out_wr);
+}
+
+/* The `--version` probe of the new appd ended (EOF on its output, or
+ * the 2 s bound): exec it when it said "appd ". */
+static void
+refresh_verdict(struct sup *s, int ok)
+{
+	int st;
+
+	cancel(s, &s->vfy_io_h);
+	cancel(s, &s->vfy_timer_h);
+	close(s->vfy_fd);
+	s->vfy_fd = -1;
+	/* ours to reap (the SIGCHLD handler leaves it alone) */
+	if (waitpid(s->vfy_pid, &st, WNOHANG) == 0) {
+		kill(s->vfy_pid, SIGKILL);
+		(void)waitpid(s->vfy_pid, &st, 0);
+	}
+	s->vfy_pid = 0;
+	if (ok && !s->shutting_down && s->upd_phase == UPH_NONE) {
+		refresh_exec(s);
+	} else if (!ok) {
+		logf_("self-refresh: %s does not run as appd; keeping this one", s->vfy_path);
+	}
+	upd_next_request(s);
+}
+
+static void
+on_vfy_read(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+	ssize_t n;
+
+	(void)r; (void)h; (void)ev;
+	n = read(s->vfy_fd, s->vfy_out + s->vfy_len, sizeof s->vfy_out - 1 - s->vfy_len);
+	if (n > 0 && (s->vfy_len += (size_t)n) < sizeof s->vfy_out - 1)
+		return;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	s->vfy_out[s->vfy_len] = '\0';
+	refresh_verdict(s, strncmp(s->vfy_out, "appd ", 5) == 0);
+}
+
+static void
+on_vfy_timeout(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)r; (void)h; (void)ev;
+	s->vfy_timer_h = -1;
+	refresh_verdict(s, 0);
+}
+
+/* Self-update: first check that `path` runs as appd (`path --version`
+ * on a pipe watched by the reactor, bounded by 2 s), then refresh_exec. */
+static void
+self_refresh(struct sup *s, const char *path)
+{
+	sigset_t mask;
+	int p[2];
+
+	if (s->shutting_down || s->upd_phase != UPH_NONE || s->vfy_pid > 0)
+		return;
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+		logf_("self-refresh: cannot create a pipe: %s", strerror(errno));
+		return;
+	}
+	str_copy(s->vfy_path, sizeof s->vfy_path, path);
+	s->vfy_len = 0;
+	reactor_child_sigmask(&s->r, &mask);
+	s->vfy_pid = fork();
+	if (s->vfy_pid == 0) {
+		char *const argv[] = { (char *)"appd", (char *)"--version", NULL };
+		sigprocmask(SIG_SETMASK, &mask, NULL);
+		dup2(p[1], 1);
+		execv(path, argv);
+		_exit(127);
+	}
+	close(p[1]);
+	if (s->vfy_pid < 0) {
+		logf_("self-refresh: cannot fork: %s", strerror(errno));
+		s->vfy_pid = 0;
+		close(p[0]);
+		return;
+	}
+	s->vfy_fd = p[0];
+	s->vfy_io_h = reactor_io_add(&s->r, p[0], REACTOR_READ, on_vfy_read, s);
+	s->vfy_timer_h = reactor_timer_add(&s->r, 2000, on_vfy_timeout, s);
 }
 
 /* After self_refresh, in the new image: take back the server child (its
@@ -1451,8 +1496,8 @@ on_signal(struct reactor *r, int h, int sig, void *arg)
 		int n = proc_children(getpid(), kids, 256);
 		for (int i = 0; i < n; i++) {
 			int status;
-			if (kids[i] == s->srv)
-				continue;
+			if (kids[i] == s->srv || kids[i] == s->vfy_pid)
+				continue;       /* reaped by their owners */
 			if (waitpid(kids[i], &status, WNOHANG) > 0)
 				logf_("reaped descendant %ld", (long)kids[i]);
 			else if (s->forced)
@@ -1540,6 +1585,7 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 	s.upd = &upd;
 	s.upd_h = -1;
 	s.upd_lock = -1;
+	s.vfy_fd = s.vfy_io_h = s.vfy_timer_h = -1;
 	s.ready_fd = o->ready_fd;
 	s.initial = o->ready_fd >= 0;
 	s.out_rd = s.out_wr = s.dw_fd = s.notify_rd = s.nsock = -1;
@@ -1619,7 +1665,7 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 	{
 		char self[PATH_MAX];
 		s.has_self_sha = proc_self_exe(self, sizeof self) == 0 &&
-		    upd_file_sha256(self, s.self_sha) == 0;
+		    sig_file_sha256(self, s.self_sha, NULL) == 0;
 	}
 	if (o->handover && s.st.next_check_at > now)
 		upd_schedule(&s, s.st.next_check_at - now);

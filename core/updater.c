@@ -26,17 +26,6 @@ kstr_opt(struct jsonw *w, const char *k, const char *v)
 		jsonw_kstr(w, k, v);
 }
 
-static void
-ktime_opt(struct jsonw *w, const char *k, int64_t ms)
-{
-	char t[32];
-
-	if (ms > 0) {
-		iso8601_ms(ms, t);
-		jsonw_kstr(w, k, t);
-	}
-}
-
 int
 updstate_write(const char *path, const struct upd_state *st, struct err *e)
 {
@@ -55,7 +44,7 @@ updstate_write(const char *path, const struct upd_state *st, struct err *e)
 		jsonw_str(&w, st->rejected[i]);
 	jsonw_arr_end(&w);
 	jsonw_kint(&w, "failures", st->failures);
-	ktime_opt(&w, "lastCheckAt", st->last_check_at);
+	jsonw_ktime(&w, "lastCheckAt", st->last_check_at);
 	kstr_opt(&w, "lastResult", st->last_result);
 	kstr_opt(&w, "lastReason", st->last_reason);
 	kstr_opt(&w, "lastMessage", st->last_message);
@@ -63,7 +52,7 @@ updstate_write(const char *path, const struct upd_state *st, struct err *e)
 	kstr_opt(&w, "previousVersion", st->previous_version);
 	if (st->last_pid > 0)
 		jsonw_kint(&w, "lastPid", st->last_pid);
-	ktime_opt(&w, "nextCheckAt", st->next_check_at);
+	jsonw_ktime(&w, "nextCheckAt", st->next_check_at);
 	kstr_opt(&w, "requestId", st->request_id);
 	jsonw_obj_end(&w);
 	if (jsonw_finish(&w) < 0)
@@ -84,17 +73,6 @@ rstr(const struct jsonr *r, const char *k, char *out, size_t cap)
 
 	if (i < 0 || jsonr_str(r, i, out, cap) < 0)
 		out[0] = '\0';
-}
-
-static int64_t
-rtime(const struct jsonr *r, const char *k)
-{
-	char t[64];
-	int64_t v;
-
-	rstr(r, k, t, sizeof t);
-	v = t[0] ? iso8601_parse(t) : 0;
-	return v > 0 ? v : 0;
 }
 
 int
@@ -132,8 +110,8 @@ updstate_read(const char *path, struct upd_state *st, struct err *e)
 	rstr(&r, "lastVersion", st->last_version, sizeof st->last_version);
 	rstr(&r, "previousVersion", st->previous_version, sizeof st->previous_version);
 	rstr(&r, "requestId", st->request_id, sizeof st->request_id);
-	st->last_check_at = rtime(&r, "lastCheckAt");
-	st->next_check_at = rtime(&r, "nextCheckAt");
+	st->last_check_at = jsonr_time(&r, 0, "lastCheckAt");
+	st->next_check_at = jsonr_time(&r, 0, "nextCheckAt");
 	a = jsonr_get(&r, 0, "rejectedVersions");
 	if (a >= 0 && jsonr_type(&r, a) == JSMN_ARRAY)
 		for (int k = 0; k < r.tok[a].size && st->nrejected < UPD_REJECTED_MAX; k++)
@@ -174,31 +152,6 @@ updstate_set_result(struct upd_state *st, const char *result, const char *reason
 	str_copy(st->last_version, sizeof st->last_version, version ? version : "");
 	str_copy(st->last_message, sizeof st->last_message, message ? message : "");
 	st->last_check_at = wall_ms();
-}
-
-int
-upd_file_sha256(const char *path, unsigned char out[32])
-{
-	br_sha256_context c;
-	unsigned char buf[16384];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	br_sha256_init(&c);
-	while ((n = read(fd, buf, sizeof buf)) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			close(fd);
-			return -1;
-		}
-		br_sha256_update(&c, buf, (size_t)n);
-	}
-	close(fd);
-	br_sha256_out(&c, out);
-	return 0;
 }
 
 /* ---- the check ---- */
@@ -507,8 +460,6 @@ updater_start(struct updater *u, struct reactor *r, const struct upd_opts *o,
     upd_done_cb *done, void *arg, struct err *e)
 {
 	struct err le;
-	char rel[UPD_RELEASE_MAX];
-	int k;
 
 	if (u->active)
 		return err_set(e, ERR_BUSY, "an update check is already running");
@@ -533,13 +484,9 @@ updater_start(struct updater *u, struct reactor *r, const struct upd_opts *o,
 		    "with --manifest-url and --public-key)");
 	if (updstate_read(u->pk.state, &u->st, e) < 0 || install_prepare(&u->pk, e) < 0)
 		return -1;
-	err_clear(&le);
-	k = install_link_read(u->pk.current, rel, sizeof rel, &le);
-	if (k < 0)
-		return err_set(e, le.code, "%s", le.msg);
-	if (k == 0 && install_release_version(rel, u->cfg.target, u->res.installed,
-	    sizeof u->res.installed) < 0)
-		u->res.installed[0] = '\0';
+	if (install_link_version(u->pk.current, u->cfg.target, u->res.installed,
+	    sizeof u->res.installed, e) < 0)
+		return -1;
 	u->active = 1;
 	u->step = ST_MANIFEST;
 	err_clear(&le);

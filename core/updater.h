@@ -149,9 +149,6 @@ void updater_accept(struct updater *u);
 void updstate_set_result(struct upd_state *st, const char *result, const char *reason,
 			 const char *version, const char *message);
 
-/* SHA-256 of the file at `path` (read in 16 KiB pieces).  0, or -1/errno. */
-int upd_file_sha256(const char *path, unsigned char out[32]);
-
 /* Run one check to completion on a private reactor (for the CLI).  0, or
  * -1 with `e` set when it could not start. */
 int updater_run_sync(struct updater *u, const struct upd_opts *o, struct err *e);

@@ -840,6 +840,26 @@ def test_self_update_reexecs_supervisor_in_place(rig):
     assert wait_until(lambda: not pid_alive(sup) and not pid_alive(srv_pid), timeout=3)
 
 
+def test_self_update_to_an_appd_that_does_not_run_keeps_the_supervisor(rig):
+    h = rig.home
+    rel1, b = rig.bootstrapped()
+    srv_pid, sup = b["pid"], rig.supervisor_pid()
+    exe_before = os.readlink("/proc/%d/exe" % sup)
+    broken = b"#!/bin/sh\necho not appd\nexit 1\n"
+    rig.pub.publish("1.0.0", 6, rig.srv, fname=rel1.webfile, appd_data=broken)
+    r = rig.update()
+    assert r.rc == 0, r
+    log = h.file("state/supervisor.log")
+    assert wait_until(lambda: "does not run as appd" in open(log).read(), timeout=5)
+    assert os.readlink("/proc/%d/exe" % sup) == exe_before
+    assert rig.supervisor_pid() == sup and pid_alive(sup) and pid_alive(srv_pid)
+    # still fully working: a check is answered, and stop stops
+    r = rig.update()
+    assert r.rc == 0 and r.json["status"] == "noUpdate", r
+    s = h.run("stop")
+    assert s.rc == 0 and s.json["status"] == "stopped", s
+
+
 def test_stop_during_stalled_download_is_prompt(rig):
     h = rig.home
     _, b = rig.bootstrapped()

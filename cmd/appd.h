@@ -41,6 +41,10 @@ extern int out_cache_only;
 /* Argument helpers: 0 ok, -1 usage error filled in `e`. */
 int arg_seconds(const char *flag, const char *val, int lo, int hi, int *out, struct err *e);
 
+/* `*path` made absolute against the cwd (into `store`) when it is
+ * relative: the supervisor runs in /.  0, or -1 (ERR_USAGE). */
+int arg_abspath(const char **path, char *store, size_t cap, struct err *e);
+
 /* Resolve the home and create/check it (every mutating command). */
 int cmd_home(struct home *h, int create, struct err *e);
 /* Take state/daemon.lock for `command` (bounded; ERR_BUSY names the
@@ -63,6 +67,12 @@ int lc_stop(const struct home *h, int grace_s, int explicit_grace, int *stopped,
 int lc_supervisor(const struct home *h, struct pid_record *rec, struct err *e);
 /* Kill a server left behind by a dead supervisor, by identity. */
 int lc_kill_orphan(const struct home *h, int grace_s, int *killed, struct err *e);
+/* Wait until check(arg) is true: it runs now, then whenever an entry of
+ * `dir` appears, moves in or goes (inotify), until the supervisor `sup`
+ * exits or `timeout_ms` passes.  1 done, 0 timed out, -2 the supervisor
+ * went first, -1 error (`e`). */
+int lc_wait_dir(const char *dir, const struct pid_record *sup, int timeout_ms,
+		int (*check)(void *arg), void *arg, struct err *e);
 /* Wait until the running supervisor reports the server ready, or the
  * incarnation passes `after_incarnation` and it is ready. */
 int lc_wait_ready(const struct home *h, const struct pid_record *sup, int after_incarnation,

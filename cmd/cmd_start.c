@@ -52,17 +52,18 @@ parse(int argc, char **argv, int allow_cmd, struct start_args *a, struct err *e)
 	return 0;
 }
 
-/* A relative program path is made absolute (the supervisor runs in /). */
+/* A relative program path is made absolute (the supervisor runs in /);
+ * a bare name stays for the PATH lookup, a placeholder as it is. */
 static int
 absolutize(char **argv0, char *store, size_t cap, struct err *e)
 {
-	char cwd[PATH_MAX];
+	const char *p = *argv0;
 
-	if ((*argv0)[0] == '/' || strchr(*argv0, '/') == NULL || (*argv0)[0] == '{')
+	if (strchr(p, '/') == NULL || p[0] == '{')
 		return 0;
-	if (getcwd(cwd, sizeof cwd) == NULL || str_fmt(store, cap, "%s/%s", cwd, *argv0) < 0)
-		return err_set(e, ERR_USAGE, "cannot make %s absolute", *argv0);
-	*argv0 = store;
+	if (arg_abspath(&p, store, cap, e) < 0)
+		return -1;
+	*argv0 = (char *)p;
 	return 0;
 }
 

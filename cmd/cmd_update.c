@@ -5,9 +5,7 @@
 #include "core/lock.h"
 #include "core/supervisor.h"
 #include "core/updater.h"
-#include "platform/dirwatch.h"
 #include "platform/proc.h"
-#include "platform/reactor.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -107,114 +105,58 @@ fail_rejected(const char *reason, const char *version, const char *msg, struct e
 
 /* ---- asking the running supervisor ---- */
 
-struct dwait {
-	struct reactor r;
-	int fd;                 /* dirwatch on packages/ */
+struct req_wait {
 	const char *state_path;
 	const char *id;
 	struct upd_state *st;
-	int done, sup_gone, timed_out;
 };
 
-static void
-dw_check(struct dwait *w)
+/* Has packages/updater.json answered our request? */
+static int
+req_answered(void *arg)
 {
+	struct req_wait *w = arg;
 	struct err e;
 
 	err_clear(&e);
-	if (updstate_read(w->state_path, w->st, &e) == 0 && strcmp(w->st->request_id, w->id) == 0) {
-		w->done = 1;
-		reactor_stop(&w->r);
-	}
-}
-
-static void
-dw_dir(struct reactor *r, int h, int ev, void *arg)
-{
-	struct dwait *w = arg;
-
-	(void)r; (void)h; (void)ev;
-	/* drain first: a change after this is a new event, never lost */
-	dirwatch_drain(w->fd);
-	dw_check(w);
-}
-
-static void
-dw_gone(struct reactor *r, int h, int ev, void *arg)
-{
-	struct dwait *w = arg;
-
-	(void)r; (void)h; (void)ev;
-	dw_check(w);
-	if (!w->done) {
-		w->sup_gone = 1;
-		reactor_stop(&w->r);
-	}
-}
-
-static void
-dw_timeout(struct reactor *r, int h, int ev, void *arg)
-{
-	struct dwait *w = arg;
-
-	(void)r; (void)h; (void)ev;
-	w->timed_out = 1;
-	reactor_stop(&w->r);
+	return updstate_read(w->state_path, w->st, &e) == 0 &&
+	    strcmp(w->st->request_id, w->id) == 0;
 }
 
 /*
  * Hand a check to the supervisor `sup`: write state/update-request.json,
- * SIGUSR1, then wait (inotify on packages/, the supervisor's exit, a
+ * SIGUSR1, then wait (lc_wait_dir on packages/, the supervisor's exit, a
  * deadline of `timeout_s`) for packages/updater.json to carry our id.
+ * `locked`: we hold daemon.lock (the supervisor then does not take it).
  */
 static int
 delegate(const struct home *h, const struct pkgdir *pk, const struct pid_record *sup,
     int check, int fetch_timeout_s, int timeout_s, int locked, struct upd_state *st,
     struct err *e)
 {
-	static struct dwait w;
 	char id[64], path[HOME_PATH_MAX + 32], req[256];
-	int fd;
+	struct req_wait w = { pk->state, id, st };
+	int r;
 
-	memset(&w, 0, sizeof w);
 	str_fmt(id, sizeof id, "%ld-%lld", (long)getpid(), (long long)wall_ms());
 	str_fmt(path, sizeof path, "%s/%s", h->state, SUP_UPDATE_REQUEST);
 	str_fmt(req, sizeof req, "{\"id\":\"%s\",\"checkOnly\":%s,\"fetchTimeoutMs\":%lld,"
 	    "\"lockedBy\":%ld}\n", id, check ? "true" : "false", (long long)fetch_timeout_s * 1000,
 	    locked ? (long)getpid() : 0L);
-	if (reactor_init(&w.r) < 0)
-		return err_sys(e, ERR_IO, "cannot create the event loop");
-	w.state_path = pk->state;
-	w.id = id;
-	w.st = st;
-	fd = w.fd = dirwatch_open(pk->root);
-	if (fd >= 0)
-		(void)reactor_io_add(&w.r, fd, REACTOR_READ, dw_dir, &w);
-	(void)reactor_pid_add(&w.r, (pid_t)sup->pid, dw_gone, &w);
-	(void)reactor_timer_add(&w.r, (uint64_t)timeout_s * 1000, dw_timeout, &w);
-	if (fs_replace(path, req, strlen(req), 0600) < 0) {
-		err_sys(e, ERR_IO, "cannot write %s", path);
-		goto out;
-	}
-	if (proc_signal_ident((pid_t)sup->pid, sup->start_ticks, SIGUSR1, 0) < 0) {
-		err_sys(e, ERR_IO, "cannot signal the supervisor (pid %ld)", sup->pid);
-		goto out;
-	}
-	while (!w.r.stopping && reactor_run_once(&w.r, -1) >= 0)
-		;
-	if (!w.done) {
-		if (w.sup_gone)
-			err_set(e, ERR_NOT_RUNNING, "the supervisor (pid %ld) exited before "
-			    "answering the update request", sup->pid);
-		else
-			err_set(e, ERR_OTHER, "no answer from the supervisor (pid %ld) to the "
-			    "update request within %d s", sup->pid, timeout_s);
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-	reactor_fini(&w.r);
-	return w.done ? 0 : -1;
+	if (fs_replace(path, req, strlen(req), 0600) < 0)
+		return err_sys(e, ERR_IO, "cannot write %s", path);
+	if (proc_signal_ident((pid_t)sup->pid, sup->start_ticks, SIGUSR1, 0) < 0)
+		return err_sys(e, ERR_IO, "cannot signal the supervisor (pid %ld)", sup->pid);
+	r = lc_wait_dir(pk->root, sup, timeout_s * 1000, req_answered, &w, e);
+	if (r == 1)
+		return 0;
+	if (r == -2)
+		return err_set(e, ERR_NOT_RUNNING, "the supervisor (pid %ld) exited before "
+		    "answering the update request", sup->pid);
+	if (r == 0)
+		return err_set(e, ERR_OTHER, "no answer from the supervisor (pid %ld) to the "
+		    "update request within %d s", sup->pid, timeout_s);
+	return -1;
 }
 
 /* ---- checking in this process (no supervisor) ---- */
@@ -418,14 +360,8 @@ cmd_bootstrap(int argc, char **argv)
 		}
 	}
 	if (a.ca) {
-		if (a.ca[0] != '/') {
-			char cwd[PATH_MAX];
-			if (getcwd(cwd, sizeof cwd) == NULL ||
-			    str_fmt(ca, sizeof ca, "%s/%s", cwd, a.ca) < 0)
-				return err_set(&e, ERR_USAGE, "cannot make %s absolute", a.ca),
-				    out_fail(&e);
-			a.ca = ca;
-		}
+		if (arg_abspath(&a.ca, ca, sizeof ca, &e) < 0)
+			return out_fail(&e);
 		str_copy(s.upd.ca_file, sizeof s.upd.ca_file, a.ca);
 	}
 	if (s.upd.manifest_url[0] == '\0' || s.upd.nkeys == 0)

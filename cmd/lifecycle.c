@@ -180,21 +180,87 @@ lc_supervisor(const struct home *h, struct pid_record *rec, struct err *e)
 	return err_set(e, ERR_BUSY, "supervisor pid file %s keeps changing", h->sup_pid);
 }
 
-/* ---- waiting for readiness of a running supervisor ---- */
+/* ---- waiting on a running supervisor ---- */
+
+struct dir_wait {
+	struct waiter w;
+	int dw_fd;
+	int sup_gone;
+	int (*check)(void *arg);
+	void *arg;
+};
+
+static void
+dwt_dir(struct reactor *r, int h, int ev, void *arg)
+{
+	struct dir_wait *dw = arg;
+
+	(void)h; (void)ev;
+	/* drain first: a change after this is a new event, never lost */
+	dirwatch_drain(dw->dw_fd);
+	if (dw->check(dw->arg)) {
+		dw->w.done = 1;
+		reactor_stop(r);
+	}
+}
+
+static void
+dwt_sup_exit(struct reactor *r, int h, int ev, void *arg)
+{
+	struct dir_wait *dw = arg;
+
+	(void)h; (void)ev;
+	dw->sup_gone = 1;
+	reactor_stop(r);
+}
+
+int
+lc_wait_dir(const char *dir, const struct pid_record *sup, int timeout_ms,
+    int (*check)(void *arg), void *arg, struct err *e)
+{
+	static struct dir_wait dw;
+	int rc;
+
+	memset(&dw, 0, sizeof dw);
+	dw.check = check;
+	dw.arg = arg;
+	if (check(arg))
+		return 1;
+	if (reactor_init(&dw.w.r) < 0)
+		return err_sys(e, ERR_IO, "cannot create the event loop");
+	dw.dw_fd = dirwatch_open(dir);
+	if (dw.dw_fd < 0) {
+		reactor_fini(&dw.w.r);
+		return err_sys(e, ERR_IO, "cannot watch %s", dir);
+	}
+	reactor_io_add(&dw.w.r, dw.dw_fd, REACTOR_READ, dwt_dir, &dw);
+	if (reactor_pid_add(&dw.w.r, (pid_t)sup->pid, dwt_sup_exit, &dw) < 0 && errno == ESRCH)
+		dw.sup_gone = 1;
+	reactor_timer_add(&dw.w.r, (uint64_t)timeout_ms, w_timeout, &dw.w);
+	/* re-check after arming the watch: a change in between is not lost */
+	if (check(arg))
+		dw.w.done = 1;
+	while (!dw.w.done && !dw.w.timed_out && !dw.sup_gone)
+		if (reactor_run_once(&dw.w.r, -1) < 0)
+			break;
+	reactor_fini(&dw.w.r);
+	close(dw.dw_fd);
+	/* what the supervisor wrote before it went counts */
+	rc = dw.w.done || check(arg) ? 1 : dw.sup_gone ? -2 : 0;
+	return rc;
+}
 
 struct ready_wait {
-	struct waiter w;
 	const struct home *h;
 	int after;
 	struct sup_status st;
-	int dw_fd;
-	int sup_gone;
 	int failed;
 };
 
 static int
-rw_check(struct ready_wait *rw)
+rw_check(void *arg)
 {
+	struct ready_wait *rw = arg;
 	struct err e;
 
 	err_clear(&e);
@@ -207,29 +273,6 @@ rw_check(struct ready_wait *rw)
 		return 1;
 	}
 	return 0;
-}
-
-static void
-rw_dir(struct reactor *r, int h, int ev, void *arg)
-{
-	struct ready_wait *rw = arg;
-
-	(void)h; (void)ev;
-	dirwatch_drain(rw->dw_fd);
-	if (rw_check(rw)) {
-		rw->w.done = 1;
-		reactor_stop(r);
-	}
-}
-
-static void
-rw_sup_exit(struct reactor *r, int h, int ev, void *arg)
-{
-	struct ready_wait *rw = arg;
-
-	(void)h; (void)ev;
-	rw->sup_gone = 1;
-	reactor_stop(r);
 }
 
 static void
@@ -246,39 +289,20 @@ lc_wait_ready(const struct home *h, const struct pid_record *sup, int after_inca
     int timeout_ms, struct sup_status *st, struct err *e)
 {
 	static struct ready_wait rw;
+	int r;
 
 	memset(&rw, 0, sizeof rw);
 	rw.h = h;
 	rw.after = after_incarnation;
-	if (rw_check(&rw) && !rw.failed) {
-		*st = rw.st;
-		return 0;
-	}
-	if (reactor_init(&rw.w.r) < 0)
-		return err_sys(e, ERR_IO, "cannot create the event loop");
-	rw.dw_fd = dirwatch_open(h->state);
-	if (rw.dw_fd < 0) {
-		reactor_fini(&rw.w.r);
-		return err_sys(e, ERR_IO, "cannot watch %s", h->state);
-	}
-	reactor_io_add(&rw.w.r, rw.dw_fd, REACTOR_READ, rw_dir, &rw);
-	if (reactor_pid_add(&rw.w.r, (pid_t)sup->pid, rw_sup_exit, &rw) < 0 && errno == ESRCH)
-		rw.sup_gone = 1;
-	reactor_timer_add(&rw.w.r, (uint64_t)timeout_ms, w_timeout, &rw.w);
-	/* re-check after arming the watch: a change in between is not lost */
-	if (!rw.sup_gone && rw_check(&rw))
-		rw.w.done = 1;
-	while (!rw.w.done && !rw.w.timed_out && !rw.sup_gone)
-		if (reactor_run_once(&rw.w.r, -1) < 0)
-			break;
-	reactor_fini(&rw.w.r);
-	close(rw.dw_fd);
+	r = lc_wait_dir(h->state, sup, timeout_ms, rw_check, &rw, e);
+	if (r == -1)
+		return -1;
 	*st = rw.st;
-	if (rw.w.done && !rw.failed)
+	if (r == 1 && !rw.failed)
 		return 0;
 	fill_tail(h, e);
 	err_ctx_str(e, "socketPath", h->socket);
-	if (rw.w.timed_out)
+	if (r == 0)
 		return err_set(e, ERR_NOT_READY,
 		    "app-server did not become ready on %s within %d ms (state %s: %s)",
 		    h->socket, timeout_ms, rw.st.state, rw.st.message);

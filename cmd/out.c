@@ -5,6 +5,7 @@
 #include "core/lock.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,4 +239,17 @@ cmd_lock(const struct home *h, const char *command, int timeout_s, struct err *e
 	}
 	(void)lock_note_holder(fd, command);
 	return fd;
+}
+
+int
+arg_abspath(const char **path, char *store, size_t cap, struct err *e)
+{
+	char cwd[PATH_MAX];
+
+	if ((*path)[0] == '/')
+		return 0;
+	if (getcwd(cwd, sizeof cwd) == NULL || str_fmt(store, cap, "%s/%s", cwd, *path) < 0)
+		return err_set(e, ERR_USAGE, "cannot make %s absolute", *path);
+	*path = store;
+	return 0;
 }

@@ -860,6 +860,51 @@ def test_self_update_to_an_appd_that_does_not_run_keeps_the_supervisor(rig):
     assert s.rc == 0 and s.json["status"] == "stopped", s
 
 
+def test_release_outside_the_rollout_is_not_installed(rig):
+    rel1, b = rig.bootstrapped()
+    rig.pub.publish("2.0.0", 6, rig.srv)
+    rig.pub.resign(lambda m: m.update(rolloutPercent=0))     # the kill switch
+    r = rig.update()
+    assert r.rc == 7, r
+    assert r.json["reason"] == "notInRollout", r
+    assert rig.current() == release_dir("1.0.0")
+    assert rig.releases() == ["1.0.0-" + TARGET]
+    assert server_info(rig.home.socket)["pid"] == b["pid"]
+
+
+def test_schedule_interval_backoff_and_retry_after(rig):
+    def set_updater(**kw):
+        s = rig.home.read_json("settings.json")
+        s["updater"].update(kw)
+        rig.home.write_settings(s)
+
+    def next_check_in():
+        st = rig.status()
+        return parse_iso(st["nextCheckAt"]) - time.time(), st
+
+    rig.write_settings({"server": SERVER_SETTINGS, "updater": {"intervalMinutes": 10}})
+    rig.bootstrapped()
+    # a good check: the interval plus up to 20 %
+    r = rig.update()
+    assert r.rc == 0 and r.json["status"] == "noUpdate", r
+    d, st = next_check_in()
+    assert 600 - 5 <= d <= 720 + 1, st
+    # a failed check (404): exponential backoff from 1 min, full jitter, at least 15 s
+    set_updater(manifestUrl=rig.manifest_url().replace("manifest.json", "missing.json"))
+    r = rig.update()
+    assert r.rc == 7 and r.json["reason"] == "status", r
+    d, st = next_check_in()
+    assert 15 - 5 <= d <= 60 + 1, st
+    assert st["lastResult"] == "rejected" and st["lastReason"] == "status", st
+    # Retry-After (7200 s on a 503) pushes the next check past it
+    set_updater(manifestUrl=rig.manifest_url(prefix="busy/"))
+    r = rig.update()
+    assert r.rc == 7 and r.json["reason"] == "status", r
+    assert "Retry-After" in r.json["message"], r
+    d, st = next_check_in()
+    assert 7200 - 5 <= d <= 7200 + 1, st
+
+
 def test_stop_during_stalled_download_is_prompt(rig):
     h = rig.home
     _, b = rig.bootstrapped()

@@ -912,8 +912,8 @@ upd_schedule_after(struct sup *s, int ok, long long retry_after_s)
 	upd_schedule(s, d);
 }
 
-/* Record a result in packages/updater.json (the `update` CLI and
- * `status` read it there). */
+/* Record a verdict in packages/updater.json (the `update` CLI and
+ * `status` read it there), after publishing status.json. */
 static void
 upd_save(struct sup *s, const char *result, const char *reason, const char *version,
     const char *msg)
@@ -924,6 +924,10 @@ upd_save(struct sup *s, const char *result, const char *reason, const char *vers
 	updstate_set_result(st, result, reason, version, msg);
 	str_copy(st->request_id, sizeof st->request_id, s->upd_req);
 	st->next_check_at = s->st.next_check_at;
+	/* status.json first: whoever sees the answer in updater.json then
+	 * finds the new schedule in `status` */
+	s->st.checking = 0;
+	publish(s);
 	err_clear(&e);
 	if (updstate_write(s->pk.state, st, &e) < 0)
 		logf_("%s", e.msg);

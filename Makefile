@@ -54,7 +54,7 @@ PLATFORM_EXCLUDE := $(wildcard platform/*kqueue*.c platform/*_bsd.c)
 else
 PLATFORM_EXCLUDE := $(wildcard platform/*epoll*.c platform/*_linux.c)
 endif
-CORE_SRCS := $(wildcard core/*.c)
+CORE_SRCS := $(wildcard core/*.c core/*/*.c)
 PLAT_SRCS := $(filter-out $(PLATFORM_EXCLUDE),$(wildcard platform/*.c))
 CMD_SRCS  := $(wildcard cmd/*.c)
 APPD_SRCS := $(CORE_SRCS) $(PLAT_SRCS) $(CMD_SRCS)

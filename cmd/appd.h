@@ -6,9 +6,9 @@
 #ifndef APPD_CMD_H
 #define APPD_CMD_H
 
-#include "core/err.h"
+#include "core/base/err.h"
 #include "core/home.h"
-#include "core/jsonw.h"
+#include "core/base/jsonw.h"
 #include "core/pidfile.h"
 #include "core/settings.h"
 #include "core/status.h"

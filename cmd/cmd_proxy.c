@@ -9,7 +9,7 @@
  */
 #include "cmd/appd.h"
 #include "core/lock.h"
-#include "core/relay.h"
+#include "core/net/relay.h"
 #include "platform/reactor.h"
 
 #include <errno.h>

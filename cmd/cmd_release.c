@@ -21,9 +21,10 @@
  * Usage errors exit 2; unreadable keys or files exit 1.
  */
 #include "cmd/appd.h"
-#include "core/fsutil.h"
-#include "core/manifest.h"
-#include "core/sig.h"
+#include "platform/compat.h"
+#include "core/base/fsutil.h"
+#include "core/update/manifest.h"
+#include "core/update/sig.h"
 
 #include <bearssl.h>
 
@@ -93,7 +94,7 @@ release_keygen(int argc, char **argv)
 	rc = sig_keygen(&sk, &pk, &e);
 	if (rc == 0)
 		rc = sig_privkey_save(path, &sk, &e);
-	explicit_bzero(&sk, sizeof sk);
+	compat_wipe(&sk, sizeof sk);
 	if (rc < 0)
 		return out_fail(&e);
 	sig_pubkey_hex(&pk, hex);
@@ -292,7 +293,7 @@ release_sign(int argc, char **argv)
 		jsonw_key(&w, arts[i].name);
 		jsonw_obj_begin(&w);
 		jsonw_kstr(&w, "url", arts[i].url);
-		sig_hex_encode(arts[i].sha256, SIG_SHA256_LEN, hex);
+		hex_encode(arts[i].sha256, SIG_SHA256_LEN, hex);
 		jsonw_kstr(&w, "sha256", hex);
 		jsonw_kint(&w, "size", (long long)arts[i].size);
 		jsonw_obj_end(&w);
@@ -313,7 +314,7 @@ release_sign(int argc, char **argv)
 	rc = sig_pubkey_of(&sk, &pk, &e);
 	if (rc == 0)
 		rc = sig_sign(&sk, js, w.len, sig, &siglen, &e);
-	explicit_bzero(&sk, sizeof sk);
+	compat_wipe(&sk, sizeof sk);
 	if (rc < 0)
 		return out_fail(&e);
 	sig_text_format(sig, siglen, sigtext);

@@ -6,7 +6,7 @@
  * ready.  A server on the socket that appd does not manage is refused.
  */
 #include "cmd/appd.h"
-#include "core/fsutil.h"
+#include "core/base/fsutil.h"
 #include "core/lock.h"
 #include "platform/proc.h"
 

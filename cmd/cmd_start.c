@@ -1,6 +1,6 @@
 /* cmd_start.c -- `appd start` and `appd restart`. */
 #include "cmd/appd.h"
-#include "core/fsutil.h"
+#include "core/base/fsutil.h"
 #include "core/lock.h"
 #include "platform/proc.h"
 

@@ -1,7 +1,7 @@
 /* cmd_status.c -- `appd status`, `appd version`, `appd logs`: read-only,
  * no lock, never change a file. */
 #include "cmd/appd.h"
-#include "core/fsutil.h"
+#include "core/base/fsutil.h"
 #include "core/logcap.h"
 #include "core/sockprep.h"
 

@@ -1,10 +1,10 @@
 /* cmd_update.c -- `appd bootstrap` and `appd update` (DESIGN.md "Updater";
  * seed-contract.md §1.5 for bootstrap's order of steps and output). */
 #include "cmd/appd.h"
-#include "core/fsutil.h"
+#include "core/base/fsutil.h"
 #include "core/lock.h"
 #include "core/supervisor.h"
-#include "core/updater.h"
+#include "core/update/updater.h"
 #include "platform/proc.h"
 
 #include <errno.h>

@@ -7,7 +7,8 @@
  * with a deadline on the reactor.
  */
 #include "cmd/appd.h"
-#include "core/fsutil.h"
+#include "platform/compat.h"
+#include "core/base/fsutil.h"
 #include "core/logcap.h"
 #include "core/sockprep.h"
 #include "core/supervisor.h"
@@ -428,7 +429,7 @@ launch(const struct home *h, const struct settings *s, int timeout_s,
 		res->sup_pid = other.pid;
 		return 0;
 	}
-	if (pipe2(rp, O_CLOEXEC) < 0) {
+	if (compat_pipe(rp, 0) < 0) {
 		pidfile_abandon(&rv);
 		return err_sys(e, ERR_SPAWN, "cannot create the readiness pipe");
 	}

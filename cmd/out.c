@@ -1,7 +1,8 @@
 /* out.c -- JSON output and shared argument handling for cmd/. */
 #include "cmd/appd.h"
-#include "core/fsutil.h"
-#include "core/install.h"
+#include "core/base/fsutil.h"
+#include "platform/compat.h"
+#include "core/update/install.h"
 #include "core/lock.h"
 
 #include <errno.h>
@@ -48,9 +49,9 @@ cached_version(const struct home *h, const char *bin, char *out, size_t cap)
 	out[0] = '\0';
 	if (stat(bin, &st) < 0 || str_fmt(path, sizeof path, "%s/managed-version", h->state) < 0)
 		return;
-	snprintf(key, sizeof key, "%llu:%llu:%lld:%lld.%09ld", (unsigned long long)st.st_dev,
+	snprintf(key, sizeof key, "%llu:%llu:%lld:%lld", (unsigned long long)st.st_dev,
 	    (unsigned long long)st.st_ino, (long long)st.st_size,
-	    (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	    (long long)compat_mtime_ns(&st));
 	if (fs_read_file(path, buf, sizeof buf, &len) == 0 &&
 	    sscanf(buf, "%127s %63s", ck, cv) == 2 && strcmp(ck, key) == 0) {
 		str_fmt(out, cap, "%s", cv);

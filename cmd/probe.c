@@ -6,9 +6,10 @@
  * its output).  Both are bounded waits on a reactor.
  */
 #include "cmd/appd.h"
-#include "core/fsutil.h"
+#include "platform/compat.h"
+#include "core/base/fsutil.h"
 #include "core/sockprep.h"
-#include "core/wsprobe.h"
+#include "core/net/wsprobe.h"
 #include "platform/reactor.h"
 
 #include <errno.h>
@@ -125,7 +126,7 @@ managed_version(const char *bin, char *out, size_t cap)
 	pid_t pid;
 
 	out[0] = '\0';
-	if (access(bin, X_OK) < 0 || pipe2(p, O_CLOEXEC) < 0)
+	if (access(bin, X_OK) < 0 || compat_pipe(p, 0) < 0)
 		return;
 	pid = fork();
 	if (pid < 0) {

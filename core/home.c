@@ -1,6 +1,6 @@
 /* home.c -- see home.h. */
 #include "core/home.h"
-#include "core/fsutil.h"
+#include "core/base/fsutil.h"
 #include "core/sockprep.h"
 
 #include <errno.h>

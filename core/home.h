@@ -11,7 +11,7 @@
  * sun_path (108 bytes) anyway, so a longer home is refused early. */
 #define HOME_PATH_MAX 512
 
-#include "core/err.h"
+#include "core/base/err.h"
 
 struct home {
 	char root[HOME_PATH_MAX];

@@ -1,6 +1,6 @@
 /* lock.c -- see lock.h. */
 #include "core/lock.h"
-#include "core/fsutil.h"
+#include "core/base/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>

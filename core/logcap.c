@@ -1,6 +1,6 @@
 /* logcap.c -- see logcap.h. */
 #include "core/logcap.h"
-#include "core/fsutil.h"
+#include "core/base/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,8 +1,8 @@
 /* pidfile.c -- see pidfile.h. */
 #include "core/pidfile.h"
-#include "core/fsutil.h"
-#include "core/jsonr.h"
-#include "core/jsonw.h"
+#include "core/base/fsutil.h"
+#include "core/base/jsonr.h"
+#include "core/base/jsonw.h"
 #include "core/lock.h"
 #include "platform/proc.h"
 

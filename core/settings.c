@@ -1,8 +1,8 @@
 /* settings.c -- see settings.h. */
 #include "core/settings.h"
-#include "core/fsutil.h"
-#include "core/jsonr.h"
-#include "core/jsonw.h"
+#include "core/base/fsutil.h"
+#include "core/base/jsonr.h"
+#include "core/base/jsonw.h"
 
 #include <ctype.h>
 #include <errno.h>

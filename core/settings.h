@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-#include "core/err.h"
+#include "core/base/err.h"
 #include "core/home.h"
 
 #define SETTINGS_MAX_ARGS 64

@@ -1,6 +1,7 @@
 /* sockprep.c -- see sockprep.h. */
 #include "core/sockprep.h"
-#include "core/fsutil.h"
+#include "platform/compat.h"
+#include "core/base/fsutil.h"
 #include "core/lock.h"
 
 #include <errno.h>
@@ -39,7 +40,7 @@ sock_probe(const char *path)
 	memset(&sa, 0, sizeof sa);
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, path, strlen(path));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = compat_socket(AF_UNIX, SOCK_STREAM, COMPAT_NONBLOCK);
 	if (fd < 0)
 		return -1;
 	do
@@ -144,7 +145,7 @@ sock_listen(const char *path, const char *anchor, const char *lock_path, struct 
 	lfd = lock_acquire(lock_path, 5000);
 	if (lfd < 0)
 		return err_sys(e, ERR_BUSY, "failed to take the startup lock %s", lock_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = compat_socket(AF_UNIX, SOCK_STREAM, COMPAT_NONBLOCK);
 	if (fd < 0) {
 		err_sys(e, ERR_IO, "cannot create the listening socket");
 		goto fail;

@@ -9,7 +9,7 @@
 #ifndef APPD_SOCKPREP_H
 #define APPD_SOCKPREP_H
 
-#include "core/err.h"
+#include "core/base/err.h"
 
 /* Non-blocking connect to the Unix socket at `path`: 1 when something
  * accepts (or its backlog is full), 0 when nothing listens or the path

@@ -1,6 +1,7 @@
 /* spawn.c -- see spawn.h. */
 #include "core/spawn.h"
-#include "core/fsutil.h"
+#include "platform/compat.h"
+#include "core/base/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,7 +36,7 @@ spawn_server(const struct spawn_opts *o, struct err *e)
 	ssize_t n;
 	pid_t pid;
 
-	if (pipe2(ep, O_CLOEXEC) < 0)
+	if (compat_pipe(ep, 0) < 0)
 		return err_sys(e, ERR_SPAWN, "cannot create a pipe"), -1;
 	pid = fork();
 	if (pid < 0) {

@@ -13,7 +13,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
-#include "core/err.h"
+#include "core/base/err.h"
 
 struct spawn_opts {
 	char *const *argv;           /* argv[0] looked up in PATH if it has no '/' */

@@ -1,8 +1,8 @@
 /* status.c -- see status.h. */
 #include "core/status.h"
-#include "core/fsutil.h"
-#include "core/jsonr.h"
-#include "core/jsonw.h"
+#include "core/base/fsutil.h"
+#include "core/base/jsonr.h"
+#include "core/base/jsonw.h"
 
 #include <errno.h>
 #include <string.h>

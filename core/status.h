@@ -15,7 +15,7 @@
 #include <limits.h>
 #include <stdint.h>
 
-#include "core/err.h"
+#include "core/base/err.h"
 
 struct sup_status {
 	char server_id[64];

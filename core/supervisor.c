@@ -1,9 +1,10 @@
 /* supervisor.c -- see supervisor.h. */
 #include "core/supervisor.h"
+#include "platform/compat.h"
 #include "core/version.h"
-#include "core/wsprobe.h"
-#include "core/fsutil.h"
-#include "core/jsonr.h"
+#include "core/net/wsprobe.h"
+#include "core/base/fsutil.h"
+#include "core/base/jsonr.h"
 #include "core/lock.h"
 #include "core/logcap.h"
 #include "core/pidfile.h"
@@ -11,8 +12,8 @@
 #include "core/sockprep.h"
 #include "core/spawn.h"
 #include "core/status.h"
-#include "core/updater.h"
-#include "core/sig.h"
+#include "core/update/updater.h"
+#include "core/update/sig.h"
 #include "platform/dirwatch.h"
 #include "platform/proc.h"
 #include "platform/reactor.h"
@@ -741,7 +742,7 @@ sup_spawn(struct sup *s)
 	}
 	if (rs < 0)
 		goto fail;
-	if (s->s.readiness == READY_NOTIFY && pipe2(np, O_CLOEXEC) < 0) {
+	if (s->s.readiness == READY_NOTIFY && compat_pipe(np, 0) < 0) {
 		pidfile_abandon(&rv);
 		err_sys(&e, ERR_SPAWN, "cannot create the readiness pipe");
 		goto fail;
@@ -870,7 +871,7 @@ rand_ms(int64_t lo, int64_t hi)
 	if (hi <= lo)
 		return lo;
 	err_clear(&e);
-	if (sig_random(&v, sizeof v, &e) < 0)
+	if (entropy_get(&v, sizeof v, &e) < 0)
 		return lo + (hi - lo) / 2;
 	return lo + (int64_t)(v % (uint64_t)(hi - lo + 1));
 }
@@ -1371,7 +1372,7 @@ self_refresh(struct sup *s, const char *path)
 
 	if (s->shutting_down || s->upd_phase != UPH_NONE || s->vfy_pid > 0)
 		return;
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+	if (compat_pipe(p, COMPAT_NONBLOCK) < 0) {
 		logf_("self-refresh: cannot create a pipe: %s", strerror(errno));
 		return;
 	}
@@ -1534,7 +1535,7 @@ open_notify_socket(struct sup *s, struct err *e)
 	s->nsock = -1;
 	if (n >= sizeof sa.sun_path)
 		return 0;       /* only the fd channel then */
-	s->nsock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	s->nsock = compat_socket(AF_UNIX, SOCK_DGRAM, COMPAT_NONBLOCK);
 	if (s->nsock < 0)
 		return err_sys(e, ERR_IO, "cannot create the notify socket");
 	memset(&sa, 0, sizeof sa);
@@ -1635,7 +1636,7 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 		s.out_h = reactor_io_add(&s.r, s.out_rd, REACTOR_READ, on_output, &s);
 	} else {
 		int p[2];
-		if (pipe2(p, O_CLOEXEC) < 0) {
+		if (compat_pipe(p, 0) < 0) {
 			err_sys(e, ERR_IO, "cannot create the output pipe");
 			goto fini;
 		}

@@ -19,7 +19,7 @@
 #ifndef APPD_SUPERVISOR_H
 #define APPD_SUPERVISOR_H
 
-#include "core/err.h"
+#include "core/base/err.h"
 #include "core/home.h"
 
 struct sup_opts {

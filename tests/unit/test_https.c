@@ -39,9 +39,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/dnshelper.h"
-#include "core/https.h"
-#include "core/trust.h"
+#include "core/net/dnshelper.h"
+#include "core/net/https.h"
+#include "core/update/trust.h"
 #include "platform/reactor.h"
 
 enum { SV_GOOD, SV_RSA, SV_EXPIRED, SV_OTHER, SV_SELF, SV_N };

@@ -7,8 +7,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "core/fsutil.h"
-#include "core/install.h"
+#include "core/base/fsutil.h"
+#include "core/update/install.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -4,9 +4,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "core/fsutil.h"
-#include "core/jsonr.h"
-#include "core/jsonw.h"
+#include "core/base/fsutil.h"
+#include "core/base/jsonr.h"
+#include "core/base/jsonw.h"
 #include "core/logcap.h"
 #include "core/settings.h"
 

@@ -7,9 +7,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "core/fsutil.h"
-#include "core/manifest.h"
-#include "core/sig.h"
+#include "core/base/fsutil.h"
+#include "core/update/manifest.h"
+#include "core/update/sig.h"
+#include "core/update/machineid.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -445,7 +446,7 @@ artifact_check_cases(void **state)
 	struct err e;
 
 	(void)state;
-	assert_int_equal(sig_hex_decode(SHA_A, 64, sha, sizeof sha, &n), 0);
+	assert_int_equal(hex_decode(SHA_A, 64, sha, sizeof sha, &n), 0);
 	/* good, in chunks */
 	err_clear(&e);
 	artifact_check_init(&c, 4, sha);
@@ -560,26 +561,26 @@ machine_id_fallback(void **state)
 	paths[1] = sys2;
 	err_clear(&e);
 	/* nothing: a random id is created and kept */
-	assert_int_equal(manifest_machine_id_from(paths, 2, fb, id, &e), 0);
+	assert_int_equal(machineid_get_from(paths, 2, fb, id, &e), 0);
 	assert_int_equal(strlen(id), 32);
 	assert_int_equal(stat(fb, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	assert_int_equal(manifest_machine_id_from(paths, 2, fb, id2, &e), 0);
+	assert_int_equal(machineid_get_from(paths, 2, fb, id2, &e), 0);
 	assert_string_equal(id, id2);
 	/* an empty or "uninitialized" system file does not count */
 	assert_int_equal(fs_write_atomic(sys1, "", 0, 0644), 0);
 	assert_int_equal(fs_write_atomic(sys2, "uninitialized\n", 14, 0644), 0);
-	assert_int_equal(manifest_machine_id_from(paths, 2, fb, id2, &e), 0);
+	assert_int_equal(machineid_get_from(paths, 2, fb, id2, &e), 0);
 	assert_string_equal(id, id2);
 	/* the dbus copy, then /etc/machine-id, win over the fallback */
 	assert_int_equal(fs_write_atomic(sys2, "bbbb\n", 5, 0644), 0);
-	assert_int_equal(manifest_machine_id_from(paths, 2, fb, id2, &e), 0);
+	assert_int_equal(machineid_get_from(paths, 2, fb, id2, &e), 0);
 	assert_string_equal(id2, "bbbb");
 	assert_int_equal(fs_write_atomic(sys1, "aaaa\nrest", 9, 0644), 0);
-	assert_int_equal(manifest_machine_id_from(paths, 2, fb, id2, &e), 0);
+	assert_int_equal(machineid_get_from(paths, 2, fb, id2, &e), 0);
 	assert_string_equal(id2, "aaaa");
 	/* the real one works on this host one way or another */
-	assert_int_equal(manifest_machine_id(fb, id2, &e), 0);
+	assert_int_equal(machineid_get(fb, id2, &e), 0);
 	assert_true(strlen(id2) > 0);
 }
 

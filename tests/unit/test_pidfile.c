@@ -7,7 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "core/fsutil.h"
+#include "core/base/fsutil.h"
 #include "core/lock.h"
 #include "core/pidfile.h"
 #include "platform/proc.h"

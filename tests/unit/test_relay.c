@@ -23,7 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "core/relay.h"
+#include "core/net/relay.h"
 #include "platform/reactor.h"
 
 static struct reactor R;

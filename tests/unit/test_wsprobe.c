@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/wsprobe.h"
+#include "core/net/wsprobe.h"
 #include "platform/reactor.h"
 
 static struct reactor R;

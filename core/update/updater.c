@@ -1,10 +1,11 @@
 /* updater.c -- see updater.h. */
-#include "core/updater.h"
-#include "core/fsutil.h"
-#include "core/jsonr.h"
-#include "core/jsonw.h"
-#include "core/sig.h"
-#include "core/trust.h"
+#include "core/update/updater.h"
+#include "core/base/fsutil.h"
+#include "core/base/jsonr.h"
+#include "core/base/jsonw.h"
+#include "core/update/sig.h"
+#include "core/update/machineid.h"
+#include "core/update/trust.h"
 #include "platform/reactor.h"
 
 #include <errno.h>
@@ -265,7 +266,7 @@ decide(struct updater *u)
 	int need_server, need_appd;
 
 	sig_sha256(u->mbuf, u->mlen, dig);
-	sig_hex_encode(dig, 32, hex);
+	hex_encode(dig, 32, hex);
 	if (u->res.installed[0] && strcmp(hex, u->st.manifest_sha256) == 0) {
 		str_copy(u->res.version, sizeof u->res.version, u->res.installed);
 		err_set(&u->res.err, ERR_NONE, "the manifest has not changed");
@@ -281,7 +282,7 @@ decide(struct updater *u)
 		reject(u, "badSignature", &e);
 		return;
 	}
-	if (manifest_machine_id(u->o.machine_id_fallback, mid, &e) < 0) {
+	if (machineid_get(u->o.machine_id_fallback, mid, &e) < 0) {
 		reject(u, "io", &e);
 		return;
 	}
@@ -535,7 +536,7 @@ updater_accept(struct updater *u)
 	u->st.serial = u->m.serial;
 	str_copy(u->st.etag, sizeof u->st.etag, u->etag);
 	sig_sha256(u->mbuf, u->mlen, dig);
-	sig_hex_encode(dig, 32, u->st.manifest_sha256);
+	hex_encode(dig, 32, u->st.manifest_sha256);
 }
 
 static void

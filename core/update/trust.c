@@ -1,5 +1,5 @@
 /* trust.c -- see trust.h. */
-#include "core/trust.h"
+#include "core/update/trust.h"
 
 #include <errno.h>
 #include <fcntl.h>

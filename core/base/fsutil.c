@@ -1,5 +1,5 @@
 /* fsutil.c -- see fsutil.h. */
-#include "core/fsutil.h"
+#include "core/base/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>

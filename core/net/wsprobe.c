@@ -1,7 +1,9 @@
 /* wsprobe.c -- see wsprobe.h. */
-#include "core/wsprobe.h"
-#include "core/jsonr.h"
-#include "core/jsonw.h"
+#include "core/net/wsprobe.h"
+#include "core/base/entropy.h"
+#include "platform/compat.h"
+#include "core/base/jsonr.h"
+#include "core/base/jsonw.h"
 #include "platform/reactor.h"
 
 #include <bearssl.h>
@@ -62,31 +64,6 @@ b64_encode(const unsigned char *in, size_t n, char *out)
 		out[o++] = '=';
 	}
 	out[o] = '\0';
-}
-
-/* Random bytes for the key and the masks: getentropy(3); if that is
- * unavailable, a clock-seeded xorshift (masking is not a secret here). */
-static void
-random_bytes(void *buf, size_t n)
-{
-	static uint64_t x;
-	unsigned char *b = buf;
-
-	if (n <= 256 && getentropy(buf, n) == 0)
-		return;
-	if (x == 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^
-		    (uint64_t)getpid() << 16 ^ (uint64_t)(uintptr_t)buf;
-		x |= 1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		b[i] = (unsigned char)(x >> 24);
-	}
 }
 
 void
@@ -217,7 +194,14 @@ queue_frame(struct wsprobe *p, int op, const void *payload, size_t n)
 		f[h++] = (unsigned char)(n >> 8);
 		f[h++] = (unsigned char)n;
 	}
-	random_bytes(mask, sizeof mask);
+	{
+		/* RFC 6455 §5.3 wants an unpredictable mask; a probe of a local
+		 * server can live with a fixed one when the kernel gives none */
+		struct err e;
+		err_clear(&e);
+		if (entropy_get(mask, sizeof mask, &e) < 0)
+			memset(mask, 0x5a, sizeof mask);
+	}
 	memcpy(f + h, mask, 4);
 	h += 4;
 	for (size_t i = 0; i < n; i++)
@@ -231,7 +215,7 @@ flush(struct wsprobe *p)
 {
 	while (p->out_off < p->out_len) {
 		ssize_t n = send(p->fd, p->out + p->out_off, p->out_len - p->out_off,
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		    COMPAT_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -765,7 +749,8 @@ wsprobe_start(struct wsprobe *p, struct reactor *r, const char *sock_path,
 	p->io_mask = 0;
 
 	/* the handshake request and the accept value to expect */
-	random_bytes(keyraw, sizeof keyraw);
+	if (entropy_get(keyraw, sizeof keyraw, &p->err) < 0)
+		return start_error(p, errno, "cannot get random bytes for the handshake key");
 	b64_encode(keyraw, sizeof keyraw, key);
 	wsprobe_accept_for_key(key, p->accept);
 	n = snprintf(req, sizeof req,
@@ -805,7 +790,7 @@ wsprobe_start(struct wsprobe *p, struct reactor *r, const char *sock_path,
 	memset(&sa, 0, sizeof sa);
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
-	p->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	p->fd = compat_socket(AF_UNIX, SOCK_STREAM, COMPAT_NONBLOCK);
 	if (p->fd < 0)
 		goto fail_now;
 	for (;;) {

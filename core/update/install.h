@@ -33,7 +33,7 @@
 
 #include <stddef.h>
 
-#include "core/err.h"
+#include "core/base/err.h"
 #include "core/home.h"
 
 struct pkgdir {

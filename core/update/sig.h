@@ -30,7 +30,9 @@
 
 #include <stddef.h>
 
-#include "core/err.h"
+#include "core/base/err.h"
+#include "core/base/entropy.h"
+#include "core/base/hex.h"
 
 #define SIG_PUB_LEN      65          /* 04 || X || Y */
 #define SIG_PUB_HEX_LEN  130
@@ -48,13 +50,6 @@ struct sig_privkey {
 	unsigned char x[SIG_PRIV_LEN];
 };
 
-/* Lowercase hex of `n` bytes into `out` (2n+1 bytes, NUL-terminated). */
-void sig_hex_encode(const void *in, size_t n, char *out);
-/* Decode exactly `hexlen` hex characters into `out` (cap bytes); `*outlen`
- * gets hexlen/2.  0, or -1 when the length is odd, too long, or a
- * character is not hex. */
-int sig_hex_decode(const char *hex, size_t hexlen, void *out, size_t cap, size_t *outlen);
-
 /* SHA-256 (FIPS 180-4) of `n` bytes. */
 void sig_sha256(const void *data, size_t n, unsigned char out[SIG_SHA256_LEN]);
 /* SHA-256 and size (bytes; `size` may be NULL) of the regular file at
@@ -62,10 +57,6 @@ void sig_sha256(const void *data, size_t n, unsigned char out[SIG_SHA256_LEN]);
  * regular file). */
 int sig_file_sha256(const char *path, unsigned char out[SIG_SHA256_LEN],
 		    unsigned long long *size);
-
-/* `n` bytes from the kernel (getentropy(3), 256 bytes per call).
- * ERR_IO when it fails. */
-int sig_random(void *buf, size_t n, struct err *e);
 
 /* New P-256 key pair (br_ec_keygen over br_ec_prime_i31, HMAC_DRBG seeded
  * from getentropy).  `pk` may be NULL. */

@@ -1,8 +1,9 @@
 /* install.c -- see install.h. */
-#include "core/install.h"
+#include "core/update/install.h"
+#include "core/base/entropy.h"
 #include "platform/proc.h"
-#include "core/fsutil.h"
-#include "core/sig.h"
+#include "core/base/fsutil.h"
+#include "core/update/sig.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -94,9 +95,9 @@ tmp_make(const char *dir, const char *prefix, int kind, const char *target,
 	int i, r;
 
 	for (i = 0; i < 8; i++) {
-		if (getentropy(rnd, sizeof rnd) < 0)
+		if (entropy_get(rnd, sizeof rnd, &(struct err){ 0 }) < 0)
 			return -1;
-		sig_hex_encode(rnd, sizeof rnd, hex);
+		hex_encode(rnd, sizeof rnd, hex);
 		if (str_fmt(path, cap, "%s/%s-%ld-%s", dir, prefix, (long)getpid(), hex) < 0)
 			return -1;
 		if (kind == T_FILE)
@@ -229,7 +230,7 @@ install_commit_appd(const struct pkgdir *p, const unsigned char sha256[32],
 	char hex[17];
 	struct stat st;
 
-	sig_hex_encode(sha256, 8, hex);
+	hex_encode(sha256, 8, hex);
 	if (str_fmt(out, cap, "%s/appd-%s", p->appd, hex) < 0)
 		goto fail;
 	if (lstat(out, &st) == 0 && S_ISREG(st.st_mode)) {

@@ -1,5 +1,5 @@
 /* err.c -- see err.h. */
-#include "core/err.h"
+#include "core/base/err.h"
 
 #include <errno.h>
 #include <stdio.h>

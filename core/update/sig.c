@@ -1,6 +1,7 @@
 /* sig.c -- see sig.h. */
-#include "core/sig.h"
-#include "core/fsutil.h"
+#include "core/update/sig.h"
+#include "platform/compat.h"
+#include "core/base/fsutil.h"
 
 #include <bearssl.h>
 
@@ -29,53 +30,7 @@ static const unsigned char p256_order[SIG_PRIV_LEN] = {
 static void
 wipe(void *p, size_t n)
 {
-	explicit_bzero(p, n);
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-void
-sig_hex_encode(const void *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	const unsigned char *p = in;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-int
-sig_hex_decode(const char *hex, size_t hexlen, void *out, size_t cap, size_t *outlen)
-{
-	unsigned char *o = out;
-	size_t i;
-
-	if (hexlen % 2 != 0 || hexlen / 2 > cap)
-		return -1;
-	for (i = 0; i < hexlen / 2; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		o[i] = (unsigned char)(hi << 4 | lo);
-	}
-	if (outlen != NULL)
-		*outlen = hexlen / 2;
-	return 0;
+	compat_wipe(p, n);
 }
 
 void
@@ -117,22 +72,6 @@ sig_file_sha256(const char *path, unsigned char out[SIG_SHA256_LEN], unsigned lo
 	br_sha256_out(&c, out);
 	if (size)
 		*size = n;
-	return 0;
-}
-
-int
-sig_random(void *buf, size_t n, struct err *e)
-{
-	unsigned char *p = buf;
-
-	while (n > 0) {
-		size_t k = n > 256 ? 256 : n;
-
-		if (getentropy(p, k) < 0)
-			return err_sys(e, ERR_IO, "cannot get random bytes from the kernel");
-		p += k;
-		n -= k;
-	}
 	return 0;
 }
 
@@ -186,7 +125,7 @@ sig_keygen(struct sig_privkey *sk, struct sig_pubkey *pk, struct err *e)
 	size_t n;
 	int rc = -1;
 
-	if (sig_random(seed, sizeof seed, e) < 0)
+	if (entropy_get(seed, sizeof seed, e) < 0)
 		return -1;
 	br_hmac_drbg_init(&rng, &br_sha256_vtable, seed, sizeof seed);
 	n = br_ec_keygen(&rng.vtable, EC_IMPL, &k, kbuf, BR_EC_secp256r1);
@@ -208,7 +147,7 @@ out:
 void
 sig_pubkey_hex(const struct sig_pubkey *pk, char out[SIG_PUB_HEX_LEN + 1])
 {
-	sig_hex_encode(pk->q, SIG_PUB_LEN, out);
+	hex_encode(pk->q, SIG_PUB_LEN, out);
 }
 
 int
@@ -219,7 +158,7 @@ sig_pubkey_parse(const char *hex, struct sig_pubkey *pk, struct err *e)
 	size_t n;
 
 	if (strlen(hex) != SIG_PUB_HEX_LEN ||
-	    sig_hex_decode(hex, SIG_PUB_HEX_LEN, q, sizeof q, &n) < 0 || q[0] != 0x04)
+	    hex_decode(hex, SIG_PUB_HEX_LEN, q, sizeof q, &n) < 0 || q[0] != 0x04)
 		return err_set(e, ERR_OTHER,
 		    "not a P-256 public key: want %d hex characters of an uncompressed "
 		    "point (04...)", SIG_PUB_HEX_LEN);
@@ -244,7 +183,7 @@ sig_privkey_save(const char *path, const struct sig_privkey *sk, struct err *e)
 	}
 	if (errno != ENOENT)
 		return err_sys(e, ERR_IO, "cannot inspect %s", path);
-	sig_hex_encode(sk->x, SIG_PRIV_LEN, text);
+	hex_encode(sk->x, SIG_PRIV_LEN, text);
 	text[2 * SIG_PRIV_LEN] = '\n';
 	if (fs_write_atomic(path, text, 2 * SIG_PRIV_LEN + 1, 0600) < 0) {
 		err_ctx_str(e, "path", path);
@@ -276,7 +215,7 @@ sig_privkey_load(const char *path, struct sig_privkey *sk, struct err *e)
 	}
 	len = trim_len(text, len);
 	if (len != 2 * SIG_PRIV_LEN ||
-	    sig_hex_decode(text, len, sk->x, sizeof sk->x, &n) < 0 || !scalar_ok(sk->x)) {
+	    hex_decode(text, len, sk->x, sizeof sk->x, &n) < 0 || !scalar_ok(sk->x)) {
 		err_ctx_str(e, "path", path);
 		rc = err_set(e, ERR_OTHER,
 		    "%s is not an appd release key (64 hex characters of a P-256 scalar)", path);
@@ -345,7 +284,7 @@ sig_text_format(const unsigned char *sig, size_t siglen, char out[SIG_HEX_MAX + 
 {
 	if (siglen > SIG_MAX_LEN)
 		siglen = SIG_MAX_LEN;
-	sig_hex_encode(sig, siglen, out);
+	hex_encode(sig, siglen, out);
 	out[2 * siglen] = '\n';
 	out[2 * siglen + 1] = '\0';
 }
@@ -355,7 +294,7 @@ sig_text_parse(const char *text, size_t len, unsigned char sig[SIG_MAX_LEN],
 	       size_t *siglen, struct err *e)
 {
 	len = trim_len(text, len);
-	if (len == 0 || sig_hex_decode(text, len, sig, SIG_MAX_LEN, siglen) < 0)
+	if (len == 0 || hex_decode(text, len, sig, SIG_MAX_LEN, siglen) < 0)
 		return err_set(e, ERR_REJECTED,
 		    "malformed signature file: want the hex of a DER ECDSA signature");
 	return 0;

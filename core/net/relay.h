@@ -41,7 +41,7 @@
  * is closed (its flags restored first), or shut down for writing when it
  * is a socket, so the reader sees EOF.  The relay is done when both
  * directions are.  Errors (a reset, EPIPE, a failed write) end the relay
- * at once.  SIGPIPE: send(2) uses MSG_NOSIGNAL, but splice(2) and
+ * at once.  SIGPIPE: send(2) uses COMPAT_NOSIGNAL, but splice(2) and
  * write(2) to a pipe raise it; the caller must ignore it.
  *
  * Source of the behaviour: splice(2), epoll(7), unix(7), ioctl_fionread
@@ -53,7 +53,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/err.h"
+#include "core/base/err.h"
 
 struct reactor;
 

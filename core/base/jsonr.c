@@ -3,8 +3,8 @@
 #define JSMN_STRICT
 #include <jsmn.h>
 
-#include "core/jsonr.h"
-#include "core/fsutil.h"
+#include "core/base/jsonr.h"
+#include "core/base/fsutil.h"
 
 #include <errno.h>
 #include <stdint.h>

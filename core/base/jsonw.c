@@ -1,6 +1,6 @@
 /* jsonw.c -- see jsonw.h. */
-#include "core/jsonw.h"
-#include "core/fsutil.h"
+#include "core/base/jsonw.h"
+#include "core/base/fsutil.h"
 
 #include <errno.h>
 #include <stdio.h>

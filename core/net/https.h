@@ -25,7 +25,7 @@
  *      0.6 ignores BR_USE_GETENTROPY and would fall back to /dev/urandom);
  *   5. the engine loop, after every event: read br_ssl_engine_current_state;
  *      CLOSED -> br_ssl_engine_last_error; RECVAPP -> feed the response
- *      parser; SENDREC -> send(MSG_NOSIGNAL) (never SIGPIPE); SENDAPP ->
+ *      parser; SENDREC -> send(COMPAT_NOSIGNAL) (never SIGPIPE); SENDAPP ->
  *      copy the request in and flush; RECVREC -> recv; repeat until every
  *      possible step hit EAGAIN, then watch WRITE iff SENDREC and READ iff
  *      RECVREC.  br_sslio is not used (it can only spin or fail on EAGAIN);
@@ -47,7 +47,7 @@
  * https_fetch_cancel.  The trust anchors must stay valid and unmoved
  * until the fetch ends.
  *
- * SIGPIPE: never raised by this module (send with MSG_NOSIGNAL; the DNS
+ * SIGPIPE: never raised by this module (send with COMPAT_NOSIGNAL; the DNS
  * child's pipe is only written by the child).
  *
  * Source: BearSSL 0.6 bearssl_ssl.h (engine API, ~1950-2020), tools/
@@ -65,8 +65,8 @@
 
 #include <bearssl.h>
 
-#include "core/dnshelper.h"
-#include "core/err.h"
+#include "core/net/dnshelper.h"
+#include "core/base/err.h"
 
 struct reactor;
 

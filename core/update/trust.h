@@ -36,7 +36,7 @@
 
 #include <bearssl.h>
 
-#include "core/err.h"
+#include "core/base/err.h"
 
 #define TRUST_MAX_ANCHORS 256
 #define TRUST_ARENA_SIZE  (192 * 1024)   /* bytes for DNs and keys */

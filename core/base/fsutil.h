@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "core/err.h"
+#include "core/base/err.h"
 
 /* Read the whole file into `buf` (cap bytes, NUL-terminated, so at most
  * cap-1 bytes of content).  EFBIG when it does not fit. */

@@ -1,7 +1,7 @@
 /* manifest.c -- see manifest.h. */
-#include "core/manifest.h"
-#include "core/fsutil.h"
-#include "core/jsonr.h"
+#include "core/update/manifest.h"
+#include "core/base/fsutil.h"
+#include "core/base/jsonr.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -297,7 +297,7 @@ parse_artifact(const struct jsonr *r, int obj, const char *aname,
 		    "https:// URL of at most %d bytes", aname, MANIFEST_URL_MAX - 1);
 	if (jsonr_str(r, jsonr_get(r, obj, "sha256"), hex, sizeof hex) < 0 ||
 	    strlen(hex) != 2 * SIG_SHA256_LEN ||
-	    sig_hex_decode(hex, 2 * SIG_SHA256_LEN, a->sha256, sizeof a->sha256, &n) < 0)
+	    hex_decode(hex, 2 * SIG_SHA256_LEN, a->sha256, sizeof a->sha256, &n) < 0)
 		return reject(m, e, MR_INVALID, "manifest artifact \"%s\": \"sha256\" must be "
 		    "64 hex characters", aname);
 	if (jsonr_int(r, jsonr_get(r, obj, "size"), &size) < 0 || size < 0)
@@ -462,72 +462,6 @@ manifest_verify(const char *bytes, size_t len, const char *sig_text, size_t sig_
 	return 0;
 }
 
-/* ---- machine id -------------------------------------------------------- */
-
-/* First line of `path` if it is a usable id: 1 found, 0 not (missing or
- * unusable), -1 read error (errno). */
-static int
-read_id(const char *path, char out[MACHINE_ID_MAX])
-{
-	char buf[512];
-	size_t len, n = 0;
-
-	if (fs_read_file(path, buf, sizeof buf, &len) < 0)
-		return errno == ENOENT ? 0 : -1;
-	while (n < len && buf[n] != '\n')
-		n++;
-	if (n == 0 || n >= MACHINE_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (buf[i] <= 0x20 || buf[i] >= 0x7f)
-			return 0;
-	buf[n] = '\0';
-	/* systemd writes this before first boot completes (machine-id(5)) */
-	if (strcmp(buf, "uninitialized") == 0)
-		return 0;
-	memcpy(out, buf, n + 1);
-	return 1;
-}
-
-int
-manifest_machine_id_from(const char *const *paths, int n, const char *fallback_path,
-			 char out[MACHINE_ID_MAX], struct err *e)
-{
-	unsigned char raw[16];
-	char text[2 * sizeof raw + 2];
-	int i, rc;
-
-	for (i = 0; i < n; i++)
-		if (read_id(paths[i], out) == 1)
-			return 0;
-	rc = read_id(fallback_path, out);
-	if (rc == 1)
-		return 0;
-	if (rc < 0) {
-		err_ctx_str(e, "path", fallback_path);
-		return err_sys(e, ERR_IO, "cannot read machine id %s", fallback_path);
-	}
-	if (sig_random(raw, sizeof raw, e) < 0)
-		return -1;
-	sig_hex_encode(raw, sizeof raw, text);
-	text[2 * sizeof raw] = '\n';
-	if (fs_write_atomic(fallback_path, text, 2 * sizeof raw + 1, 0600) < 0) {
-		err_ctx_str(e, "path", fallback_path);
-		return err_sys(e, ERR_IO, "cannot write machine id %s", fallback_path);
-	}
-	text[2 * sizeof raw] = '\0';
-	memcpy(out, text, 2 * sizeof raw + 1);
-	return 0;
-}
-
-int
-manifest_machine_id(const char *fallback_path, char out[MACHINE_ID_MAX], struct err *e)
-{
-	static const char *const sys[] = { "/etc/machine-id", "/var/lib/dbus/machine-id" };
-
-	return manifest_machine_id_from(sys, 2, fallback_path, out, e);
-}
-
 /* ---- streaming artifact check ------------------------------------------- */
 
 void
@@ -576,8 +510,8 @@ artifact_check_final(struct artifact_check *c, struct err *e)
 	br_sha256_out(&c->sha, h);
 	if (memcmp(h, c->expected_sha256, SIG_SHA256_LEN) != 0) {
 		c->failed = 1;
-		sig_hex_encode(c->expected_sha256, SIG_SHA256_LEN, want);
-		sig_hex_encode(h, SIG_SHA256_LEN, got);
+		hex_encode(c->expected_sha256, SIG_SHA256_LEN, want);
+		hex_encode(h, SIG_SHA256_LEN, got);
 		err_ctx_str(e, "reason", "sha256");
 		err_ctx_str(e, "sha256", got);
 		return err_set(e, ERR_REJECTED, "artifact SHA-256 %s does not match the signed %s",

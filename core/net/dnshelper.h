@@ -44,7 +44,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "core/err.h"
+#include "core/base/err.h"
 
 struct reactor;
 

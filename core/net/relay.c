@@ -1,5 +1,6 @@
 /* relay.c -- see relay.h. */
-#include "core/relay.h"
+#include "core/net/relay.h"
+#include "platform/compat.h"
 #include "core/sockprep.h"
 #include "platform/reactor.h"
 
@@ -228,7 +229,7 @@ end_write(const struct relay_end *x, const void *buf, size_t n)
 	ssize_t r;
 
 	do
-		r = x->type == RELAY_T_SOCK ? send(x->fd, buf, n, MSG_NOSIGNAL) :
+		r = x->type == RELAY_T_SOCK ? send(x->fd, buf, n, COMPAT_NOSIGNAL) :
 		    write(x->fd, buf, n);
 	while (r < 0 && errno == EINTR);
 	return r;
@@ -307,7 +308,6 @@ buf_step(struct relay *rl, int k, int src_ev, int dst_ev)
 	return 0;
 }
 
-#ifdef __linux__
 /* Splice mode: move what the destination takes; on EAGAIN find out which
  * side is not ready. */
 static int
@@ -318,9 +318,7 @@ splice_step(struct relay *rl, int k)
 	ssize_t n;
 	int q = 0;
 
-	do
-		n = splice(s->fd, NULL, t->fd, NULL, RELAY_SPLICE_MAX, SPLICE_F_NONBLOCK);
-	while (n < 0 && errno == EINTR);
+	n = compat_splice(s->fd, t->fd, RELAY_SPLICE_MAX);
 	if (n > 0) {
 		rl->bytes[k] += (uint64_t)n;
 		d->wait_dst = 0;
@@ -366,17 +364,14 @@ splice_step(struct relay *rl, int k)
 	}
 	return fail(rl, "failed to copy data from %s: %s", dir_what[k], strerror(errno));
 }
-#endif
 
 static int
 dir_step(struct relay *rl, int k, int src_ev, int dst_ev)
 {
-#ifdef __linux__
 	struct relay_dir *d = &rl->dir[k];
 
 	if (d->bulk && d->len == d->off)
 		return splice_step(rl, k);
-#endif
 	return buf_step(rl, k, src_ev, dst_ev);
 }
 
@@ -494,12 +489,8 @@ relay_start(struct relay *rl, struct reactor *r, int in_fd, int sock_fd, int out
 		struct relay_dir *d = &rl->dir[i];
 		int pipe_end = i == RELAY_UP ? RELAY_IN : RELAY_OUT;
 
-#ifdef __linux__
-		d->splice = rl->end[pipe_end].type == RELAY_T_PIPE && !(flags & RELAY_NO_SPLICE);
-#else
-		(void)flags;
-		d->splice = 0;
-#endif
+		d->splice = compat_has_splice() && rl->end[pipe_end].type == RELAY_T_PIPE &&
+		    !(flags & RELAY_NO_SPLICE);
 		d->bulk = d->wait_dst = d->blocked = d->eof = d->done = 0;
 		d->off = d->len = 0;
 	}
@@ -548,7 +539,7 @@ relay_connect(const char *path, int timeout_ms, struct err *e)
 	memset(&sa, 0, sizeof sa);
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, path, strlen(path));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = compat_socket(AF_UNIX, SOCK_STREAM, 0);
 	if (fd < 0)
 		return err_sys(e, ERR_IO, "cannot create a socket");
 	/* a blocking connect waits while the backlog is full; SO_SNDTIMEO

@@ -47,7 +47,7 @@
  * again (with the same answer) until a new one is published.
  *
  * Nothing here allocates, prints, or touches the network; the only files
- * touched are those of manifest_machine_id().
+ * touched are those of machineid_get().
  */
 #ifndef APPD_MANIFEST_H
 #define APPD_MANIFEST_H
@@ -57,8 +57,8 @@
 
 #include <bearssl.h>
 
-#include "core/err.h"
-#include "core/sig.h"
+#include "core/base/err.h"
+#include "core/update/sig.h"
 
 #define MANIFEST_SCHEMA       1
 #define MANIFEST_MAX_BYTES    65536
@@ -68,7 +68,6 @@
 #define MANIFEST_TARGET_MAX   64
 #define MANIFEST_URL_MAX      2048
 #define MANIFEST_APPD_PREFIX  "appd-"
-#define MACHINE_ID_MAX        128       /* with the NUL */
 
 enum manifest_reason {
 	MR_NONE = 0,
@@ -99,7 +98,7 @@ struct manifest_policy {
 	long long serial_hwm;               /* highest serial accepted so far; 0: none */
 	const char *installed_version;      /* NULL or "": nothing installed */
 	int64_t now_ms;                     /* wall clock, ms since the epoch */
-	const char *machine_id;             /* manifest_machine_id() */
+	const char *machine_id;             /* machineid_get() */
 	const char *target;                 /* e.g. "x86_64-linux" */
 };
 
@@ -154,19 +153,6 @@ int manifest_bucket(const char *machine_id, const char *version);
 
 /* 1 when `s` is a valid target / artifact name ([a-z0-9_-], 1..63). */
 int manifest_name_ok(const char *s);
-
-/*
- * This host's machine id: the first line of /etc/machine-id, else of
- * /var/lib/dbus/machine-id (machine-id(5)), else of `fallback_path`;
- * when none exists, 16 random bytes as 32 hex characters are written to
- * `fallback_path` (0600, atomically) and returned.  Only a non-empty line
- * of printable ASCII without spaces counts.  `out` gets MACHINE_ID_MAX
- * bytes.  ERR_IO when the fallback cannot be read or written.
- */
-int manifest_machine_id(const char *fallback_path, char out[MACHINE_ID_MAX], struct err *e);
-/* The same with an explicit list of `n` system paths (for tests). */
-int manifest_machine_id_from(const char *const *paths, int n, const char *fallback_path,
-			     char out[MACHINE_ID_MAX], struct err *e);
 
 /*
  * Streaming check of a download: init with the signed size and SHA-256,

@@ -1,5 +1,7 @@
 /* https.c -- see https.h. */
-#include "core/https.h"
+#include "core/net/https.h"
+#include "core/base/entropy.h"
+#include "platform/compat.h"
 #include "core/version.h"
 #include "platform/reactor.h"
 
@@ -639,7 +641,7 @@ tls_start(struct https_fetch *f)
 		br_x509_minimal_set_time(&f->xc, (uint32_t)(now / 86400 + 719528),
 		    (uint32_t)(now % 86400));
 	/* Seed the engine's DRBG ourselves; BearSSL may add its own. */
-	if (getentropy(seed, sizeof seed) == 0)
+	if (entropy_get(seed, sizeof seed, &(struct err){ 0 }) == 0)
 		br_ssl_engine_inject_entropy(eng, seed, sizeof seed);
 	memset(seed, 0, sizeof seed);
 	if (!br_ssl_client_reset(&f->cc, f->host, 0)) {
@@ -698,7 +700,7 @@ connect_next(struct https_fetch *f)
 
 		if (now >= f->connect_until)
 			break;          /* no time left for the others */
-		fd = socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		fd = compat_socket(a->u.sa.sa_family, SOCK_STREAM, COMPAT_NONBLOCK);
 		if (fd < 0) {
 			note_conn(f, errno);
 			continue;
@@ -1276,7 +1278,7 @@ engine_run(struct https_fetch *f)
 		}
 		if ((st & BR_SSL_SENDREC) && !wr_blocked) {
 			buf = br_ssl_engine_sendrec_buf(eng, &len);
-			n = send(f->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+			n = send(f->fd, buf, len, COMPAT_NOSIGNAL | MSG_DONTWAIT);
 			if (n > 0) {
 				br_ssl_engine_sendrec_ack(eng, (size_t)n);
 			} else if (n < 0 && errno == EINTR) {

@@ -1,5 +1,6 @@
 /* dnshelper.c -- see dnshelper.h. */
-#include "core/dnshelper.h"
+#include "core/net/dnshelper.h"
+#include "platform/compat.h"
 #include "platform/reactor.h"
 
 #include <arpa/inet.h>
@@ -393,7 +394,7 @@ dnshelper_start(struct dnshelper *d, struct reactor *r, const char *host,
 		return 0;
 	}
 
-	if (pipe2(p, O_CLOEXEC) < 0)
+	if (compat_pipe(p, 0) < 0)
 		return start_fail(d, errno, "pipe2");
 	d->fd = p[0];
 	if (fcntl(d->fd, F_SETFL, O_NONBLOCK) < 0) {

@@ -35,10 +35,10 @@
 
 #include <stdint.h>
 
-#include "core/err.h"
-#include "core/https.h"
-#include "core/install.h"
-#include "core/manifest.h"
+#include "core/base/err.h"
+#include "core/net/https.h"
+#include "core/update/install.h"
+#include "core/update/manifest.h"
 #include "core/settings.h"
 
 struct reactor;
@@ -94,7 +94,7 @@ struct upd_opts {
 	const struct pkgdir *pk;
 	int check_only;
 	uint64_t fetch_timeout_ms;           /* each fetch's deadline; 0: 5 min */
-	const char *machine_id_fallback;     /* manifest_machine_id()'s file */
+	const char *machine_id_fallback;     /* machineid_get()'s file */
 	const unsigned char *self_sha256;    /* the running appd's, or NULL: skip appd */
 };
 

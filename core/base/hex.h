@@ -1,0 +1,20 @@
+/*
+ * hex.h -- lowercase hexadecimal encoding of bytes (RFC 4648 §8, "base16").
+ * No allocation; the caller sizes every buffer.
+ */
+#ifndef APPD_HEX_H
+#define APPD_HEX_H
+
+#include <stddef.h>
+
+/* Lowercase hex of the `n` bytes at `in` into `out`, which holds 2n+1
+ * bytes; always NUL-terminated. */
+void hex_encode(const void *in, size_t n, char *out);
+
+/* Decode exactly `hexlen` hex digits (either case) from `hex` into `out`
+ * (`cap` bytes).  `*outlen` (may be NULL) gets hexlen/2.  0, or -1 when
+ * the length is odd, the result would not fit, or a character is not a
+ * hex digit; `out` may then be partly written. */
+int hex_decode(const char *hex, size_t hexlen, void *out, size_t cap, size_t *outlen);
+
+#endif

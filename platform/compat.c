@@ -1,0 +1,167 @@
+#define __STDC_WANT_LIB_EXT1__ 1     /* memset_s on macOS; before any header */
+/* compat.c -- see compat.h.  The only file with OS conditionals for the
+ * calls it wraps. */
+#include "platform/compat.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#if defined(__linux__)
+#include <sys/socket.h>
+#endif
+
+#if !defined(__linux__) && !defined(__FreeBSD__)
+static int
+set_fd_flags(int fd, int flags)
+{
+	int fl;
+
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return -1;
+	if (flags & COMPAT_NONBLOCK) {
+		fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+no_sigpipe(int fd)
+{
+#if defined(SO_NOSIGPIPE)
+	int one = 1;
+
+	return setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#else
+	(void)fd;
+	return 0;
+#endif
+}
+#endif
+
+int
+compat_pipe(int p[2], int flags)
+{
+#if defined(__linux__) || defined(__FreeBSD__)
+	return pipe2(p, O_CLOEXEC | ((flags & COMPAT_NONBLOCK) ? O_NONBLOCK : 0));
+#else
+	if (pipe(p) < 0)
+		return -1;
+	if (set_fd_flags(p[0], flags) < 0 || set_fd_flags(p[1], flags) < 0) {
+		int en = errno;
+		close(p[0]);
+		close(p[1]);
+		errno = en;
+		return -1;
+	}
+	return 0;
+#endif
+}
+
+int
+compat_socket(int domain, int type, int flags)
+{
+#if defined(__linux__) || defined(__FreeBSD__)
+	return socket(domain, type | SOCK_CLOEXEC | ((flags & COMPAT_NONBLOCK) ? SOCK_NONBLOCK : 0), 0);
+#else
+	int fd = socket(domain, type, 0);
+
+	if (fd >= 0 && (set_fd_flags(fd, flags) < 0 || no_sigpipe(fd) < 0)) {
+		int en = errno;
+		close(fd);
+		errno = en;
+		return -1;
+	}
+	return fd;
+#endif
+}
+
+int
+compat_accept(int fd, int flags)
+{
+	int c;
+
+	do {
+#if defined(__linux__) || defined(__FreeBSD__)
+		c = accept4(fd, NULL, NULL, SOCK_CLOEXEC |
+		    ((flags & COMPAT_NONBLOCK) ? SOCK_NONBLOCK : 0));
+#else
+		c = accept(fd, NULL, NULL);
+#endif
+	} while (c < 0 && errno == EINTR);
+#if !defined(__linux__) && !defined(__FreeBSD__)
+	if (c >= 0 && (set_fd_flags(c, flags) < 0 || no_sigpipe(c) < 0)) {
+		int en = errno;
+		close(c);
+		errno = en;
+		return -1;
+	}
+#endif
+	return c;
+}
+
+void
+compat_wipe(void *p, size_t n)
+{
+#if defined(__APPLE__)
+	(void)memset_s(p, n, 0, n);
+#else
+	explicit_bzero(p, n);
+#endif
+}
+
+int64_t
+compat_mtime_ns(const struct stat *st)
+{
+#if defined(__APPLE__)
+	return (int64_t)st->st_mtimespec.tv_sec * 1000000000 + st->st_mtimespec.tv_nsec;
+#else
+	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+#endif
+}
+
+int
+compat_has_splice(void)
+{
+#if defined(__linux__)
+	return 1;
+#else
+	return 0;
+#endif
+}
+
+ssize_t
+compat_splice(int in, int out, size_t max)
+{
+#if defined(__linux__)
+	ssize_t n;
+
+	do
+		n = splice(in, NULL, out, NULL, max, SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	return n;
+#else
+	(void)in; (void)out; (void)max;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+int
+compat_peer_uid(int fd, uid_t *uid)
+{
+#if defined(__linux__)
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return -1;
+	*uid = cr.uid;
+	return 0;
+#else
+	gid_t gid;
+
+	return getpeereid(fd, uid, &gid);
+#endif
+}

@@ -141,6 +141,10 @@ $(B)/appd: $(MUSL_OBJS) $(BR_LIB_MUSL) $(B)/musl/.flags
 	$(if $(MUSL_OBJS),,$(error no sources in core/ cmd/ platform/))
 	$(CC_MUSL) $(MUSL_LDFLAGS) -o $@ $(MUSL_OBJS) $(BR_LIB_MUSL)
 
+# the same link unstripped (same layout), for symbol-level footprint work
+$(B)/appd.debug: $(MUSL_OBJS) $(BR_LIB_MUSL) $(B)/musl/.flags
+	$(CC_MUSL) $(filter-out -s,$(MUSL_LDFLAGS)) -o $@ $(MUSL_OBJS) $(BR_LIB_MUSL)
+
 # ---- build/asan/appd: gcc + ASan/UBSan, dynamic ----------------------------------
 $(B)/asan/%.o: %.c $(B)/asan/.flags | $(HDRS)
 	@mkdir -p $(@D)

@@ -13,6 +13,8 @@
 #include "core/settings.h"
 #include "core/status.h"
 #include "core/version.h"
+#include "core/lifecycle.h"
+#include "core/probe.h"
 
 #define LOCK_TIMEOUT_DEFAULT_S 75
 
@@ -51,43 +53,6 @@ int cmd_home(struct home *h, int create, struct err *e);
  * holder).  Returns the fd. */
 int cmd_lock(const struct home *h, const char *command, int timeout_s, struct err *e);
 
-/* Lifecycle steps (cmd/lifecycle.c). */
-struct start_result {
-	int started;            /* 1 launched now, 0 already running */
-	long server_pid;
-	long sup_pid;
-};
-int lc_start(const struct home *h, const struct settings *s, int timeout_s,
-	     struct start_result *res, struct err *e);
-/* stopped: 1 when something was stopped, 0 when nothing ran.  With
- * `explicit_grace` the supervisor is told `grace_s` (a stop request file);
- * otherwise it uses the grace period of the settings it runs with. */
-int lc_stop(const struct home *h, int grace_s, int explicit_grace, int *stopped, struct err *e);
-/* Supervisor record and freshness: 1 when an active supervisor exists. */
-int lc_supervisor(const struct home *h, struct pid_record *rec, struct err *e);
-/* Kill a server left behind by a dead supervisor, by identity. */
-int lc_kill_orphan(const struct home *h, int grace_s, int *killed, struct err *e);
-/* Wait until check(arg) is true: it runs now, then whenever an entry of
- * `dir` appears, moves in or goes (inotify), until the supervisor `sup`
- * exits or `timeout_ms` passes.  1 done, 0 timed out, -2 the supervisor
- * went first, -1 error (`e`). */
-int lc_wait_dir(const char *dir, const struct pid_record *sup, int timeout_ms,
-		int (*check)(void *arg), void *arg, struct err *e);
-/* Wait until the running supervisor reports the server ready, or the
- * incarnation passes `after_incarnation` and it is ready. */
-int lc_wait_ready(const struct home *h, const struct pid_record *sup, int after_incarnation,
-		  int timeout_ms, struct sup_status *st, struct err *e);
-
-/* Probes (cmd/probe.c).  cli_probe: 1 when the control socket answers
- * (`version` filled when the server speaks codex-initialize), 0 when
- * nothing listens, -1 with ERR_NOT_RUNNING when the probe failed. */
-int cli_probe(const struct home *h, const struct settings *s, char *version, size_t cap,
-	      struct err *e);
-/* Second token of `<bin> --version` (bounded: 5 s), or "" when unknown. */
-void managed_version(const char *bin, char *out, size_t cap);
-/* 1 when a server answers on the socket but appd does not manage it (no
- * live supervisor and no record of ours). */
-int lc_unmanaged(const struct home *h, struct err *e);
 #define UNMANAGED_MSG "app server is running but is not managed by appd"
 
 int cmd_start(int argc, char **argv);

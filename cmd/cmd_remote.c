@@ -69,21 +69,10 @@ cmd_remote_control(int argc, char **argv, int enable)
 		status = enable ? "enabled" : "disabled";
 		if (settings_set(h.settings, "remoteControlEnabled", enable ? "true" : "false", &e) < 0)
 			return out_fail(&e);
-		if (managed) {
-			int before;
-			if (status_read(h.status, &st, &e) < 0)
-				return out_fail(&e);
-			before = st.incarnation;
-			/* the supervisor re-reads settings on HUP and restarts
-			 * the server with the new flag, socket kept */
-			if (proc_signal_ident((pid_t)sup.pid, sup.start_ticks, SIGHUP, 0) < 0) {
-				err_sys(&e, ERR_IO, "failed to signal supervisor %ld", sup.pid);
-				return out_fail(&e);
-			}
-			if (lc_wait_ready(&h, &sup, before, (s.grace_s + timeout) * 1000 + 5000,
-			    &st, &e) < 0)
-				return err_managed(&e, &h, &s), out_fail(&e);
-		}
+		/* the supervisor re-reads settings on HUP and restarts the
+		 * server with the new flag, socket kept */
+		if (managed && lc_restart_in_place(&h, &sup, s.grace_s, timeout, &st, &e) < 0)
+			return err_managed(&e, &h, &s), out_fail(&e);
 	}
 	lock_release(lock);
 	out_begin(&o, status);

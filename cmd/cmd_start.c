@@ -157,7 +157,7 @@ cmd_start(int argc, char **argv)
 		char v[64];
 		struct err pe;
 		err_clear(&pe);
-		(void)cli_probe(&h, &s, v, sizeof v, &pe);
+		(void)probe_server(&h, &s, v, sizeof v, &pe);
 		lock_release(lock);
 		out_begin(&o, "alreadyRunning");
 		out_common(&o, &h, &s);
@@ -217,15 +217,10 @@ cmd_restart(int argc, char **argv)
 	r = lc_supervisor(&h, &sup, &e);
 	if (r < 0)
 		return out_fail(&e);
-	if (r == 1 && status_read(h.status, &st, &e) == 0 &&
-	    wall_ms() - st.last_seen_at <= STATUS_FRESH_MS &&
+	if (r == 1 && lc_live(&h, &sup, &st) == 1 &&
 	    strcmp(st.state, "stopping") != 0 && strcmp(st.state, "stopped") != 0) {
-		/* healthy supervisor: restart in place (HUP), socket kept */
-		int before = st.incarnation;
-		if (proc_signal_ident((pid_t)sup.pid, sup.start_ticks, SIGHUP, 0) < 0)
-			return err_sys(&e, ERR_IO, "failed to signal supervisor %ld", sup.pid), out_fail(&e);
-		if (lc_wait_ready(&h, &sup, before,
-		    (s.grace_s + a.timeout_s) * 1000 + 5000, &st, &e) < 0)
+		/* a supervisor that answers: restart in place (HUP), socket kept */
+		if (lc_restart_in_place(&h, &sup, s.grace_s, a.timeout_s, &st, &e) < 0)
 			return err_managed(&e, &h, &s), out_fail(&e);
 		res.server_pid = st.server_pid;
 		res.sup_pid = sup.pid;

@@ -32,99 +32,82 @@ read_only_setup(int argc, const char *name, struct home *h, struct settings *s,
 int
 cmd_status(int argc, char **argv)
 {
+	static struct lc_view v;
 	struct home h;
 	struct settings s;
-	struct sup_status st;
-	struct pid_record sup, srv;
-	enum pidfile_state sst, vst;
 	struct err e, se;
 	struct out o;
-	int sup_active = 0, srv_active = 0, fresh = 0, have_st;
-	const char *state;
+	const struct sup_status *st = &v.st;
+	int mine;
 
 	(void)argv;
 	out_cache_only = 1;
-	if (read_only_setup(argc, "status", &h, &s, &se, &e) < 0)
+	if (read_only_setup(argc, "status", &h, &s, &se, &e) < 0 || lc_view(&h, &v, &e) < 0)
 		return out_fail(&e);
-	if (pidfile_peek(h.sup_pid, &sst, &sup, &e) < 0)
-		return out_fail(&e);
-	if (sst == PIDFILE_RUNNING)
-		sup_active = pidrec_active(&sup) == 1;
-	if (pidfile_peek(h.srv_pid, &vst, &srv, &e) < 0)
-		return out_fail(&e);
-	if (vst == PIDFILE_RUNNING)
-		srv_active = pidrec_active(&srv) == 1;
-	have_st = status_read(h.status, &st, &e) == 0;
-	err_clear(&e);
-	if (sup_active && have_st && st.sup_pid == sup.pid)
-		fresh = wall_ms() - st.last_seen_at <= STATUS_FRESH_MS;
-	if (sst == PIDFILE_STARTING)
-		state = "starting";
-	else if (!sup_active)
-		state = srv_active ? "orphaned" : "stopped";
-	else if (!have_st || st.sup_pid != sup.pid)
-		state = "starting";
-	else if (!fresh)
-		state = "stale";
-	else
-		state = st.state;
-
-	out_begin(&o, state);
-	if (sup_active)
+	mine = v.sup_active && v.have_st;
+	out_begin(&o, v.state);
+	if (v.sup_active)
 		jsonw_kstr(&o.w, "backend", "pid");
-	if (srv_active)
-		jsonw_kint(&o.w, "pid", srv.pid);
-	jsonw_kbool(&o.w, "ready", sup_active && have_st && st.sup_pid == sup.pid && st.ready && srv_active);
+	if (v.srv_active)
+		jsonw_kint(&o.w, "pid", v.srv.pid);
+	jsonw_kbool(&o.w, "ready", mine && st->ready && v.srv_active);
 	jsonw_key(&o.w, "supervisor");
 	jsonw_obj_begin(&o.w);
-	if (sst == PIDFILE_RUNNING) {
-		jsonw_kint(&o.w, "pid", sup.pid);
-		jsonw_kbool(&o.w, "active", sup_active);
+	if (v.sup_recorded) {
+		jsonw_kint(&o.w, "pid", v.sup.pid);
+		jsonw_kbool(&o.w, "active", v.sup_active);
 	}
-	if (sup_active && have_st && st.sup_pid == sup.pid) {
-		jsonw_kstr(&o.w, "serverId", st.server_id);
-		jsonw_ktime(&o.w, "startedAt", st.started_at);
-		jsonw_ktime(&o.w, "lastSeenAt", st.last_seen_at);
-		jsonw_kbool(&o.w, "fresh", fresh);
+	if (mine) {
+		jsonw_kstr(&o.w, "serverId", st->server_id);
+		jsonw_ktime(&o.w, "startedAt", st->started_at);
+		jsonw_ktime(&o.w, "lastSeenAt", st->last_seen_at);
+		jsonw_kbool(&o.w, "fresh", v.fresh);
 	}
 	jsonw_obj_end(&o.w);
-	if (have_st && (sup_active || st.has_last_exit)) {
+	if (!v.sup_active) {
+		/* the last record, for the last exit of a supervisor gone */
+		struct err fe;
+		err_clear(&fe);
+		if (status_read(h.status, &v.st, &fe) != 0)
+			memset(&v.st, 0, sizeof v.st);
+	}
+	if (mine || (!v.sup_active && st->has_last_exit)) {
 		jsonw_key(&o.w, "server");
 		jsonw_obj_begin(&o.w);
-		if (sup_active && st.server_pid > 0)
-			jsonw_kint(&o.w, "pid", st.server_pid);
-		jsonw_kstr(&o.w, "state", st.state);
-		jsonw_ktime(&o.w, "readyAt", st.ready_at);
-		jsonw_kint(&o.w, "incarnation", st.incarnation);
-		jsonw_kint(&o.w, "restarts", st.restarts);
-		if (st.has_last_exit) {
+		if (mine && st->server_pid > 0)
+			jsonw_kint(&o.w, "pid", st->server_pid);
+		jsonw_kstr(&o.w, "state", st->state);
+		jsonw_ktime(&o.w, "readyAt", st->ready_at);
+		jsonw_kint(&o.w, "incarnation", st->incarnation);
+		jsonw_kint(&o.w, "restarts", st->restarts);
+		if (st->has_last_exit) {
 			jsonw_key(&o.w, "lastExit");
 			jsonw_obj_begin(&o.w);
-			if (st.last_exit_signal)
-				jsonw_kint(&o.w, "signal", st.last_exit_signal);
+			if (st->last_exit_signal)
+				jsonw_kint(&o.w, "signal", st->last_exit_signal);
 			else
-				jsonw_kint(&o.w, "code", st.last_exit_code);
-			jsonw_ktime(&o.w, "at", st.last_exit_at);
+				jsonw_kint(&o.w, "code", st->last_exit_code);
+			jsonw_ktime(&o.w, "at", st->last_exit_at);
 			jsonw_obj_end(&o.w);
 		}
-		if (sup_active) {
-			jsonw_ktime(&o.w, "nextRestartAt", st.next_restart_at);
-			if (st.backoff_ms)
-				jsonw_kint(&o.w, "backoffMs", st.backoff_ms);
+		if (mine) {
+			jsonw_ktime(&o.w, "nextRestartAt", st->next_restart_at);
+			if (st->backoff_ms)
+				jsonw_kint(&o.w, "backoffMs", st->backoff_ms);
 		}
-		if (st.message[0])
-			jsonw_kstr(&o.w, "message", st.message);
+		if (st->message[0])
+			jsonw_kstr(&o.w, "message", st->message);
 		jsonw_obj_end(&o.w);
 	}
-	if (sup_active && have_st && st.sup_pid == sup.pid && st.socket_activation) {
+	if (mine && st->socket_activation) {
 		jsonw_key(&o.w, "socketActivation");
 		jsonw_obj_begin(&o.w);
-		jsonw_kint(&o.w, "repairs", st.socket_repairs);
-		jsonw_ktime(&o.w, "lastRepairAt", st.last_repair_at);
+		jsonw_kint(&o.w, "repairs", st->socket_repairs);
+		jsonw_ktime(&o.w, "lastRepairAt", st->last_repair_at);
 		jsonw_obj_end(&o.w);
 	}
 	jsonw_kstr(&o.w, "readiness", readiness_name(s.readiness));
-	out_updater(&o, &h, &s, sup_active && have_st && st.sup_pid == sup.pid ? &st : NULL);
+	out_updater(&o, &h, &s, mine ? st : NULL);
 	jsonw_kstr(&o.w, "home", h.root);
 	if (se.code != ERR_NONE)
 		out_warn(&o, se.msg);
@@ -147,7 +130,7 @@ cmd_version(int argc, char **argv)
 	(void)argv;
 	if (read_only_setup(argc, "version", &h, &s, &se, &e) < 0)
 		return out_fail(&e);
-	p = cli_probe(&h, &s, v, sizeof v, &e);
+	p = probe_server(&h, &s, v, sizeof v, &e);
 	if (p <= 0) {
 		err_ctx_str(&e, "socketPath", h.socket);
 		if (p == 0)

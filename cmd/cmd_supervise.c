@@ -11,7 +11,7 @@
 int
 cmd_supervise(int argc, char **argv)
 {
-	struct sup_opts so = { -1, 0, 0, 0, -1, -1, -1 };
+	struct sup_opts so = { -1, 0, 0, 0, -1, -1, -1, -1 };
 	/* static: the supervisor's resident stack stays small */
 	static struct home h;
 	static struct err e;
@@ -29,8 +29,9 @@ cmd_supervise(int argc, char **argv)
 			    &so.ready_timeout_s, &e) < 0)
 				return out_fail(&e);
 		} else if (strcmp(argv[i], "--handover") == 0 && i + 1 < argc) {
-			/* LISTENER,OUTPUT-READ,OUTPUT-WRITE (see self_refresh) */
-			if (sscanf(argv[++i], "%d,%d,%d", &so.h_lfd, &so.h_out_rd, &so.h_out_wr) != 3) {
+			/* LISTENER,OUTPUT-READ,OUTPUT-WRITE[,CONTROL] (sup_refresh.c) */
+			if (sscanf(argv[++i], "%d,%d,%d,%d", &so.h_lfd, &so.h_out_rd, &so.h_out_wr,
+			    &so.h_ctl) < 3) {
 				err_set(&e, ERR_USAGE, "bad --handover \"%s\"", argv[i]);
 				return out_fail(&e);
 			}

@@ -179,41 +179,29 @@ check_here(const struct home *h, const struct settings *s, const struct pkgdir *
 	if (updater_run_sync(&u, &o, e) < 0)
 		return -1;
 	str_copy(prev, sizeof prev, res->installed);
-	switch (res->kind) {
-	case UPD_REJECTED:
-		if (bootstrap && res->installed[0] == '\0') {
-			/* a first bootstrap that failed leaves nothing behind */
-			*st = u.st;
-			updstate_set_result(st, "rejected", res->reason, res->version, res->err.msg);
-			return 0;
-		}
-		u.st.failures++;
-		updstate_set_result(&u.st, "rejected", res->reason, res->version, res->err.msg);
-		break;
-	case UPD_AVAILABLE:
-		updstate_set_result(&u.st, "updateAvailable", NULL, res->version, res->err.msg);
-		*st = u.st;
-		return 0;       /* a check changes nothing */
-	case UPD_NO_UPDATE:
-		updater_accept(&u);
-		u.st.failures = 0;
-		updstate_set_result(&u.st, "noUpdate", NULL, res->version, res->err.msg);
-		break;
-	case UPD_INSTALLED:
+	if (res->kind == UPD_INSTALLED) {
 		install_fault("before-switch");
 		if (res->release[0] && install_switch(pk, res->release, e) < 0)
 			return -1;
 		updater_accept(&u);
-		u.st.failures = 0;
 		str_copy(u.st.previous_version, sizeof u.st.previous_version, prev);
 		u.st.last_pid = 0;
-		updstate_set_result(&u.st, "updated", NULL, res->version, res->err.msg);
 		{
 			struct err pe;
 			err_clear(&pe);
 			(void)install_prune(pk, NULL, &pe);
 		}
-		break;
+	} else if (res->kind == UPD_NO_UPDATE) {
+		updater_accept(&u);
+	}
+	updstate_record(&u.st, res->kind, res->kind == UPD_REJECTED ? res->reason : NULL,
+	    res->version, res->err.msg);
+	/* a check changes nothing; a first bootstrap that failed leaves
+	 * nothing behind */
+	if (res->kind == UPD_AVAILABLE ||
+	    (res->kind == UPD_REJECTED && bootstrap && res->installed[0] == '\0')) {
+		*st = u.st;
+		return 0;
 	}
 	u.st.next_check_at = 0;
 	u.st.request_id[0] = '\0';
@@ -260,7 +248,7 @@ cmd_update(int argc, char **argv)
 		if (check_here(&h, &s, &pk, a.check, a.fetch_timeout_s, &st, 0, &e) < 0)
 			return out_fail(&e);
 	}
-	if (strcmp(st.last_result, "rejected") == 0) {
+	if (updstate_kind(&st) == UPD_REJECTED) {
 		fail_rejected(st.last_reason, st.last_version, st.last_message, &e);
 		return out_fail(&e);
 	}
@@ -268,11 +256,11 @@ cmd_update(int argc, char **argv)
 	if (lock >= 0)
 		lock_release(lock);
 	out_begin(&o, st.last_result);
-	if (strcmp(st.last_result, "updateAvailable") == 0)
+	if (updstate_kind(&st) == UPD_AVAILABLE)
 		jsonw_kstr(&o.w, "availableVersion", st.last_version);
 	if (cur[0])
 		jsonw_kstr(&o.w, "installedVersion", cur);
-	if (strcmp(st.last_result, "updated") == 0) {
+	if (updstate_kind(&st) == UPD_INSTALLED) {
 		if (st.previous_version[0])
 			jsonw_kstr(&o.w, "previousVersion", st.previous_version);
 		if (st.last_pid > 0)
@@ -383,27 +371,21 @@ cmd_bootstrap(int argc, char **argv)
 		if (save_settings(&h, &s.upd, a.remote_control, &e) < 0 ||
 		    delegate(&h, &pk, &sup, 0, a.fetch_timeout_s, a.timeout_s, 1, &st, &e) < 0)
 			return out_fail(&e);
-		if (strcmp(st.last_result, "rejected") == 0)
+		if (updstate_kind(&st) == UPD_REJECTED)
 			return fail_rejected(st.last_reason, st.last_version, st.last_message, &e),
 			    out_fail(&e);
 		if (settings_load(h.settings, &s, &e) < 0)
 			return out_fail(&e);
-		if (rc_changed && status_read(h.status, &sst, &e) == 0) {
-			int before = sst.incarnation;
-			if (proc_signal_ident((pid_t)sup.pid, sup.start_ticks, SIGHUP, 0) < 0)
-				return err_sys(&e, ERR_IO, "failed to signal supervisor %ld", sup.pid),
-				    out_fail(&e);
-			if (lc_wait_ready(&h, &sup, before, (s.grace_s + s.ready_timeout_s) * 1000 + 5000,
-			    &sst, &e) < 0)
-				return err_managed(&e, &h, &s), out_fail(&e);
-		}
+		if (rc_changed && lc_restart_in_place(&h, &sup, s.grace_s, s.ready_timeout_s, &sst,
+		    &e) < 0)
+			return err_managed(&e, &h, &s), out_fail(&e);
 		err_clear(&e);
 		if (lc_start(&h, &s, s.ready_timeout_s, &res, &e) < 0)
 			return err_managed(&e, &h, &s), out_fail(&e);
 	} else {
 		if (check_here(&h, &s, &pk, 0, a.fetch_timeout_s, &st, 1, &e) < 0)
 			return out_fail(&e);
-		if (strcmp(st.last_result, "rejected") == 0)
+		if (updstate_kind(&st) == UPD_REJECTED)
 			return fail_rejected(st.last_reason, st.last_version, st.last_message, &e),
 			    out_fail(&e);
 		if (save_settings(&h, &s.upd, a.remote_control, &e) < 0 ||

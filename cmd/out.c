@@ -1,6 +1,7 @@
 /* out.c -- JSON output and shared argument handling for cmd/. */
 #include "cmd/appd.h"
 #include "core/base/fsutil.h"
+#include "core/probe.h"
 #include "platform/compat.h"
 #include "core/update/install.h"
 #include "core/lock.h"
@@ -33,76 +34,18 @@ out_warn(struct out *o, const char *msg)
  * reports managedVersion from the cache alone. */
 int out_cache_only;
 
-/*
- * managedVersion costs a run of `<bin> --version` (13 ms for codex), so
- * it is cached in state/managed-version, keyed on the binary's identity
- * (device, inode, size, mtime of the resolved file): a new release is a
- * new file and misses the cache.  The cache is a hint, rewritten freely.
- */
-static void
-cached_version(const struct home *h, const char *bin, char *out, size_t cap)
-{
-	char path[HOME_PATH_MAX + 32], buf[256], key[128], ck[128], cv[64];
-	struct stat st;
-	size_t len;
-
-	out[0] = '\0';
-	if (stat(bin, &st) < 0 || str_fmt(path, sizeof path, "%s/managed-version", h->state) < 0)
-		return;
-	snprintf(key, sizeof key, "%llu:%llu:%lld:%lld", (unsigned long long)st.st_dev,
-	    (unsigned long long)st.st_ino, (long long)st.st_size,
-	    (long long)compat_mtime_ns(&st));
-	if (fs_read_file(path, buf, sizeof buf, &len) == 0 &&
-	    sscanf(buf, "%127s %63s", ck, cv) == 2 && strcmp(ck, key) == 0) {
-		str_fmt(out, cap, "%s", cv);
-		return;
-	}
-	if (out_cache_only)
-		return;
-	managed_version(bin, out, cap);
-	if (out[0] != '\0' && snprintf(buf, sizeof buf, "%s %s\n", key, out) < (int)sizeof buf)
-		(void)fs_replace(path, buf, strlen(buf), 0600);
-}
-
-/* A managed binary under packages/current is an installed release:
- * its version is the release's. */
-static void
-release_version(const struct home *h, const struct settings *s, const char *bin,
-    char *out, size_t cap)
-{
-	size_t n = strlen(h->current);
-	struct err e;
-
-	out[0] = '\0';
-	err_clear(&e);
-	if (strncmp(bin, h->current, n) == 0 && bin[n] == '/')
-		(void)install_link_version(h->current, s->upd.target, out, cap, &e);
-}
-
-/* managedPath and managedVersion (codex: `--version`; otherwise the
- * installed release's). */
 static const char *
 managed(const struct home *h, const struct settings *s, const char **version)
 {
-	static char buf[16384], ver[64];
+	static char ver[64];
+	static const char *path;
 	static int done;
-	static char *argv[SETTINGS_MAX_ARGS + 1];
-	struct err e;
 
-	*version = NULL;
-	err_clear(&e);
-	if (s == NULL || settings_expand(s, h, buf, sizeof buf, argv, &e) < 0)
-		return NULL;
-	if (!done) {
-		if (s->codex_profile)
-			cached_version(h, argv[0], ver, sizeof ver);
-		else
-			release_version(h, s, argv[0], ver, sizeof ver);
-	}
+	if (!done && s != NULL)
+		path = probe_managed(h, s, out_cache_only, ver, sizeof ver);
 	done = 1;
-	if (ver[0])
-		*version = ver;
-	return argv[0];
+	*version = ver[0] ? ver : NULL;
+	return path;
 }
 
 void

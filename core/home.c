@@ -62,6 +62,7 @@ home_resolve(struct home *h, struct err *e)
 	    join(h->socket, h->run, "app-server.sock", e) < 0 ||
 	    join(h->startup_lock, h->run, "startup.lock", e) < 0 ||
 	    join(h->notify_sock, h->run, "notify.sock", e) < 0 ||
+	    join(h->ctl_sock, h->run, "supervisor.sock", e) < 0 ||
 	    join(h->anchor, h->state, "listener.sock", e) < 0)
 		return -1;
 	return 0;

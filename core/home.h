@@ -29,6 +29,7 @@ struct home {
 	char socket[HOME_PATH_MAX];           /* run/app-server.sock */
 	char startup_lock[HOME_PATH_MAX];     /* run/startup.lock */
 	char notify_sock[HOME_PATH_MAX];      /* run/notify.sock */
+	char ctl_sock[HOME_PATH_MAX];         /* run/supervisor.sock: the supervisor's control socket */
 	char anchor[HOME_PATH_MAX];      /* state/listener.sock: the activated listener */
 };
 

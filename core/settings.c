@@ -37,10 +37,9 @@ set_argv(struct settings *s, int argc, const char *const *args)
 		if (off + n > sizeof s->argbuf)
 			break;
 		memcpy(s->argbuf + off, args[i], n);
-		s->argv[s->argc++] = s->argbuf + off;
+		s->argoff[s->argc++] = (unsigned short)off;
 		off += n;
 	}
-	s->argv[s->argc] = NULL;
 }
 
 void
@@ -58,7 +57,7 @@ settings_defaults(struct settings *s)
 	s->restart = RESTART_ON_FAILURE;
 	s->log_max_bytes = 1 << 20;
 	memcpy(s->rcbuf, "--remote-control", sizeof "--remote-control");
-	s->rc_argv[0] = s->rcbuf;
+	s->rc_argoff[0] = 0;
 	s->rc_argc = 1;
 	s->upd.interval_min = 60;
 	str_copy(s->upd.name, sizeof s->upd.name, "app-server");
@@ -84,32 +83,18 @@ settings_default_target(char *out, size_t cap)
 		*p = (char)tolower((unsigned char)*p);
 }
 
-/* Append `str` to rcbuf; NULL when full. */
-static char *
-rc_store(struct settings *s, size_t *off, const char *str)
+/* Append `str` to rcbuf and store its offset in `*slot`; -1 when full. */
+static int
+rc_store(struct settings *s, size_t *off, const char *str, unsigned short *slot)
 {
 	size_t n = strlen(str) + 1;
-	char *p;
 
 	if (*off + n > sizeof s->rcbuf)
-		return NULL;
-	p = s->rcbuf + *off;
-	memcpy(p, str, n);
+		return -1;
+	memcpy(s->rcbuf + *off, str, n);
+	*slot = (unsigned short)*off;
 	*off += n;
-	return p;
-}
-
-void
-settings_copy(struct settings *dst, const struct settings *src)
-{
-	*dst = *src;
-	for (int i = 0; i < src->argc; i++)
-		dst->argv[i] = dst->argbuf + (src->argv[i] - src->argbuf);
-	dst->argv[src->argc] = NULL;
-	for (int i = 0; i < src->rc_argc; i++)
-		dst->rc_argv[i] = dst->rcbuf + (src->rc_argv[i] - src->rcbuf);
-	for (int i = 0; i < src->rc_envc; i++)
-		dst->rc_env[i] = dst->rcbuf + (src->rc_env[i] - src->rcbuf);
+	return 0;
 }
 
 static int
@@ -221,21 +206,21 @@ parse_rc(const struct jsonr *r, struct settings *s, struct err *e, const char *p
 	 * the member that is absent */
 	{
 		static struct settings keep;
-		settings_copy(&keep, s);
+		keep = *s;
 		s->rc_argc = s->rc_envc = 0;
 		if (a < 0)
 			for (k = 0; k < keep.rc_argc; k++)
-				s->rc_argv[s->rc_argc++] = rc_store(s, &off, keep.rc_argv[k]);
+				(void)rc_store(s, &off, settings_rc_arg(&keep, k), &s->rc_argoff[s->rc_argc++]);
 		if (v < 0)
 			for (k = 0; k < keep.rc_envc; k++)
-				s->rc_env[s->rc_envc++] = rc_store(s, &off, keep.rc_env[k]);
+				(void)rc_store(s, &off, settings_rc_env(&keep, k), &s->rc_envoff[s->rc_envc++]);
 	}
 	if (a >= 0) {
 		if (jsonr_type(r, a) != JSMN_ARRAY || r->tok[a].size > 8)
 			return bad(e, path, "server.remoteControlArgs must be an array of at most 8 strings");
 		for (k = 0; k < r->tok[a].size; k++) {
 			if (jsonr_str(r, jsonr_elem(r, a, k), item, sizeof item) < 0 ||
-			    (s->rc_argv[s->rc_argc] = rc_store(s, &off, item)) == NULL)
+			    rc_store(s, &off, item, &s->rc_argoff[s->rc_argc]) < 0)
 				return bad(e, path, "server.remoteControlArgs must be an array of short strings");
 			s->rc_argc++;
 		}
@@ -250,7 +235,7 @@ parse_rc(const struct jsonr *r, struct settings *s, struct err *e, const char *p
 			    strchr(name, '=') != NULL || jsonr_str(r, i + 1, item, sizeof item) < 0)
 				return bad(e, path, "server.remoteControlDisabledEnv must map names to strings");
 			snprintf(pair, sizeof pair, "%s=%s", name, item);
-			if ((s->rc_env[s->rc_envc] = rc_store(s, &off, pair)) == NULL)
+			if (rc_store(s, &off, pair, &s->rc_envoff[s->rc_envc]) < 0)
 				return bad(e, path, "server.remoteControlDisabledEnv is too large");
 			s->rc_envc++;
 			i = jsonr_skip(r, i + 1);
@@ -296,7 +281,7 @@ settings_load(const char *path, struct settings *s, struct err *e)
 		size_t off = sizeof "--remote-control";
 		set_argv(s, 4, codex);
 		s->readiness = READY_CODEX_INIT;
-		s->rc_env[0] = rc_store(s, &off, CODEX_RC_DISABLED_ENV);
+		(void)rc_store(s, &off, CODEX_RC_DISABLED_ENV, &s->rc_envoff[0]);
 		s->rc_envc = 1;
 		str_copy(s->upd.name, sizeof s->upd.name, "codex");
 	}
@@ -403,7 +388,7 @@ settings_expand(const struct settings *s, const struct home *h, char *buf, size_
 	int i;
 
 	for (i = 0; i < s->argc; i++) {
-		const char *p = s->argv[i];
+		const char *p = settings_arg(s, i);
 
 		out[i] = buf + off;
 		while (*p) {
@@ -440,11 +425,11 @@ settings_launch(const struct settings *s, const struct home *h, char *buf, size_
 	env[0] = NULL;
 	if (s->remote_control) {
 		for (k = 0; k < s->rc_argc && n < SETTINGS_MAX_ARGS; k++)
-			argv[n++] = s->rc_argv[k];
+			argv[n++] = (char *)settings_rc_arg(s, k);
 		argv[n] = NULL;
 	} else {
 		for (k = 0; k < s->rc_envc; k++)
-			env[k] = s->rc_env[k];
+			env[k] = (char *)settings_rc_env(s, k);
 		env[k] = NULL;
 	}
 	return 0;

@@ -40,8 +40,8 @@ struct settings_updater {
 
 struct settings {
 	int from_file;                     /* 1 when settings.json existed */
-	int argc;                          /* server.command, unexpanded */
-	char *argv[SETTINGS_MAX_ARGS + 1];
+	int argc;                          /* server.command, unexpanded: */
+	unsigned short argoff[SETTINGS_MAX_ARGS]; /* offsets into argbuf */
 	char argbuf[8192];
 	enum readiness readiness;
 	int ready_timeout_s;               /* 1..3600, default 10 */
@@ -53,10 +53,10 @@ struct settings {
 	long long log_max_bytes;           /* server.logMaxBytes, default 1 MiB */
 	/* server.remoteControlArgs: appended when remote control is on */
 	int rc_argc;
-	char *rc_argv[8];
+	unsigned short rc_argoff[8];       /* offsets into rcbuf */
 	/* server.remoteControlDisabledEnv: NAME=VALUE set when it is off */
 	int rc_envc;
-	char *rc_env[8];
+	unsigned short rc_envoff[8];
 	char rcbuf[2048];
 	struct settings_updater upd;
 };
@@ -67,10 +67,26 @@ struct settings {
 #define CODEX_MANAGED_BIN "{current}/bin/codex"
 #define CODEX_RC_DISABLED_ENV "CODEX_INTERNAL_APP_SERVER_REMOTE_CONTROL_DISABLED=1"
 
+/* The struct holds offsets, not pointers, so a plain assignment copies
+ * it.  Argument `i` of server.command, of remoteControlArgs, and the
+ * NAME=VALUE pair `i` of remoteControlDisabledEnv: */
+static inline const char *
+settings_arg(const struct settings *s, int i)
+{
+	return s->argbuf + s->argoff[i];
+}
+static inline const char *
+settings_rc_arg(const struct settings *s, int i)
+{
+	return s->rcbuf + s->rc_argoff[i];
+}
+static inline const char *
+settings_rc_env(const struct settings *s, int i)
+{
+	return s->rcbuf + s->rc_envoff[i];
+}
+
 void settings_defaults(struct settings *s);
-/* Copy `src` into `dst`, re-pointing argv into dst's own buffer (a plain
- * struct assignment would leave argv pointing into `src`). */
-void settings_copy(struct settings *dst, const struct settings *src);
 int settings_load(const char *path, struct settings *s, struct err *e);
 /* Set the member at dotted `key` to the raw JSON `value` (NULL removes
  * it), keeping every other member as it was; atomic, durable. */

@@ -22,12 +22,13 @@ put_time(struct jsonw *w, const char *key, int64_t ms)
 }
 
 int
-status_write(const char *path, const struct sup_status *st, struct err *e)
+status_format(const struct sup_status *st, char *buf, size_t cap)
 {
-	char buf[4096];
 	struct jsonw w;
 
-	jsonw_init(&w, buf, sizeof buf - 1);
+	if (cap < 2)
+		return -1;
+	jsonw_init(&w, buf, cap - 1);
 	jsonw_obj_begin(&w);
 	jsonw_kstr(&w, "serverId", st->server_id);
 	jsonw_kint(&w, "supervisorPid", st->sup_pid);
@@ -70,9 +71,20 @@ status_write(const char *path, const struct sup_status *st, struct err *e)
 		jsonw_kbool(&w, "updateRunning", 1);
 	jsonw_obj_end(&w);
 	if (jsonw_finish(&w) < 0)
-		return err_set(e, ERR_IO, "status record too large");
+		return -1;
 	buf[w.len] = '\n';
-	if (fs_replace(path, buf, w.len + 1, 0600) < 0)
+	return (int)w.len + 1;
+}
+
+int
+status_write(const char *path, const struct sup_status *st, struct err *e)
+{
+	char buf[STATUS_MAX_BYTES];
+	int n = status_format(st, buf, sizeof buf);
+
+	if (n < 0)
+		return err_set(e, ERR_IO, "status record too large");
+	if (fs_replace(path, buf, (size_t)n, 0600) < 0)
 		return err_sys(e, ERR_IO, "failed to write %s", path);
 	return 0;
 }
@@ -89,11 +101,8 @@ get_num(const struct jsonr *r, int obj, const char *key)
 int
 status_read(const char *path, struct sup_status *st, struct err *e)
 {
-	char buf[4096];
-	jsmntok_t tok[128];
-	struct jsonr r;
+	char buf[STATUS_MAX_BYTES];
 	size_t len;
-	int i;
 
 	memset(st, 0, sizeof *st);
 	if (fs_read_file(path, buf, sizeof buf, &len) < 0) {
@@ -101,10 +110,23 @@ status_read(const char *path, struct sup_status *st, struct err *e)
 			return 1;
 		return err_sys(e, ERR_IO, "failed to read %s", path);
 	}
-	if (jsonr_parse(&r, buf, len, tok, 128) < 0) {
+	if (status_parse(buf, len, st) < 0) {
 		err_ctx_str(e, "path", path);
 		return err_set(e, ERR_IO, "unreadable status file %s", path);
 	}
+	return 0;
+}
+
+int
+status_parse(const char *buf, size_t len, struct sup_status *st)
+{
+	jsmntok_t tok[128];
+	struct jsonr r;
+	int i;
+
+	memset(st, 0, sizeof *st);
+	if (jsonr_parse(&r, buf, len, tok, 128) < 0 || jsonr_type(&r, 0) != JSMN_OBJECT)
+		return -1;
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "serverId"), st->server_id, sizeof st->server_id);
 	st->sup_pid = (long)get_num(&r, 0, "supervisorPid");
 	st->sup_start_ticks = (unsigned long long)get_num(&r, 0, "supervisorStartTicks");

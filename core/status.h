@@ -1,10 +1,12 @@
 /*
- * status.h -- state/status.json, the supervisor's published state and
- * heartbeat (DESIGN.md "Heartbeat and ownership").
+ * status.h -- the supervisor's published state (DESIGN.md "Liveness and
+ * ownership"): state/status.json, written on state changes only, and the
+ * same record answered live on run/supervisor.sock (core/control.h).
  *
- * Written only by the supervisor, always atomically (fs_replace: renamed
- * into place; not fsync'd, as it describes a live process);
- * read by `status`, `start`, `restart` and `stop`.  `serverId` is
+ * The file is written only by the supervisor, always atomically
+ * (fs_replace: renamed into place; not fsync'd, as it describes a live
+ * process); read by `status`, `start`, `restart` and `stop` when the
+ * supervisor does not answer.  `serverId` is
  * "<supervisor pid>-<start ticks>"; a supervisor never overwrites a file
  * whose serverId is another live supervisor's.  Times are wall-clock ms
  * since the epoch, written as ISO-8601 UTC.
@@ -13,6 +15,7 @@
 #define APPD_STATUS_H
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/base/err.h"
@@ -48,10 +51,16 @@ struct sup_status {
 	int checking;            /* updater: a check or an update is running */
 };
 
-/* Heartbeat cadence and freshness window. */
-#define STATUS_HEARTBEAT_MS 15000
-#define STATUS_FRESH_MS 45000
+/* A record, as a file or as the control socket's answer, fits here. */
+#define STATUS_MAX_BYTES 4096
 
+/* The record as one JSON object and a newline into `buf` (`cap` bytes).
+ * The length, or -1 when it does not fit. */
+int status_format(const struct sup_status *st, char *buf, size_t cap);
+/* Parse what status_format wrote (`len` bytes).  0, or -1 when it is not
+ * such a JSON object; `st` is zeroed first, absent members stay 0. */
+int status_parse(const char *buf, size_t len, struct sup_status *st);
+/* status_format, written atomically to `path` (ERR_IO). */
 int status_write(const char *path, const struct sup_status *st, struct err *e);
 /* 0, 1 when the file does not exist (st zeroed), -1 on error. */
 int status_read(const char *path, struct sup_status *st, struct err *e);

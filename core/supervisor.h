@@ -29,7 +29,7 @@ struct sup_opts {
 	/* self-refresh: this image replaces a running supervisor (same pid)
 	 * and adopts its server child and these inherited fds (-1: none) */
 	int handover;
-	int h_lfd, h_out_rd, h_out_wr;
+	int h_lfd, h_out_rd, h_out_wr, h_ctl;
 };
 
 /* Run until stopped.  Returns the process exit status (0 after a clean

@@ -67,4 +67,13 @@ int proc_set_subreaper(void);
 /* Absolute path of the running executable. */
 int proc_self_exe(char *out, size_t cap);
 
+/* Name this process `name` (at most 15 bytes) where ps -o comm, pgrep
+ * and top look (Linux: prctl(PR_SET_NAME)).  0 or -1/errno. */
+int proc_set_name(const char *name);
+
+/* execv the running image itself (Linux: /proc/self/exe, which stays
+ * valid when the file was replaced), else `fallback` (may be NULL).
+ * Returns only on failure, with errno. */
+void proc_exec_self(char *const argv[], const char *fallback);
+
 #endif

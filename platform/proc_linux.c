@@ -263,3 +263,19 @@ proc_set_subreaper(void)
 {
 	return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
+
+int
+proc_set_name(const char *name)
+{
+	return prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
+void
+proc_exec_self(char *const argv[], const char *fallback)
+{
+	/* our own image even when the file was replaced meanwhile (a
+	 * rebuild, an scp of a newer appd) */
+	execv("/proc/self/exe", argv);
+	if (fallback != NULL)
+		execv(fallback, argv);
+}

@@ -144,15 +144,41 @@ updstate_add_rejected(struct upd_state *st, const char *version)
 	str_copy(st->rejected[st->nrejected++], MANIFEST_VERSION_MAX, version);
 }
 
+static const char *const kind_names[] = {
+	[UPD_NO_UPDATE] = "noUpdate",
+	[UPD_AVAILABLE] = "updateAvailable",
+	[UPD_INSTALLED] = "updated",
+	[UPD_REJECTED] = "rejected",
+};
+
+const char *
+upd_kind_name(enum upd_kind k)
+{
+	return (unsigned)k <= UPD_REJECTED ? kind_names[k] : "rejected";
+}
+
+enum upd_kind
+updstate_kind(const struct upd_state *st)
+{
+	for (int k = UPD_NO_UPDATE; k <= UPD_REJECTED; k++)
+		if (strcmp(st->last_result, kind_names[k]) == 0)
+			return (enum upd_kind)k;
+	return UPD_REJECTED;
+}
+
 void
-updstate_set_result(struct upd_state *st, const char *result, const char *reason,
+updstate_record(struct upd_state *st, enum upd_kind kind, const char *reason,
     const char *version, const char *message)
 {
-	str_copy(st->last_result, sizeof st->last_result, result);
+	str_copy(st->last_result, sizeof st->last_result, upd_kind_name(kind));
 	str_copy(st->last_reason, sizeof st->last_reason, reason ? reason : "");
 	str_copy(st->last_version, sizeof st->last_version, version ? version : "");
 	str_copy(st->last_message, sizeof st->last_message, message ? message : "");
 	st->last_check_at = wall_ms();
+	if (kind == UPD_REJECTED)
+		st->failures++;
+	else
+		st->failures = 0;
 }
 
 /* ---- the check ---- */

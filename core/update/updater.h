@@ -145,9 +145,19 @@ int updater_running(const struct updater *u);
  * or when it was a noUpdate.  Does not write the file. */
 void updater_accept(struct updater *u);
 
-/* Fill the last_* fields of `st` from a result. */
-void updstate_set_result(struct upd_state *st, const char *result, const char *reason,
-			 const char *version, const char *message);
+/*
+ * The one place a check's verdict is recorded (the supervisor's checks
+ * and `appd update` without a supervisor): the last_* fields of `st`
+ * (last_result is upd_kind_name(kind)), last_check_at = now, and the
+ * failure count (+1 for UPD_REJECTED, reset otherwise), which drives the
+ * failure backoff.  Does not write the file.
+ */
+void updstate_record(struct upd_state *st, enum upd_kind kind, const char *reason,
+		     const char *version, const char *message);
+/* "noUpdate", "updateAvailable", "updated", "rejected": the JSON names. */
+const char *upd_kind_name(enum upd_kind k);
+/* The kind of st->last_result (UPD_REJECTED for anything unknown). */
+enum upd_kind updstate_kind(const struct upd_state *st);
 
 /* Run one check to completion on a private reactor (for the CLI).  0, or
  * -1 with `e` set when it could not start. */

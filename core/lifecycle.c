@@ -1,12 +1,6 @@
-/*
- * lifecycle.c -- the steps start, stop and restart share: launching the
- * supervisor under the seed's pidfile reservation, waiting for its
- * readiness report on an inherited pipe, waiting on status.json changes
- * (dirwatch) and on process exits (pidfd), and killing what a dead
- * supervisor left behind, always by identity.  Every wait is an event
- * with a deadline on the reactor.
- */
-#include "cmd/appd.h"
+/* lifecycle.c -- see lifecycle.h. */
+#include "core/lifecycle.h"
+#include "core/control.h"
 #include "platform/compat.h"
 #include "core/base/fsutil.h"
 #include "core/logcap.h"
@@ -269,7 +263,7 @@ rw_check(void *arg)
 		return 0;
 	if (rw->st.incarnation > rw->after && rw->st.ready)
 		return 1;
-	if (strcmp(rw->st.state, "stopped") == 0 || strcmp(rw->st.state, "failed") == 0) {
+	if (strcmp(rw->st.state, "stopped") == 0) {
 		rw->failed = 1;
 		return 1;
 	}
@@ -394,10 +388,7 @@ fork_supervisor(const struct home *h, int ready_wr, int timeout_s, struct err *e
 		if (chdir("/") < 0)
 			_exit(127);
 		setenv("APPD_HOME", h->root, 1);
-		/* our own image even when the file was replaced meanwhile
-		 * (a rebuild, an scp of a newer appd) */
-		execv("/proc/self/exe", argv);
-		execv(exe, argv);
+		proc_exec_self(argv, exe);
 		dprintf(2, "appd: cannot execute %s for the supervisor: %s\n", exe, strerror(errno));
 		_exit(127);
 	}
@@ -605,4 +596,74 @@ lc_unmanaged(const struct home *h, struct err *e)
 	if (r != 0)
 		return r < 0 ? -1 : 0;     /* an orphan of ours, not unmanaged */
 	return sock_probe(h->socket) == 1;
+}
+
+int
+lc_live(const struct home *h, const struct pid_record *sup, struct sup_status *st)
+{
+	struct err e;
+	int r;
+
+	err_clear(&e);
+	r = ctl_query_status(h->ctl_sock, CTL_TIMEOUT_MS, st, &e);
+	if (r == 1 && st->sup_pid != sup->pid)
+		return 0;       /* a record, but not of this supervisor */
+	return r;
+}
+
+int
+lc_restart_in_place(const struct home *h, const struct pid_record *sup, int grace_s,
+    int timeout_s, struct sup_status *st, struct err *e)
+{
+	struct sup_status now;
+	int before = 0;
+
+	if (lc_live(h, sup, &now) == 1)
+		before = now.incarnation;
+	else if (status_read(h->status, &now, e) == 0)
+		before = now.incarnation;
+	err_clear(e);
+	if (proc_signal_ident((pid_t)sup->pid, sup->start_ticks, SIGHUP, 0) < 0)
+		return err_sys(e, ERR_IO, "failed to signal supervisor %ld", sup->pid);
+	return lc_wait_ready(h, sup, before, (grace_s + timeout_s) * 1000 + 5000, st, e);
+}
+
+int
+lc_view(const struct home *h, struct lc_view *v, struct err *e)
+{
+	enum pidfile_state sst, vst;
+	int q = -1;
+
+	memset(v, 0, sizeof *v);
+	if (pidfile_peek(h->sup_pid, &sst, &v->sup, e) < 0)
+		return -1;
+	v->sup_recorded = sst == PIDFILE_RUNNING;
+	if (v->sup_recorded)
+		v->sup_active = pidrec_active(&v->sup) == 1;
+	if (pidfile_peek(h->srv_pid, &vst, &v->srv, e) < 0)
+		return -1;
+	if (vst == PIDFILE_RUNNING)
+		v->srv_active = pidrec_active(&v->srv) == 1;
+	if (v->sup_active) {
+		q = lc_live(h, &v->sup, &v->st);
+		if (q == 1) {
+			v->have_st = v->fresh = 1;
+		} else {
+			struct err fe;
+			err_clear(&fe);
+			v->have_st = status_read(h->status, &v->st, &fe) == 0 &&
+			    v->st.sup_pid == v->sup.pid;
+		}
+	}
+	if (sst == PIDFILE_STARTING)
+		v->state = "starting";
+	else if (!v->sup_active)
+		v->state = v->srv_active ? "orphaned" : "stopped";
+	else if (v->fresh)
+		v->state = v->st.state;
+	else if (v->have_st || q == 0)
+		v->state = "stale";
+	else
+		v->state = "starting";
+	return 0;
 }

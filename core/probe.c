@@ -1,11 +1,7 @@
-/*
- * probe.c -- what the CLI asks of a running server and of the managed
- * binary: the live probe behind `version` (connect, or a full
- * codex-initialize session for servers that speak it) and the managed
- * binary's own `--version` (seed-contract.md §3.1: the second token of
- * its output).  Both are bounded waits on a reactor.
- */
-#include "cmd/appd.h"
+/* probe.c -- see probe.h. */
+#include "core/probe.h"
+#include "core/update/install.h"
+#include "core/version.h"
 #include "platform/compat.h"
 #include "core/base/fsutil.h"
 #include "core/sockprep.h"
@@ -17,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,7 +35,7 @@ ws_done(struct wsprobe *p, void *arg)
 }
 
 int
-cli_probe(const struct home *h, const struct settings *s, char *version, size_t cap,
+probe_server(const struct home *h, const struct settings *s, char *version, size_t cap,
     struct err *e)
 {
 	static struct wsprobe ws;
@@ -118,7 +115,7 @@ v_timeout(struct reactor *r, int h, int ev, void *arg)
 }
 
 void
-managed_version(const char *bin, char *out, size_t cap)
+probe_version(const char *bin, char *out, size_t cap)
 {
 	static struct vrun v;
 	char *tok, *save = NULL;
@@ -169,4 +166,69 @@ managed_version(const char *bin, char *out, size_t cap)
 	if (strtok_r(v.out, " \t\r\n", &save) == NULL || (tok = strtok_r(NULL, " \t\r\n", &save)) == NULL)
 		return;
 	str_fmt(out, cap, "%s", tok);
+}
+
+/*
+ * managedVersion costs a run of `<bin> --version` (13 ms for codex), so
+ * it is cached in state/managed-version, keyed on the binary's identity
+ * (device, inode, size, mtime of the resolved file): a new release is a
+ * new file and misses the cache.  The cache is a hint, rewritten freely.
+ */
+static void
+cached_version(const struct home *h, const char *bin, int cache_only, char *out, size_t cap)
+{
+	char path[HOME_PATH_MAX + 32], buf[256], key[128], ck[128], cv[64];
+	struct stat st;
+	size_t len;
+
+	out[0] = '\0';
+	if (stat(bin, &st) < 0 || str_fmt(path, sizeof path, "%s/managed-version", h->state) < 0)
+		return;
+	snprintf(key, sizeof key, "%llu:%llu:%lld:%lld", (unsigned long long)st.st_dev,
+	    (unsigned long long)st.st_ino, (long long)st.st_size,
+	    (long long)compat_mtime_ns(&st));
+	if (fs_read_file(path, buf, sizeof buf, &len) == 0 &&
+	    sscanf(buf, "%127s %63s", ck, cv) == 2 && strcmp(ck, key) == 0) {
+		str_fmt(out, cap, "%s", cv);
+		return;
+	}
+	if (cache_only)
+		return;
+	probe_version(bin, out, cap);
+	if (out[0] != '\0' && snprintf(buf, sizeof buf, "%s %s\n", key, out) < (int)sizeof buf)
+		(void)fs_replace(path, buf, strlen(buf), 0600);
+}
+
+/* A managed binary under packages/current is an installed release:
+ * its version is the release's. */
+static void
+release_version(const struct home *h, const struct settings *s, const char *bin,
+    char *out, size_t cap)
+{
+	size_t n = strlen(h->current);
+	struct err e;
+
+	out[0] = '\0';
+	err_clear(&e);
+	if (strncmp(bin, h->current, n) == 0 && bin[n] == '/')
+		(void)install_link_version(h->current, s->upd.target, out, cap, &e);
+}
+
+const char *
+probe_managed(const struct home *h, const struct settings *s, int cache_only,
+    char *version, size_t cap)
+{
+	static char buf[16384];
+	static char *argv[SETTINGS_MAX_ARGS + 1];
+	struct err e;
+
+	version[0] = '\0';
+	err_clear(&e);
+	if (settings_expand(s, h, buf, sizeof buf, argv, &e) < 0)
+		return NULL;
+	if (s->codex_profile)
+		cached_version(h, argv[0], cache_only, version, cap);
+	else
+		release_version(h, s, argv[0], version, cap);
+	return argv[0];
 }

@@ -1,0 +1,249 @@
+/*
+ * sup.h -- the supervisor's insides, shared by its files (not a public
+ * interface; see supervisor.h for that).
+ *
+ *   supervisor.c   setup, the event loop, signals, publication of the
+ *                  state (status.json on changes, the control socket live)
+ *   sup_server.c   the server's lifecycle: one enum, one transition table
+ *                  (srv_event), spawn, exit, the restart policy, stop
+ *   sup_ready.c    readiness: connect, notify (fd and NOTIFY_SOCKET),
+ *                  codex-initialize, none
+ *   sup_update.c   the update flow: schedule, check, switch, and "restart
+ *                  onto release R, tell me ready or not" (srv_restart)
+ *   sup_refresh.c  self-refresh: probe the new appd, execve it in place
+ *                  with the fds handed over, adopt the server child
+ *
+ * Storage: one static `struct sup` per process; nothing is allocated.
+ * Every timer and watch handle is -1 when not armed.
+ */
+#ifndef APPD_SUP_H
+#define APPD_SUP_H
+
+#include "core/control.h"
+#include "core/home.h"
+#include "core/logcap.h"
+#include "core/pidfile.h"
+#include "core/settings.h"
+#include "core/status.h"
+#include "core/supervisor.h"
+#include "core/update/install.h"
+#include "core/update/updater.h"
+#include "platform/reactor.h"
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- the server's lifecycle (sup_server.c) ---- */
+
+/*
+ * States of the managed server, as published in status.json's "state"
+ * (srv_state_name).  Each state owns at most one timer, `srv_timer_h`,
+ * cancelled whenever the state changes:
+ *
+ *   stopped     no server and none coming (before the first start, and
+ *               at the end of supervision)                 -
+ *   starting    spawned; readiness not yet seen            readiness deadline
+ *   running     ready                                      -
+ *   backoff     exited; the restart is scheduled           the restart
+ *   restarting  TERM sent; a new incarnation follows       grace, then KILL
+ *   stopping    TERM sent; the supervisor exits after      grace, then KILL,
+ *               the tree is gone                           then give up
+ */
+enum srv_state {
+	SRV_STOPPED = 0,
+	SRV_STARTING,
+	SRV_RUNNING,
+	SRV_BACKOFF,
+	SRV_RESTARTING,
+	SRV_STOPPING,
+	SRV_NSTATES
+};
+
+enum srv_event {
+	SEV_START = 0,   /* the first start */
+	SEV_READY,       /* the readiness check passed */
+	SEV_EXIT,        /* the server exited (srv_exit_status) */
+	SEV_TIMER,       /* the state's own timer fired */
+	SEV_RESTART,     /* restart: HUP, an update, a rollback, not ready */
+	SEV_STOP,        /* shutdown: TERM/INT, or the restart policy ended */
+	SEV_NEVENTS
+};
+
+/* What a transition does (the cells of the table). */
+enum srv_action {
+	SA_UNDEFINED = 0, /* never in the table: every cell is deliberate */
+	SA_IGNORE,        /* the event means nothing in this state */
+	SA_SPAWN,         /* start an incarnation */
+	SA_READY,         /* readiness seen: running */
+	SA_NOT_READY,     /* the readiness deadline passed */
+	SA_EXITED,        /* the server died on its own */
+	SA_TERM_RESTART,  /* TERM the group; respawn when it has gone */
+	SA_RESPAWN,       /* the old incarnation has gone: start the next */
+	SA_TERM_STOP,     /* TERM the group and every descendant; stop */
+	SA_STOP_IDLE,     /* stop with no server running */
+	SA_KILL,          /* grace over: KILL; then give up after FINAL_MS */
+	SA_GONE           /* the server has gone during a stop */
+};
+
+/* The action of (state, event): the transition table, for tests too. */
+enum srv_action srv_action_of(enum srv_state st, enum srv_event ev);
+const char *srv_state_name(enum srv_state st);
+
+struct sup;
+
+/* Told once whether the incarnation started after srv_restart() (or the
+ * first one) became ready: `ready` 1, or 0 with `why`. */
+enum srv_verdict {
+	SRV_V_POLICY = 0,   /* not ready: apply the restart policy */
+	SRV_V_RESTART,      /* not ready: restart now (e.g. after a rollback) */
+	SRV_V_SHUTDOWN      /* not ready: end supervision (exit status 1) */
+};
+typedef enum srv_verdict srv_outcome_fn(struct sup *s, int ready, const char *why);
+
+/* Feed an event to the state machine; every change goes through here. */
+void srv_event(struct sup *s, enum srv_event ev);
+/* Restart the server gracefully (or start it when none runs), resetting
+ * the backoff; `outcome` (may be NULL) hears how the new incarnation
+ * does. */
+void srv_restart(struct sup *s, const char *why, srv_outcome_fn *outcome);
+/* Set what hears how the next incarnation does (for SRV_V_RESTART). */
+void srv_set_outcome(struct sup *s, srv_outcome_fn *outcome);
+/* Begin the shutdown: exit status `code`, `why` for the log and state. */
+void srv_shutdown(struct sup *s, int code, const char *why);
+/* A descendant may have gone (SIGCHLD): finish a stop that waits. */
+void srv_check_gone(struct sup *s);
+/* Take over the server child `rec` after a self-refresh. */
+int srv_adopt(struct sup *s, const struct pid_record *rec, int ready);
+
+/* ---- readiness (sup_ready.c) ---- */
+
+/* Before a spawn: the fd to hand over as APPD_NOTIFY_FD; -1 if none,
+ * -2 on error (`e`). */
+int ready_prepare(struct sup *s, struct err *e);
+/* After a spawn, in `starting`: start watching for readiness (may feed
+ * SEV_READY at once). */
+void ready_start(struct sup *s);
+/* Leaving `starting`, or a spawn failed: stop every probe and watch and
+ * release what ready_prepare made; with `keep_watch` the run/ watch stays
+ * until a second call (its close is slow: see sup_ready.c). */
+void ready_end(struct sup *s, int keep_watch);
+/* The NOTIFY_SOCKET datagram socket (readiness notify only). */
+int ready_open_notify_socket(struct sup *s, struct err *e);
+/* The last failed probe, for "not ready" messages ("" if none). */
+const char *ready_last_error(const struct sup *s);
+
+/* ---- the update flow (sup_update.c) ---- */
+
+void upd_flow_init(struct sup *s, int handover, int64_t now);
+/* SIGUSR1: answer state/update-request.json. */
+void upd_flow_request(struct sup *s);
+/* Shutting down: cancel a check; put `current` back when the new
+ * release was never seen ready; answer a waiting requester. */
+void upd_flow_abandon(struct sup *s);
+/* 1 while a check or an update is in flight. */
+int upd_flow_busy(const struct sup *s);
+/* After a self-refresh that did not happen: serve a queued request. */
+void upd_flow_next(struct sup *s);
+
+/* ---- self-refresh (sup_refresh.c) ---- */
+
+/* Probe `path --version` on the reactor, then execve it in place. */
+void refresh_start(struct sup *s, const char *path);
+/* Shutting down: forget a probe in flight. */
+void refresh_cancel(struct sup *s);
+/* In the new image: take back the fds and the server child.  1 adopted,
+ * 0 nothing to adopt, -1 error (`e`). */
+int refresh_adopt(struct sup *s, const struct sup_opts *o, struct err *e);
+/* The pid of the --version probe child (0: none), reaped by its owner. */
+pid_t refresh_child(const struct sup *s);
+
+/* ---- supervisor.c ---- */
+
+/* Publish the state: status.json (unless another live supervisor owns
+ * it) -- called by srv_enter and the update flow on every change. */
+void sup_publish(struct sup *s);
+/* The end of supervision: clean up, publish "stopped", leave the loop. */
+void sup_finish(struct sup *s);
+void sup_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Cancel the watch `*h` (if armed) and set it to -1. */
+void sup_cancel(struct sup *s, int *h);
+/* Uniform random milliseconds in [lo, hi]. */
+int64_t sup_rand_ms(int64_t lo, int64_t hi);
+
+struct sup {
+	struct reactor r;
+	const struct home *h;
+	struct settings s;
+	struct sup_status st;         /* what is published */
+	struct pid_record self;
+	struct logcap log;
+	struct ctl ctl;
+	int out_rd, out_wr, out_h;    /* the server's stdout+stderr pipe */
+	int ready_fd;                 /* the launching `start` waits on it */
+	int ready_timeout_s;
+	int grace_s;
+	int own_status;               /* 0 once another supervisor owns status.json */
+	int finished;
+	int exit_code;
+	int lfd;                      /* socket activation: the held listener */
+	int activation_h;             /* its path repair: a watch on run/ */
+	int activation_wd;
+
+	/* server lifecycle */
+	enum srv_state state;
+	pid_t srv;                    /* 0: no server process */
+	struct pid_record srv_rec;
+	int srv_h;                    /* its exit watch */
+	int srv_exit_status;          /* of the last exit, for SEV_EXIT */
+	int srv_timer_h;              /* the state's timer */
+	int srv_pub_h;                /* stopping: publish only if it lasts */
+	int forced;                   /* KILL sent in this stop or restart */
+	int respawn_failed;           /* the restart follows a failure */
+	int64_t started_ms;           /* the last spawn attempt (monotonic) */
+	int64_t interval_ms;          /* minimum start-to-start interval */
+	srv_outcome_fn *outcome_next; /* hears about the next incarnation */
+	srv_outcome_fn *outcome;      /* hears about this one */
+	enum err_code fail_code;      /* what the last failure was, for the outcome */
+
+	/* readiness */
+	int probe_h, probe_ms, probe_fast;
+	struct wsprobe *ws;           /* codex-initialize probe (static storage) */
+	char probe_err[256];
+	int dw_fd, dw_h;              /* run/ watch while starting */
+	int notify_rd, notify_wr, notify_h;
+	int nsock, nsock_h;
+
+	/* update flow */
+	struct updater *upd;          /* static storage, touched only by a check */
+	struct pkgdir pk;
+	int upd_h;                    /* the next scheduled check */
+	int upd_phase;                /* UPH_* */
+	int upd_lock;                 /* daemon.lock from switch to verdict */
+	char upd_req[64];             /* the request being answered, "" if scheduled */
+	char pend_req[64];            /* one that came in while busy */
+	int pend, pend_check;
+	long req_locker, pend_locker;
+	uint64_t pend_fetch_ms;
+	char upd_back[UPD_RELEASE_MAX];
+	char upd_back_prev[UPD_RELEASE_MAX];
+	char upd_prev_version[MANIFEST_VERSION_MAX];
+	char rb_msg[768];
+	struct upd_result upd_res;
+	unsigned char self_sha[32];
+	int has_self_sha;
+
+	/* self-refresh */
+	pid_t vfy_pid;
+	int vfy_fd, vfy_io_h, vfy_timer_h;
+	char vfy_out[64];
+	size_t vfy_len;
+	char vfy_path[HOME_PATH_MAX];
+};
+
+enum { UPH_NONE = 0, UPH_VERIFYING, UPH_ROLLBACK };
+
+#define SUP_BACKOFF_MIN_MS 1000
+#define SUP_BACKOFF_MAX_MS 60000
+#define SUP_HEALTHY_MS 60000
+
+#endif

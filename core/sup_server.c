@@ -1,0 +1,580 @@
+/*
+ * sup_server.c -- the managed server's lifecycle as an explicit state
+ * machine (after s6-supervise's state enum and its event x state action
+ * table): every change of state goes through srv_event() and srv_enter().
+ *
+ * Restart policy (DESIGN.md "Readiness and liveness", like s6-supervise
+ * and systemd's RestartSec): the minimum interval is between two *starts*
+ * (1 s); a server that started longer ago than the interval restarts at
+ * once when it crashes; each failure without 60 s of readiness doubles the
+ * interval up to 60 s; an incarnation that was ready for 60 s resets it.
+ * `restart` never / on-failure (a clean exit 0 ends supervision) / always.
+ */
+#include "core/sup.h"
+#include "core/base/fsutil.h"
+#include "core/sockprep.h"
+#include "core/spawn.h"
+#include "platform/proc.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FINAL_MS 5000            /* after KILL: how long to wait for the tree */
+#define STOPPING_PUBLISH_MS 50   /* a stop that completes sooner never shows "stopping" */
+
+/* ---- the table ---- */
+
+#define I SA_IGNORE
+static const unsigned char table[SRV_NSTATES][SEV_NEVENTS] = {
+	/*                 START      READY     EXIT        TIMER         RESTART          STOP */
+	[SRV_STOPPED]    = { SA_SPAWN, I,        I,          I,            SA_SPAWN,        SA_STOP_IDLE },
+	[SRV_STARTING]   = { I,        SA_READY, SA_EXITED,  SA_NOT_READY, SA_TERM_RESTART, SA_TERM_STOP },
+	[SRV_RUNNING]    = { I,        I,        SA_EXITED,  I,            SA_TERM_RESTART, SA_TERM_STOP },
+	[SRV_BACKOFF]    = { I,        I,        I,          SA_SPAWN,     SA_SPAWN,        SA_STOP_IDLE },
+	[SRV_RESTARTING] = { I,        I,        SA_RESPAWN, SA_KILL,      I,               SA_TERM_STOP },
+	[SRV_STOPPING]   = { I,        I,        SA_GONE,    SA_KILL,      I,               I },
+};
+#undef I
+
+static const char *const state_names[SRV_NSTATES] = {
+	"stopped", "starting", "running", "backoff", "restarting", "stopping"
+};
+
+enum srv_action
+srv_action_of(enum srv_state st, enum srv_event ev)
+{
+	if ((unsigned)st >= SRV_NSTATES || (unsigned)ev >= SEV_NEVENTS)
+		return SA_UNDEFINED;
+	return (enum srv_action)table[st][ev];
+}
+
+const char *
+srv_state_name(enum srv_state st)
+{
+	return (unsigned)st < SRV_NSTATES ? state_names[st] : "unknown";
+}
+
+/* ---- small steps ---- */
+
+static void
+on_state_timer(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)r; (void)h; (void)ev;
+	s->srv_timer_h = -1;
+	srv_event(s, SEV_TIMER);
+}
+
+static void
+arm(struct sup *s, int64_t ms)
+{
+	sup_cancel(s, &s->srv_timer_h);
+	s->srv_timer_h = reactor_timer_add(&s->r, (uint64_t)(ms > 0 ? ms : 0), on_state_timer, s);
+}
+
+/* The one place the state changes; the state's timers go with it. */
+static void
+srv_enter(struct sup *s, enum srv_state st, const char *msg, int publish)
+{
+	sup_cancel(s, &s->srv_timer_h);
+	sup_cancel(s, &s->srv_pub_h);
+	if (s->state == SRV_STARTING && st != SRV_STARTING)
+		ready_end(s, st == SRV_RUNNING);
+	s->state = st;
+	str_copy(s->st.state, sizeof s->st.state, state_names[st]);
+	if (msg)
+		str_copy(s->st.message, sizeof s->st.message, msg);
+	if (publish)
+		sup_publish(s);
+}
+
+/* TERM (and CONT, for a stopped process) or KILL to every live child of
+ * ours: adopted descendants (we are a subreaper).  Their number. */
+static int
+kill_children(int sig)
+{
+	pid_t kids[256];
+	int n = proc_children(getpid(), kids, 256), live = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct proc_info pi;
+		if (proc_read(kids[i], &pi) != PROC_ALIVE)
+			continue;
+		live++;
+		if (sig)
+			kill(kids[i], sig);
+		if (sig == SIGTERM)
+			kill(kids[i], SIGCONT);
+	}
+	return live;
+}
+
+static void
+term_group(struct sup *s)
+{
+	if (s->srv > 0 && s->srv_rec.pgid > 1) {
+		proc_signal_group((pid_t)s->srv_rec.pgid, SIGTERM);
+		proc_signal_group((pid_t)s->srv_rec.pgid, SIGCONT);
+	}
+}
+
+/* Hear the verdict on this incarnation; `code` says what kind of
+ * failure (ERR_SPAWN, ERR_EXITED, ERR_NOT_READY), kept in s->fail_code. */
+static enum srv_verdict
+tell(struct sup *s, int ready, const char *why, enum err_code code)
+{
+	srv_outcome_fn *fn = s->outcome;
+
+	s->outcome = NULL;
+	s->fail_code = code;
+	return fn ? fn(s, ready, why) : SRV_V_POLICY;
+}
+
+/* The server process has gone: record how, clear its pidfile, kill what
+ * is left of its group (except while stopping: the stop does that). */
+static int
+note_exit(struct sup *s, char *msg, size_t cap)
+{
+	int status = s->srv_exit_status;
+	int64_t now = wall_ms();
+	struct err e;
+
+	s->st.has_last_exit = 1;
+	s->st.last_exit_at = now;
+	if (status >= 0 && WIFSIGNALED(status)) {
+		s->st.last_exit_signal = WTERMSIG(status);
+		s->st.last_exit_code = -1;
+		str_fmt(msg, cap, "server pid %ld was killed by signal %d", (long)s->srv,
+		    WTERMSIG(status));
+	} else {
+		s->st.last_exit_signal = 0;
+		s->st.last_exit_code = status >= 0 ? WEXITSTATUS(status) : -1;
+		str_fmt(msg, cap, "server pid %ld exited with status %d", (long)s->srv,
+		    s->st.last_exit_code);
+	}
+	sup_log("%s", msg);
+	err_clear(&e);
+	(void)pidfile_clear_own(s->h->srv_pid, &s->srv_rec, &e);
+	if (s->srv_rec.pgid > 1 && s->state != SRV_STOPPING)
+		proc_signal_group((pid_t)s->srv_rec.pgid, SIGKILL);
+	if (s->st.ready && now - s->st.ready_at >= SUP_HEALTHY_MS)
+		s->interval_ms = SUP_BACKOFF_MIN_MS;
+	s->srv = 0;
+	s->forced = 0;
+	s->st.server_pid = 0;
+	s->st.server_pgid = 0;
+	s->st.ready = 0;
+	return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* ---- spawning one incarnation ---- */
+
+static void
+on_server_exit(struct reactor *r, int h, int status, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)r; (void)h;
+	s->srv_h = -1;
+	s->srv_exit_status = status;
+	srv_event(s, SEV_EXIT);
+}
+
+static struct err spawn_err;    /* outlives the failing spawn for the verdict */
+
+static int
+spawn_one(struct sup *s, struct err *e)
+{
+	static char argbuf[16384];
+	static struct pidfile_resv rv;
+	char *argv[SETTINGS_MAX_ARGS + 9], *env[9];
+	struct spawn_opts o;
+	struct pid_record other;
+	sigset_t mask;
+	char banner[256];
+	int rs, nfd;
+	pid_t pid;
+
+	if (settings_launch(&s->s, s->h, argbuf, sizeof argbuf, argv, env, e) < 0)
+		return -1;
+	/* what a crashed incarnation left at the path goes first (the first
+	 * incarnation's path was prepared at startup) */
+	if (s->st.incarnation > 0 && s->lfd < 0 &&
+	    sock_prepare(s->h->socket, s->h->startup_lock, e) < 0)
+		return -1;
+	rs = pidfile_reserve(s->h->srv_pid, 2000, &rv, &other, e);
+	if (rs == 1)
+		return err_set(e, ERR_OTHER, "another app-server is recorded as running (pid %ld) in %s",
+		    other.pid, s->h->srv_pid);
+	if (rs < 0)
+		return -1;
+	if ((nfd = ready_prepare(s, e)) < -1) {
+		pidfile_abandon(&rv);
+		return -1;
+	}
+	str_fmt(banner, sizeof banner, "--- appd: starting %.180s (incarnation %d) ---\n",
+	    argv[0], s->st.incarnation + 1);
+	(void)logcap_write(&s->log, banner, strlen(banner));
+	reactor_child_sigmask(&s->r, &mask);
+	memset(&o, 0, sizeof o);
+	o.argv = argv;
+	o.cwd = s->h->root;
+	o.out_fd = s->out_wr;
+	o.listen_fd = s->lfd;
+	o.notify_fd = nfd;
+	o.notify_socket = s->nsock >= 0 ? s->h->notify_sock : NULL;
+	o.sigmask = &mask;
+	o.env_add = (const char *const *)env;
+	s->st.app_server_version[0] = '\0';
+	pid = spawn_server(&o, e);
+	if (pid < 0) {
+		ready_end(s, 0);
+		pidfile_abandon(&rv);
+		return -1;
+	}
+	s->srv = pid;
+	/* fires on a later turn, never from inside this call */
+	s->srv_h = reactor_child_add(&s->r, pid, on_server_exit, s);
+	if (pidrec_capture(pid, &s->srv_rec) < 0) {
+		/* it already exited: the child watch reports it */
+		memset(&s->srv_rec, 0, sizeof s->srv_rec);
+		s->srv_rec.pid = pid;
+		s->srv_rec.pgid = pid;
+		pidfile_abandon(&rv);
+	} else {
+		struct err pe;
+		s->srv_rec.pgid = pid;
+		err_clear(&pe);
+		if (pidfile_publish(&rv, &s->srv_rec, &pe) < 0)
+			sup_log("%s", pe.msg);
+	}
+	s->st.incarnation++;
+	s->st.server_pid = pid;
+	s->st.server_pgid = pid;
+	s->st.ready = 0;
+	sup_log("started server pid %ld: %s", (long)pid, argv[0]);
+	return 0;
+}
+
+static void policy_restart(struct sup *s, int clean, const char *msg);
+
+static void
+a_spawn(struct sup *s)
+{
+	enum srv_verdict v;
+
+	s->outcome = s->outcome_next;
+	s->outcome_next = NULL;
+	s->st.next_restart_at = 0;
+	s->started_ms = (int64_t)reactor_clock_ms();
+	err_clear(&spawn_err);
+	if (spawn_one(s, &spawn_err) == 0) {
+		srv_enter(s, SRV_STARTING, "starting", 1);
+		arm(s, (int64_t)s->ready_timeout_s * 1000);
+		ready_start(s);
+		return;
+	}
+	sup_log("cannot start the server: %s", spawn_err.msg);
+	srv_enter(s, SRV_BACKOFF, spawn_err.msg, 0);
+	v = tell(s, 0, spawn_err.msg, spawn_err.code == ERR_NONE ? ERR_SPAWN : spawn_err.code);
+	if (v == SRV_V_SHUTDOWN)
+		srv_shutdown(s, 1, spawn_err.msg);
+	else if (v == SRV_V_RESTART)
+		a_spawn(s);
+	else
+		policy_restart(s, 0, spawn_err.msg);
+}
+
+/* After a failure (or an exit under `always`): restart, at once when the
+ * last start is longer ago than the interval, else when it is over. */
+static void
+policy_restart(struct sup *s, int clean, const char *msg)
+{
+	int64_t now = (int64_t)reactor_clock_ms(), delay;
+	char m[128];
+
+	if (s->s.restart == RESTART_NEVER || (clean && s->s.restart == RESTART_ON_FAILURE)) {
+		srv_shutdown(s, 0, msg);
+		return;
+	}
+	delay = s->started_ms + s->interval_ms - now;
+	s->st.backoff_ms = s->interval_ms;
+	s->interval_ms = s->interval_ms * 2 > SUP_BACKOFF_MAX_MS ? SUP_BACKOFF_MAX_MS :
+	    s->interval_ms * 2;
+	s->st.restarts++;
+	if (delay <= 0) {
+		sup_log("restarting now");
+		a_spawn(s);
+		return;
+	}
+	str_fmt(m, sizeof m, "restarting in %lld ms", (long long)delay);
+	sup_log("%s", m);
+	s->st.next_restart_at = wall_ms() + delay;
+	srv_enter(s, SRV_BACKOFF, m, 1);
+	arm(s, delay);
+}
+
+/* ---- the actions ---- */
+
+static void
+a_ready(struct sup *s)
+{
+	s->st.ready = 1;
+	s->st.ready_at = wall_ms();
+	s->st.next_restart_at = 0;
+	sup_log("server pid %ld is ready (%s)", (long)s->srv, readiness_name(s->s.readiness));
+	srv_enter(s, SRV_RUNNING, "ready", 1);
+	(void)tell(s, 1, NULL, ERR_NONE);
+	ready_end(s, 0);
+}
+
+static void
+a_term_restart(struct sup *s)
+{
+	term_group(s);
+	s->forced = 0;
+	srv_enter(s, SRV_RESTARTING, NULL, 1);
+	arm(s, (int64_t)s->grace_s * 1000);
+}
+
+static void
+a_not_ready(struct sup *s)
+{
+	char msg[512];
+	const char *pe = ready_last_error(s);
+
+	str_fmt(msg, sizeof msg, "app-server did not become ready on %s within %d s (readiness %s%s%s)",
+	    s->h->socket, s->ready_timeout_s, readiness_name(s->s.readiness), pe[0] ? ": " : "", pe);
+	sup_log("%s", msg);
+	str_copy(s->st.message, sizeof s->st.message, msg);
+	switch (tell(s, 0, msg, ERR_NOT_READY)) {
+	case SRV_V_SHUTDOWN:
+		srv_shutdown(s, 1, msg);
+		return;
+	case SRV_V_RESTART:
+		s->respawn_failed = 0;
+		break;
+	case SRV_V_POLICY:
+		s->respawn_failed = 1;
+		break;
+	}
+	a_term_restart(s);
+}
+
+static void
+a_exited(struct sup *s)
+{
+	char msg[256];
+	int clean = note_exit(s, msg, sizeof msg);
+
+	srv_enter(s, SRV_BACKOFF, msg, 0);
+	switch (tell(s, 0, msg, ERR_EXITED)) {
+	case SRV_V_SHUTDOWN:
+		srv_shutdown(s, 1, msg);
+		break;
+	case SRV_V_RESTART:
+		a_spawn(s);
+		break;
+	case SRV_V_POLICY:
+		policy_restart(s, clean, msg);
+		break;
+	}
+}
+
+static void
+a_respawn(struct sup *s)
+{
+	char msg[256];
+
+	(void)note_exit(s, msg, sizeof msg);
+	srv_enter(s, SRV_BACKOFF, msg, 0);
+	if (s->respawn_failed) {
+		s->respawn_failed = 0;
+		policy_restart(s, 0, msg);
+		return;
+	}
+	a_spawn(s);
+}
+
+static void
+on_stopping_publish(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)r; (void)h; (void)ev;
+	s->srv_pub_h = -1;
+	sup_publish(s);
+}
+
+static void
+a_term_stop(struct sup *s)
+{
+	term_group(s);
+	kill_children(SIGTERM);
+	s->forced = 0;
+	srv_enter(s, SRV_STOPPING, NULL, 0);
+	s->srv_pub_h = reactor_timer_add(&s->r, STOPPING_PUBLISH_MS, on_stopping_publish, s);
+	arm(s, (int64_t)s->grace_s * 1000);
+	if (s->grace_s == 0)
+		srv_event(s, SEV_TIMER);
+}
+
+static void
+a_stop_idle(struct sup *s)
+{
+	srv_enter(s, SRV_STOPPING, NULL, 0);
+	kill_children(SIGTERM);
+	arm(s, (int64_t)s->grace_s * 1000 + 1);
+	srv_check_gone(s);
+}
+
+static void
+a_kill(struct sup *s)
+{
+	if (!s->forced) {
+		s->forced = 1;
+		sup_log("grace period over: SIGKILL to the server's process group%s",
+		    s->state == SRV_STOPPING ? " and descendants" : "");
+		if (s->srv > 0 && s->srv_rec.pgid > 1)
+			proc_signal_group((pid_t)s->srv_rec.pgid, SIGKILL);
+		if (s->state == SRV_STOPPING)
+			kill_children(SIGKILL);
+		arm(s, FINAL_MS);
+		return;
+	}
+	/* still there FINAL_MS after KILL (uninterruptible sleep): go on */
+	sup_log("processes still present %d s after SIGKILL; going on without them",
+	    FINAL_MS / 1000);
+	if (s->srv_h >= 0)
+		sup_cancel(s, &s->srv_h);
+	if (s->state == SRV_STOPPING) {
+		s->srv = 0;
+		sup_finish(s);
+		return;
+	}
+	s->srv_exit_status = -1;
+	a_respawn(s);
+}
+
+static void
+a_gone(struct sup *s)
+{
+	char msg[256];
+
+	(void)note_exit(s, msg, sizeof msg);
+	str_copy(s->st.message, sizeof s->st.message, msg);
+	srv_check_gone(s);
+}
+
+/* ---- the interface ---- */
+
+void
+srv_event(struct sup *s, enum srv_event ev)
+{
+	switch (srv_action_of(s->state, ev)) {
+	case SA_UNDEFINED:
+	case SA_IGNORE:
+		break;
+	case SA_SPAWN:
+		if (s->state == SRV_BACKOFF && ev == SEV_TIMER)
+			sup_log("backoff over");
+		a_spawn(s);
+		break;
+	case SA_READY:
+		a_ready(s);
+		break;
+	case SA_NOT_READY:
+		a_not_ready(s);
+		break;
+	case SA_EXITED:
+		a_exited(s);
+		break;
+	case SA_TERM_RESTART:
+		a_term_restart(s);
+		break;
+	case SA_RESPAWN:
+		a_respawn(s);
+		break;
+	case SA_TERM_STOP:
+		a_term_stop(s);
+		break;
+	case SA_STOP_IDLE:
+		a_stop_idle(s);
+		break;
+	case SA_KILL:
+		a_kill(s);
+		break;
+	case SA_GONE:
+		a_gone(s);
+		break;
+	}
+}
+
+void
+srv_set_outcome(struct sup *s, srv_outcome_fn *outcome)
+{
+	s->outcome_next = outcome;
+}
+
+void
+srv_restart(struct sup *s, const char *why, srv_outcome_fn *outcome)
+{
+	sup_log("restarting the server: %s", why);
+	/* whoever waits on the current incarnation (the launching start, an
+	 * update being verified) hears about the next one instead */
+	if (outcome == NULL)
+		outcome = s->outcome ? s->outcome : s->outcome_next;
+	s->outcome = NULL;
+	s->outcome_next = outcome;
+	s->interval_ms = SUP_BACKOFF_MIN_MS;
+	s->respawn_failed = 0;
+	str_copy(s->st.message, sizeof s->st.message, why);
+	srv_event(s, SEV_RESTART);
+}
+
+void
+srv_shutdown(struct sup *s, int code, const char *why)
+{
+	if (s->state == SRV_STOPPING)
+		return;
+	s->exit_code = code;
+	sup_log("shutting down: %s", why);
+	upd_flow_abandon(s);
+	refresh_cancel(s);
+	s->outcome = s->outcome_next = NULL;
+	str_copy(s->st.message, sizeof s->st.message, why);
+	srv_event(s, SEV_STOP);
+}
+
+void
+srv_check_gone(struct sup *s)
+{
+	if (s->state != SRV_STOPPING || s->srv > 0)
+		return;
+	if (kill_children(s->forced ? SIGKILL : 0) > 0)
+		return;
+	sup_finish(s);
+}
+
+int
+srv_adopt(struct sup *s, const struct pid_record *rec, int ready)
+{
+	s->srv_h = reactor_child_add(&s->r, (pid_t)rec->pid, on_server_exit, s);
+	if (s->srv_h < 0)
+		return -1;
+	s->srv = (pid_t)rec->pid;
+	s->srv_rec = *rec;
+	s->started_ms = (int64_t)reactor_clock_ms();
+	if (ready) {
+		srv_enter(s, SRV_RUNNING, "adopted after a self-refresh", 1);
+		return 0;
+	}
+	srv_enter(s, SRV_STARTING, "adopted after a self-refresh", 1);
+	arm(s, (int64_t)s->ready_timeout_s * 1000);
+	ready_start(s);
+	return 0;
+}

@@ -78,13 +78,17 @@ TEST_ENV := APPD=$(abspath $(B)/appd) APPD_ASAN=$(abspath $(B)/asan/appd) \
 
 # ---- top-level targets ----------------------------------------------------------
 .DEFAULT_GOAL := all
-.PHONY: all asan fixtures unit integration check deps demo bench size clean \
+.PHONY: all asan fixtures unit integration check deps demo demo-run bench size clean \
         distclean fetch help FORCE
 
 all: $(B)/appd
 asan: $(B)/asan/appd
 fixtures: $(FIXTURES)
-check: all unit integration
+# `make check` and `make demo` install what is missing first (quiet when
+# everything is there), so a fresh machine needs no third command.
+check:
+	@$(MAKE) --no-print-directory deps DEPS_QUIET=1
+	@$(MAKE) --no-print-directory all unit integration
 
 help:
 	@echo 'targets: all (build/appd) asan unit fixtures integration check deps'
@@ -164,9 +168,10 @@ $(UNIT_BINS): $(B)/asan/tests/%: $(B)/asan/tests/%.o $(UNIT_HOBJS) $(ASAN_LIB_OB
 
 unit: $(UNIT_BINS) $(FIXTURES)
 	@if [ -z "$(UNIT_BINS)" ]; then echo 'unit: no tests/unit/test_*.c found' >&2; exit 1; fi
-	@for t in $(UNIT_BINS); do \
+	@codex=$$(timeout 300 bash tests/fetch-codex.sh 2>/dev/null || true); \
+	for t in $(UNIT_BINS); do \
 	  echo "== $$t"; \
-	  ./$$t || { echo "unit: FAILED: $$t" >&2; exit 1; }; \
+	  APPD_CODEX="$$codex" ./$$t || { echo "unit: FAILED: $$t" >&2; exit 1; }; \
 	done; echo "unit: all $(words $(UNIT_BINS)) test programs passed"
 
 # ---- fixtures: one single-file helper program each ---------------------------------
@@ -189,7 +194,11 @@ integration: $(B)/appd $(B)/asan/appd $(FIXTURES)
 # ---- other entry points ---------------------------------------------------------------
 run-script = if [ -x $(1) ]; then $(TEST_ENV) ./$(1); else $(TEST_ENV) sh $(1); fi
 
-demo: $(B)/appd $(FIXTURES)
+demo:
+	@$(MAKE) --no-print-directory deps DEPS_QUIET=1
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run: $(B)/appd $(FIXTURES)
 	@$(call run-script,tests/demo.sh)
 
 bench: $(B)/appd $(FIXTURES)
@@ -200,7 +209,7 @@ size: $(B)/appd
 	@echo "$<: $$(stat -c %s $<) bytes"
 
 deps:
-	@sh third_party/deps.sh
+	@DEPS_QUIET=$(DEPS_QUIET) sh third_party/deps.sh
 
 clean:
 	rm -rf $(B)

@@ -17,7 +17,7 @@ static const char usage_text[] =
 	"                       stop the server tree and the supervisor\n"
 	"  restart [--timeout S] [--lock-timeout S]\n"
 	"                       restart the server (in place when the supervisor is healthy)\n"
-	"  status               what runs, its readiness, restarts and heartbeat\n"
+	"  status               what runs, its readiness, restarts and liveness\n"
 	"  version              probe the running server\n"
 	"  enable-remote-control / disable-remote-control\n"
 	"                       persist the flag; restart a running managed server\n"

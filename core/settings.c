@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -49,7 +50,14 @@ settings_defaults(struct settings *s)
 		"{current}/bin/app-server", "--listen", "unix://{socket}"
 	};
 
-	memset(s, 0, sizeof *s);
+	/* everything but the two string stores, which are addressed by
+	 * offsets and need no zeroing: a resident supervisor touches only the
+	 * pages its settings use */
+	memset(s, 0, offsetof(struct settings, argbuf));
+	memset((char *)s + offsetof(struct settings, argbuf) + sizeof s->argbuf, 0,
+	    offsetof(struct settings, rcbuf) - offsetof(struct settings, argbuf) - sizeof s->argbuf);
+	memset((char *)s + offsetof(struct settings, rcbuf) + sizeof s->rcbuf, 0,
+	    sizeof *s - offsetof(struct settings, rcbuf) - sizeof s->rcbuf);
 	set_argv(s, 3, def);
 	s->readiness = READY_CONNECT;
 	s->ready_timeout_s = 10;

@@ -165,6 +165,10 @@ void sup_publish(struct sup *s);
 /* The end of supervision: clean up, publish "stopped", leave the loop. */
 void sup_finish(struct sup *s);
 void sup_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A cleared error record for a failure that is only logged, shared so
+ * that such calls cost no 3 KB stack frame each.  Only for a call into
+ * a function outside the supervisor whose error is read right after. */
+struct err *sup_err(void);
 /* Cancel the watch `*h` (if armed) and set it to -1. */
 void sup_cancel(struct sup *s, int *h);
 /* Uniform random milliseconds in [lo, hi]. */

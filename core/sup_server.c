@@ -141,7 +141,7 @@ note_exit(struct sup *s, char *msg, size_t cap)
 {
 	int status = s->srv_exit_status;
 	int64_t now = wall_ms();
-	struct err e;
+	struct err *e = sup_err();
 
 	s->st.has_last_exit = 1;
 	s->st.last_exit_at = now;
@@ -157,8 +157,7 @@ note_exit(struct sup *s, char *msg, size_t cap)
 		    s->st.last_exit_code);
 	}
 	sup_log("%s", msg);
-	err_clear(&e);
-	(void)pidfile_clear_own(s->h->srv_pid, &s->srv_rec, &e);
+	(void)pidfile_clear_own(s->h->srv_pid, &s->srv_rec, e);
 	if (s->srv_rec.pgid > 1 && s->state != SRV_STOPPING)
 		proc_signal_group((pid_t)s->srv_rec.pgid, SIGKILL);
 	if (s->st.ready && now - s->st.ready_at >= SUP_HEALTHY_MS)
@@ -246,11 +245,10 @@ spawn_one(struct sup *s, struct err *e)
 		s->srv_rec.pgid = pid;
 		pidfile_abandon(&rv);
 	} else {
-		struct err pe;
+		struct err *pe = sup_err();
 		s->srv_rec.pgid = pid;
-		err_clear(&pe);
-		if (pidfile_publish(&rv, &s->srv_rec, &pe) < 0)
-			sup_log("%s", pe.msg);
+		if (pidfile_publish(&rv, &s->srv_rec, pe) < 0)
+			sup_log("%s", pe->msg);
 	}
 	s->st.incarnation++;
 	s->st.server_pid = pid;
@@ -303,16 +301,19 @@ policy_restart(struct sup *s, int clean, const char *msg)
 	}
 	delay = s->started_ms + s->interval_ms - now;
 	s->st.backoff_ms = s->interval_ms;
-	s->interval_ms = s->interval_ms * 2 > SUP_BACKOFF_MAX_MS ? SUP_BACKOFF_MAX_MS :
-	    s->interval_ms * 2;
 	s->st.restarts++;
 	if (delay <= 0) {
-		sup_log("restarting now");
+		sup_log("restarting now (the last start was over %lld ms ago)",
+		    (long long)s->interval_ms);
+		s->interval_ms = s->interval_ms * 2 > SUP_BACKOFF_MAX_MS ? SUP_BACKOFF_MAX_MS :
+		    s->interval_ms * 2;
 		a_spawn(s);
 		return;
 	}
 	str_fmt(m, sizeof m, "restarting in %lld ms", (long long)delay);
-	sup_log("%s", m);
+	sup_log("%s (minimum interval between starts %lld ms)", m, (long long)s->interval_ms);
+	s->interval_ms = s->interval_ms * 2 > SUP_BACKOFF_MAX_MS ? SUP_BACKOFF_MAX_MS :
+	    s->interval_ms * 2;
 	s->st.next_restart_at = wall_ms() + delay;
 	srv_enter(s, SRV_BACKOFF, m, 1);
 	arm(s, delay);

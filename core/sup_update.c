@@ -17,6 +17,7 @@
 #include "core/base/fsutil.h"
 #include "core/base/jsonr.h"
 #include "core/lock.h"
+#include "core/update/sig.h"
 #include "platform/proc.h"
 
 #include <limits.h>
@@ -315,6 +316,13 @@ upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms, lon
 	o.check_only = check_only;
 	o.fetch_timeout_ms = fetch_ms;
 	o.machine_id_fallback = mid;
+	if (!s->has_self_sha) {
+		/* our own digest, to tell a new appd artifact from this one:
+		 * computed at the first check, not on the idle path */
+		char self[PATH_MAX];
+		s->has_self_sha = proc_self_exe(self, sizeof self) == 0 &&
+		    sig_file_sha256(self, s->self_sha, NULL) == 0;
+	}
 	o.self_sha256 = s->has_self_sha ? s->self_sha : NULL;
 	err_clear(&e);
 	if (updater_start(s->upd, &s->r, &o, on_check_done, s, &e) < 0) {

@@ -47,6 +47,15 @@ sup_log(const char *fmt, ...)
 	(void)fd_write_all(2, buf, (size_t)n);
 }
 
+struct err *
+sup_err(void)
+{
+	static struct err e;
+
+	err_clear(&e);
+	return &e;
+}
+
 void
 sup_cancel(struct sup *s, int *h)
 {
@@ -59,12 +68,11 @@ int64_t
 sup_rand_ms(int64_t lo, int64_t hi)
 {
 	uint64_t v;
-	struct err e;
+	struct err *e = sup_err();
 
 	if (hi <= lo)
 		return lo;
-	err_clear(&e);
-	if (entropy_get(&v, sizeof v, &e) < 0)
+	if (entropy_get(&v, sizeof v, e) < 0)
 		return lo + (hi - lo) / 2;
 	return lo + (int64_t)(v % (uint64_t)(hi - lo + 1));
 }
@@ -89,10 +97,8 @@ static int
 record_taken(struct sup *s)
 {
 	static struct sup_status cur;
-	struct err e;
-
-	err_clear(&e);
-	return status_read(s->h->status, &cur, &e) == 0 && cur.server_id[0] != '\0' &&
+	struct err *e = sup_err();
+	return status_read(s->h->status, &cur, e) == 0 && cur.server_id[0] != '\0' &&
 	    strcmp(cur.server_id, s->st.server_id) != 0 &&
 	    proc_matches((pid_t)cur.sup_pid, cur.sup_start_ticks, cur.boot_id) == 1;
 }
@@ -101,7 +107,7 @@ void
 sup_publish(struct sup *s)
 {
 	static struct sup_status snap;
-	struct err e;
+	struct err *e = sup_err();
 
 	if (!s->own_status)
 		return;
@@ -111,9 +117,8 @@ sup_publish(struct sup *s)
 		return;
 	}
 	snapshot(s, &snap);
-	err_clear(&e);
-	if (status_write(s->h->status, &snap, &e) < 0)
-		sup_log("%s", e.msg);
+	if (status_write(s->h->status, &snap, e) < 0)
+		sup_log("%s", e->msg);
 }
 
 /* The control socket's answers: the live record. */
@@ -203,7 +208,7 @@ sup_report_parse(const char *line, struct sup_report *out)
 void
 sup_finish(struct sup *s)
 {
-	struct err e;
+	struct err *e = sup_err();
 	char sp[HOME_PATH_MAX + 32];
 
 	if (s->finished)
@@ -231,8 +236,7 @@ sup_finish(struct sup *s)
 	if (!s->exit_code)
 		str_copy(s->st.message, sizeof s->st.message, "stopped");
 	sup_publish(s);
-	err_clear(&e);
-	(void)pidfile_clear_own(s->h->sup_pid, &s->self, &e);
+	(void)pidfile_clear_own(s->h->sup_pid, &s->self, e);
 	str_fmt(sp, sizeof sp, "%s/%s", s->h->state, SUP_STOP_REQUEST);
 	unlink(sp);
 	sup_log("supervisor exiting with status %d", s->exit_code);
@@ -302,11 +306,9 @@ static void
 reload_settings(struct sup *s)
 {
 	static struct settings ns;
-	struct err e;
-
-	err_clear(&e);
-	if (settings_load(s->h->settings, &ns, &e) < 0) {
-		sup_log("SIGHUP: keeping the old settings: %s", e.msg);
+	struct err *e = sup_err();
+	if (settings_load(s->h->settings, &ns, e) < 0) {
+		sup_log("SIGHUP: keeping the old settings: %s", e->msg);
 		return;
 	}
 	s->s = ns;
@@ -424,7 +426,6 @@ setup(struct sup *s, const struct sup_opts *o, int *adopted, struct err *e)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD };
 	const struct home *h = s->h;
-	char self[PATH_MAX];
 	int64_t now;
 
 	(void)proc_set_subreaper();
@@ -463,8 +464,6 @@ setup(struct sup *s, const struct sup_opts *o, int *adopted, struct err *e)
 	}
 	if (install_paths(&s->pk, h->packages, e) < 0)
 		return -1;
-	s->has_self_sha = proc_self_exe(self, sizeof self) == 0 &&
-	    sig_file_sha256(self, s->self_sha, NULL) == 0;
 	upd_flow_init(s, o->handover, now);
 	return 0;
 }

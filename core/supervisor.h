@@ -4,13 +4,17 @@
  *
  * It prepares the control socket, spawns the server in its own process
  * group with stdout+stderr captured into state/app-server.log, decides
- * readiness (connect / notify / none), restarts on crash with exponential
- * backoff (1 s doubling to 60 s, reset after 60 s of readiness),
- * heartbeats state/status.json every 15 s, and on SIGTERM/SIGINT stops the
- * server gracefully (TERM+CONT to the group) then forcibly (KILL to the
- * group and every adopted descendant: it is PR_SET_CHILD_SUBREAPER).
- * SIGHUP re-reads settings and restarts the server in place.  Everything
- * runs on one reactor; nothing sleeps.
+ * readiness (connect / notify / codex-initialize / none), restarts it by
+ * the restart policy (the minimum interval of 1 s is between two starts,
+ * doubling to 60 s while it keeps failing, reset after 60 s of
+ * readiness), answers liveness on run/supervisor.sock (core/control.h)
+ * and writes state/status.json on state changes only, runs the update
+ * schedule, and on SIGTERM/SIGINT stops the server gracefully (TERM+CONT
+ * to the group) then forcibly (KILL to the group and every adopted
+ * descendant: it is a subreaper).  SIGHUP re-reads settings and restarts
+ * the server in place; SIGUSR1 checks for an update.  Everything runs on
+ * one reactor; an idle supervisor sleeps until an event.  How the work is
+ * split between files: core/sup.h.
  *
  * The start CLI that launched it waits on `ready_fd` for one line:
  *   "ready <server pid>\n"  or  "fail <code> <exit code> <signal> <message>\n"

@@ -17,7 +17,8 @@
  *
  * Backends and how each call maps:
  *
- *   call                 epoll (Linux, reactor_epoll.c)      kqueue (BSD/macOS, reactor_kqueue.c)
+ *   call                 epoll (Linux, reactor_epoll.c)      kqueue (BSD/macOS; the backend the
+ *                                                             portability issue adds, not yet written)
  *   reactor_init         epoll_create1(EPOLL_CLOEXEC)         kqueue() + FD_CLOEXEC
  *   reactor_io_add/set   epoll_ctl ADD/MOD, EPOLLIN/OUT       EVFILT_READ / EVFILT_WRITE, EV_ADD/
  *                                                             EV_ENABLE/EV_DISABLE
@@ -39,8 +40,8 @@
  *                        deadline, capped by max_wait)
  *
  * Signals trapped with reactor_signal_add are blocked in the process; a
- * child created with reactor_spawn_prepare() semantics must unblock them
- * (see reactor_child_sigmask) before execve.
+ * child must restore the mask reactor_child_sigmask gives before execve
+ * (core/spawn.c does).
  *
  * Source of the behaviour: epoll(7), signalfd(2), pidfd_open(2), waitid(2),
  * kqueue(2); design after updater-reactor-style.md section 3.10.

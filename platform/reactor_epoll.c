@@ -265,6 +265,7 @@ reactor_be_wait(struct reactor *r, int timeout_ms, struct reactor_fired *out)
 }
 
 #else
-/* Not Linux: reactor_kqueue.c is the backend.  Keep the unit non-empty. */
+/* Not Linux: this backend does not apply (kqueue needs its own file,
+ * not yet written).  Keep the unit non-empty. */
 typedef int reactor_epoll_unused;
 #endif

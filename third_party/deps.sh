@@ -11,8 +11,9 @@ set -eu
 # xz-utils apt  BearSSL source retrieval (apt-get source --download-only)
 # gcc libc6-dev make  sanitizer build, fixtures, the build itself
 # ca-certificates  npm registry over HTTPS
+# strace procps   integration tests: an idle supervisor's system calls, pgrep
 PKGS="musl-tools libjsmn-dev libcmocka-dev python3-pytest socat openssl
-xz-utils gcc libc6-dev make apt ca-certificates"
+xz-utils gcc libc6-dev make apt ca-certificates strace procps"
 
 run() { echo "+ $*"; "$@"; }
 
@@ -42,7 +43,7 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 
 if [ -z "$missing" ]; then
-    echo "deps: all present"
+    [ -n "${DEPS_QUIET:-}" ] || echo "deps: all present"
     exit 0
 fi
 

@@ -47,7 +47,7 @@ int
 sig_file_sha256(const char *path, unsigned char out[SIG_SHA256_LEN], unsigned long long *size)
 {
 	br_sha256_context c;
-	unsigned char buf[16384];
+	unsigned char buf[4096];        /* small: the supervisor's stack stays small */
 	unsigned long long n = 0;
 	struct stat st;
 	ssize_t r;

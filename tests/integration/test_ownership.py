@@ -93,13 +93,19 @@ def restarts_under_load(home, activation, n=20):
     stop = threading.Event()
     t = threading.Thread(target=hammer, args=(home.socket, stop, counts))
     t.start()
+    def ident():
+        st = os.stat(home.socket)
+        return (st.st_ino, st.st_ctime_ns)     # inode numbers are reused
+    inodes = [ident()]
     try:
         for _ in range(n):
             rr = home.run("restart")
             assert rr.rc == 0, rr
+            inodes.append(ident())
     finally:
         stop.set()
         t.join()
+    counts["inodes"] = len(set(inodes))
     return counts, r.json["pid"]
 
 
@@ -109,6 +115,7 @@ def test_socket_activation_keeps_every_connection_across_restarts(home, record_p
     print("socket activation, 20 restarts:", counts)
     assert counts["ok"] > 0
     assert counts["refused"] == 0 and counts["failed"] == 0, counts
+    assert counts["inodes"] == 1, counts        # one listener, held throughout
     assert not pid_alive(first)
     assert home.run("status").json["socketActivation"]["repairs"] == 0
     assert home.run("stop").rc == 0
@@ -121,6 +128,9 @@ def test_restarts_without_activation_are_counted(home, record_property):
     record_property("without_activation", counts)
     print("no socket activation, 20 restarts:", counts)
     assert counts["ok"] > 0
+    # every incarnation binds the path itself: 21 sockets, so a client can
+    # meet the gap between two of them (the refusals counted above)
+    assert counts["inodes"] == 21, counts
 
 
 def test_socket_path_is_repaired_from_the_held_listener(home):

@@ -639,12 +639,34 @@ crash_during_commit_leaves_no_partial_release(void **state)
 static void
 fault_is_inert_without_the_variable(void **state)
 {
+	/* env value -> does install_fault("during-switch") kill the process? */
+	static const struct { const char *env; int killed; } cases[] = {
+		{ NULL, 0 }, { "during-commit", 0 }, { "", 0 }, { "during-switch", 1 },
+	};
+
 	(void)state;
-	unsetenv("APPD_TEST_FAULT");
-	install_fault("during-switch");
-	setenv("APPD_TEST_FAULT", "during-commit", 1);
-	install_fault("during-switch");
-	unsetenv("APPD_TEST_FAULT");
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int status;
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			if (cases[i].env)
+				setenv("APPD_TEST_FAULT", cases[i].env, 1);
+			else
+				unsetenv("APPD_TEST_FAULT");
+			install_fault("during-switch");
+			_exit(0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (cases[i].killed) {
+			assert_true(WIFSIGNALED(status));
+			assert_int_equal(WTERMSIG(status), SIGKILL);
+		} else {
+			assert_true(WIFEXITED(status));
+			assert_int_equal(WEXITSTATUS(status), 0);
+		}
+	}
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)

@@ -324,16 +324,17 @@ backpressure(unsigned flags)
 	set_nonblock(peer);
 	assert_int_equal(relay_start(&RL, &R, in_r, sock, out_w, flags, on_done, NULL), 0);
 	run_flows(&up, NULL, 0, 100);
-	/* stuck: data left in `in`, no read interest on it */
+	/* stuck: data left in `in`, and it stays there while the peer does
+	 * not read -- the relay stopped taking from `in` */
 	assert_int_equal(ioctl(in_r, FIONREAD, &q), 0);
 	assert_true(q > 0);
-	assert_int_equal(RL.end[RELAY_IN].mask & REACTOR_READ, 0);
-	assert_true(RL.end[RELAY_SOCK].mask & REACTOR_WRITE);
-	if (flags & RELAY_NO_SPLICE)
-		assert_int_equal(RL.dir[RELAY_UP].len - RL.dir[RELAY_UP].off, RELAY_BUF_SIZE);
-	else
-		assert_true((RL.dir[RELAY_UP].bulk && RL.dir[RELAY_UP].wait_dst) ||
-		    RL.dir[RELAY_UP].len - RL.dir[RELAY_UP].off == RELAY_SMALL);
+	for (int k = 0; k < 20; k++)
+		assert_true(reactor_run_once(&R, 5) >= 0);
+	{
+		int q2 = 0;
+		assert_int_equal(ioctl(in_r, FIONREAD, &q2), 0);
+		assert_int_equal(q2, q);
+	}
 	assert_int_equal(done_calls, 0);
 	/* the peer reads: everything moves */
 	up.close_after = 1;

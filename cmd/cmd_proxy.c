@@ -8,6 +8,7 @@
  * printing the start JSON.
  */
 #include "cmd/appd.h"
+#include "core/base/fmt.h"
 #include "core/lock.h"
 #include "core/net/relay.h"
 #include "platform/reactor.h"
@@ -160,6 +161,6 @@ cmd_proxy(int argc, char **argv)
 	/* JSON only while stdout has carried nothing and still can */
 	if (p->rl.bytes[RELAY_UP] == 0 && p->rl.bytes[RELAY_DOWN] == 0 && !p->rl.out_closed)
 		return out_fail(&p->rl.err);
-	fprintf(stderr, "appd: %s\n", p->rl.err.msg);
+	fmt_fd(2, "appd: %s\n", p->rl.err.msg);
 	return err_exit_status(ERR_IO);
 }

@@ -48,9 +48,13 @@ cmd_status(int argc, char **argv)
 	out_begin(&o, v.state);
 	if (v.sup_active)
 		jsonw_kstr(&o.w, "backend", "pid");
-	if (v.srv_active)
+	/* the live answer knows the server even while its pidfile is being
+	 * rewritten for a new incarnation */
+	if (v.fresh && st->server_pid > 0)
+		jsonw_kint(&o.w, "pid", st->server_pid);
+	else if (v.srv_active)
 		jsonw_kint(&o.w, "pid", v.srv.pid);
-	jsonw_kbool(&o.w, "ready", mine && st->ready && v.srv_active);
+	jsonw_kbool(&o.w, "ready", mine && st->ready && (v.fresh || v.srv_active));
 	jsonw_key(&o.w, "supervisor");
 	jsonw_obj_begin(&o.w);
 	if (v.sup_recorded) {

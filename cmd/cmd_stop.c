@@ -1,6 +1,7 @@
 /* cmd_stop.c -- `appd stop`: works even when settings.json is unreadable
  * (defaults, with a warning), as the seed's load_for_stop does. */
 #include "cmd/appd.h"
+#include "core/base/fmt.h"
 #include "core/lock.h"
 
 #include <stdio.h>
@@ -39,7 +40,7 @@ cmd_stop(int argc, char **argv)
 	if (settings_load(h.settings, &s, &se) < 0) {
 		char msg[1100];
 		settings_defaults(&s);
-		snprintf(msg, sizeof msg, "%.900s; stopping with default settings", se.msg);
+		fmt_n(msg, sizeof msg, "%.900s; stopping with default settings", se.msg);
 		out_warn(&o, msg);
 	}
 	explicit_grace = grace >= 0;

@@ -2,6 +2,8 @@
  * Launched detached by `start`; may also be run by hand, in which case it
  * claims state/supervisor.pid itself and refuses a second supervisor. */
 #include "cmd/appd.h"
+#include "core/base/scan.h"
+#include "core/base/fmt.h"
 #include "core/supervisor.h"
 
 #include <fcntl.h>
@@ -30,8 +32,17 @@ cmd_supervise(int argc, char **argv)
 				return out_fail(&e);
 		} else if (strcmp(argv[i], "--handover") == 0 && i + 1 < argc) {
 			/* LISTENER,OUTPUT-READ,OUTPUT-WRITE[,CONTROL] (sup_refresh.c) */
-			if (sscanf(argv[++i], "%d,%d,%d,%d", &so.h_lfd, &so.h_out_rd, &so.h_out_wr,
-			    &so.h_ctl) < 3) {
+			int *dst[] = { &so.h_lfd, &so.h_out_rd, &so.h_out_wr, &so.h_ctl };
+			const char *p = argv[++i];
+			int k;
+			for (k = 0; k < 4; k++) {
+				long long v;
+				if ((k > 0 && scan_lit(&p, ",") < 0) || scan_ll(&p, &v) < 0 ||
+				    v < -1 || v > 65535)
+					break;
+				*dst[k] = (int)v;
+			}
+			if (k < 3 || *p != '\0') {
 				err_set(&e, ERR_USAGE, "bad --handover \"%s\"", argv[i]);
 				return out_fail(&e);
 			}
@@ -47,6 +58,6 @@ cmd_supervise(int argc, char **argv)
 		return out_fail(&e);
 	rc = supervisor_run(&h, &so, &e);
 	if (rc != 0 && e.code != ERR_NONE)
-		fprintf(stderr, "appd supervise: %s\n", e.msg);
+		fmt_fd(2, "appd supervise: %s\n", e.msg);
 	return rc;
 }

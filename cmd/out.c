@@ -1,5 +1,6 @@
 /* out.c -- JSON output and shared argument handling for cmd/. */
 #include "cmd/appd.h"
+#include "core/base/fmt.h"
 #include "core/base/fsutil.h"
 #include "core/probe.h"
 #include "platform/compat.h"
@@ -126,7 +127,7 @@ out_fail(const struct err *e)
 	jsonw_finish(&w);
 	buf[w.len] = '\n';
 	(void)fd_write_all(1, buf, w.len + 1);
-	fprintf(stderr, "appd: %s\n", e->msg);
+	fmt_fd(2, "appd: %s\n", e->msg);
 	return err_exit_status(code);
 }
 

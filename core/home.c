@@ -1,5 +1,6 @@
 /* home.c -- see home.h. */
 #include "core/home.h"
+#include "core/base/fmt.h"
 #include "core/base/fsutil.h"
 #include "core/sockprep.h"
 
@@ -12,7 +13,7 @@
 static int
 join(char *out, const char *a, const char *b, struct err *e)
 {
-	int n = snprintf(out, HOME_PATH_MAX, "%s/%s", a, b);
+	int n = fmt_n(out, HOME_PATH_MAX, "%s/%s", a, b);
 
 	if (n < 0 || n >= HOME_PATH_MAX)
 		return err_set(e, ERR_IO, "path too long: %s/%s", a, b);
@@ -33,7 +34,7 @@ home_resolve(struct home *h, struct err *e)
 		const char *home = getenv("HOME");
 		if (home == NULL || home[0] == '\0')
 			return err_set(e, ERR_USAGE, "neither APPD_HOME nor HOME is set");
-		if (snprintf(raw, sizeof raw, "%s/.appd", home) >= (int)sizeof raw)
+		if (fmt_n(raw, sizeof raw, "%s/.appd", home) >= (int)sizeof raw)
 			return err_set(e, ERR_IO, "HOME is too long");
 	}
 	if (raw[0] != '/') {

@@ -1,5 +1,6 @@
 /* lifecycle.c -- see lifecycle.h. */
 #include "core/lifecycle.h"
+#include "core/base/fmt.h"
 #include "core/control.h"
 #include "platform/compat.h"
 #include "core/base/fsutil.h"
@@ -356,7 +357,7 @@ fork_supervisor(const struct home *h, int ready_wr, int timeout_s, struct err *e
 
 	if (proc_self_exe(exe, sizeof exe) < 0)
 		return err_sys(e, ERR_SPAWN, "cannot find our own executable"), -1;
-	snprintf(tmo, sizeof tmo, "%d", timeout_s);
+	fmt_n(tmo, sizeof tmo, "%d", timeout_s);
 	pid = fork();
 	if (pid < 0)
 		return err_sys(e, ERR_SPAWN, "cannot fork the supervisor"), -1;
@@ -389,7 +390,7 @@ fork_supervisor(const struct home *h, int ready_wr, int timeout_s, struct err *e
 			_exit(127);
 		setenv("APPD_HOME", h->root, 1);
 		proc_exec_self(argv, exe);
-		dprintf(2, "appd: cannot execute %s for the supervisor: %s\n", exe, strerror(errno));
+		fmt_fd(2, "appd: cannot execute %s for the supervisor: %s\n", exe, strerror(errno));
 		_exit(127);
 	}
 	return pid;
@@ -529,7 +530,7 @@ write_stop_request(const struct home *h, int grace_s)
 
 	if (str_fmt(path, sizeof path, "%s/%s", h->state, SUP_STOP_REQUEST) < 0)
 		return -1;
-	snprintf(buf, sizeof buf, "{\"graceSeconds\":%d}\n", grace_s);
+	fmt_n(buf, sizeof buf, "{\"graceSeconds\":%d}\n", grace_s);
 	return fs_replace(path, buf, strlen(buf), 0600);
 }
 

@@ -1,5 +1,7 @@
 /* lock.c -- see lock.h. */
 #include "core/lock.h"
+#include "core/base/scan.h"
+#include "core/base/fmt.h"
 #include "core/base/fsutil.h"
 
 #include <errno.h>
@@ -121,7 +123,7 @@ int
 lock_note_holder(int fd, const char *command)
 {
 	char buf[128];
-	int n = snprintf(buf, sizeof buf, "%ld %.60s %lld\n", (long)getpid(),
+	int n = fmt_n(buf, sizeof buf, "%ld %.60s %lld\n", (long)getpid(),
 	    command, (long long)wall_ms());
 
 	if (ftruncate(fd, 0) < 0)
@@ -133,13 +135,17 @@ int
 lock_read_holder(const char *path, struct lock_holder *h)
 {
 	char buf[128];
+	const char *p = buf;
 	size_t len;
-	long long since;
+	long long pid, since;
 
 	if (fs_read_file(path, buf, sizeof buf, &len) < 0)
 		return -1;
-	if (sscanf(buf, "%ld %63s %lld", &h->pid, h->command, &since) != 3)
+	if (scan_ll(&p, &pid) < 0 || scan_lit(&p, " ") < 0 ||
+	    scan_word(&p, h->command, sizeof h->command) < 0 || scan_lit(&p, " ") < 0 ||
+	    scan_ll(&p, &since) < 0)
 		return -1;
+	h->pid = (long)pid;
 	h->since_ms = since;
 	return 0;
 }

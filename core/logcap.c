@@ -1,5 +1,6 @@
 /* logcap.c -- see logcap.h. */
 #include "core/logcap.h"
+#include "core/base/fmt.h"
 #include "core/base/fsutil.h"
 
 #include <errno.h>
@@ -29,7 +30,7 @@ logcap_open(struct logcap *l, const char *path, long long max, int fresh)
 	l->fd = -1;
 	l->max = max;
 	if (str_copy(l->path, sizeof l->path, path) < 0 ||
-	    snprintf(l->rotated, sizeof l->rotated, "%s.1", path) >= (int)sizeof l->rotated) {
+	    fmt_n(l->rotated, sizeof l->rotated, "%s.1", path) >= (int)sizeof l->rotated) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}

@@ -1,5 +1,6 @@
 /* pidfile.c -- see pidfile.h. */
 #include "core/pidfile.h"
+#include "core/base/fmt.h"
 #include "core/base/fsutil.h"
 #include "core/base/jsonr.h"
 #include "core/base/jsonw.h"
@@ -36,7 +37,7 @@ pidrec_capture(pid_t pid, struct pid_record *rec)
 		char exe[PATH_MAX];
 		if (proc_exe(pid, exe, sizeof exe) < 0)
 			exe[0] = '\0';
-		snprintf(rec->exe, sizeof rec->exe, "%.255s", exe);
+		fmt_n(rec->exe, sizeof rec->exe, "%.255s", exe);
 	}
 	return 0;
 }
@@ -103,7 +104,7 @@ pidrec_same(const struct pid_record *a, const struct pid_record *b)
 static int
 lock_path(const char *path, char *out, size_t cap)
 {
-	int n = snprintf(out, cap, "%s.lock", path);
+	int n = fmt_n(out, cap, "%s.lock", path);
 
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }

@@ -1,5 +1,7 @@
 /* probe.c -- see probe.h. */
 #include "core/probe.h"
+#include "core/base/scan.h"
+#include "core/base/fmt.h"
 #include "core/update/install.h"
 #include "core/version.h"
 #include "platform/compat.h"
@@ -178,24 +180,26 @@ static void
 cached_version(const struct home *h, const char *bin, int cache_only, char *out, size_t cap)
 {
 	char path[HOME_PATH_MAX + 32], buf[256], key[128], ck[128], cv[64];
+	const char *p;
 	struct stat st;
 	size_t len;
 
 	out[0] = '\0';
 	if (stat(bin, &st) < 0 || str_fmt(path, sizeof path, "%s/managed-version", h->state) < 0)
 		return;
-	snprintf(key, sizeof key, "%llu:%llu:%lld:%lld", (unsigned long long)st.st_dev,
+	fmt_n(key, sizeof key, "%llu:%llu:%lld:%lld", (unsigned long long)st.st_dev,
 	    (unsigned long long)st.st_ino, (long long)st.st_size,
 	    (long long)compat_mtime_ns(&st));
-	if (fs_read_file(path, buf, sizeof buf, &len) == 0 &&
-	    sscanf(buf, "%127s %63s", ck, cv) == 2 && strcmp(ck, key) == 0) {
+	if (fs_read_file(path, buf, sizeof buf, &len) == 0 && (p = buf, 1) &&
+	    scan_word(&p, ck, sizeof ck) == 0 && scan_lit(&p, " ") == 0 &&
+	    scan_word(&p, cv, sizeof cv) == 0 && strcmp(ck, key) == 0) {
 		str_fmt(out, cap, "%s", cv);
 		return;
 	}
 	if (cache_only)
 		return;
 	probe_version(bin, out, cap);
-	if (out[0] != '\0' && snprintf(buf, sizeof buf, "%s %s\n", key, out) < (int)sizeof buf)
+	if (out[0] != '\0' && fmt_n(buf, sizeof buf, "%s %s\n", key, out) < (int)sizeof buf)
 		(void)fs_replace(path, buf, strlen(buf), 0600);
 }
 

@@ -1,5 +1,6 @@
 /* settings.c -- see settings.h. */
 #include "core/settings.h"
+#include "core/base/fmt.h"
 #include "core/base/fsutil.h"
 #include "core/base/jsonr.h"
 #include "core/base/jsonw.h"
@@ -242,7 +243,7 @@ parse_rc(const struct jsonr *r, struct settings *s, struct err *e, const char *p
 			if (jsonr_str(r, i, name, sizeof name) < 0 || name[0] == '\0' ||
 			    strchr(name, '=') != NULL || jsonr_str(r, i + 1, item, sizeof item) < 0)
 				return bad(e, path, "server.remoteControlDisabledEnv must map names to strings");
-			snprintf(pair, sizeof pair, "%s=%s", name, item);
+			fmt_n(pair, sizeof pair, "%s=%s", name, item);
 			if (rc_store(s, &off, pair, &s->rc_envoff[s->rc_envc]) < 0)
 				return bad(e, path, "server.remoteControlDisabledEnv is too large");
 			s->rc_envc++;

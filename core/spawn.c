@@ -1,5 +1,6 @@
 /* spawn.c -- see spawn.h. */
 #include "core/spawn.h"
+#include "core/base/fmt.h"
 #include "platform/compat.h"
 #include "core/base/fsutil.h"
 
@@ -70,7 +71,7 @@ spawn_server(const struct spawn_opts *o, struct err *e)
 		if (lfd >= 0) {
 			if (place(lfd, 3) < 0)
 				child_fail(efd);
-			snprintf(num, sizeof num, "%ld", (long)getpid());
+			fmt_n(num, sizeof num, "%ld", (long)getpid());
 			setenv("LISTEN_FDS", "1", 1);
 			setenv("LISTEN_PID", num, 1);
 			setenv("LISTEN_FDNAMES", "app-server", 1);
@@ -83,7 +84,7 @@ spawn_server(const struct spawn_opts *o, struct err *e)
 			int target = lfd >= 0 ? 4 : 3;
 			if (place(nfd, target) < 0)
 				child_fail(efd);
-			snprintf(num, sizeof num, "%d", target);
+			fmt_n(num, sizeof num, "%d", target);
 			setenv("APPD_NOTIFY_FD", num, 1);
 		} else {
 			unsetenv("APPD_NOTIFY_FD");

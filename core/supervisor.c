@@ -6,6 +6,8 @@
  * has no periodic timer and writes nothing.
  */
 #include "core/sup.h"
+#include "core/base/scan.h"
+#include "core/base/fmt.h"
 #include "core/base/entropy.h"
 #include "core/base/fsutil.h"
 #include "core/base/jsonr.h"
@@ -38,9 +40,9 @@ sup_log(const char *fmt, ...)
 	va_list ap;
 
 	iso8601_ms(wall_ms(), t);
-	n = snprintf(buf, sizeof buf, "%s appd[%ld]: ", t, (long)getpid());
+	n = fmt_n(buf, sizeof buf, "%s appd[%ld]: ", t, (long)getpid());
 	va_start(ap, fmt);
-	vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
+	fmt_v(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
 	va_end(ap);
 	n = (int)strlen(buf);
 	buf[n++] = '\n';
@@ -182,21 +184,29 @@ int
 sup_report_parse(const char *line, struct sup_report *out)
 {
 	char code[64];
-	int n = 0;
+	const char *p = line;
+	long long pid, xc, sig;
+	int n;
 
 	memset(out, 0, sizeof *out);
 	out->exit_code = -1;
-	if (sscanf(line, "ready %ld", &out->server_pid) == 1) {
+	if (scan_lit(&p, "ready ") == 0 && scan_ll(&p, &pid) == 0) {
+		out->server_pid = (long)pid;
 		out->ready = 1;
 		return 0;
 	}
-	if (sscanf(line, "fail %63s %d %d %n", code, &out->exit_code, &out->exit_signal, &n) < 3 || n == 0)
+	p = line;
+	if (scan_lit(&p, "fail ") < 0 || scan_word(&p, code, sizeof code) < 0 ||
+	    scan_lit(&p, " ") < 0 || scan_ll(&p, &xc) < 0 || scan_lit(&p, " ") < 0 ||
+	    scan_ll(&p, &sig) < 0 || scan_lit(&p, " ") < 0)
 		return -1;
+	out->exit_code = (int)xc;
+	out->exit_signal = (int)sig;
 	out->code = ERR_OTHER;
 	for (int c = ERR_OTHER; c <= ERR_STOP_TIMEOUT; c++)
 		if (strcmp(err_code_name((enum err_code)c), code) == 0)
 			out->code = (enum err_code)c;
-	str_fmt(out->message, sizeof out->message, "%s", line + n);
+	str_fmt(out->message, sizeof out->message, "%s", p);
 	n = (int)strlen(out->message);
 	while (n > 0 && out->message[n - 1] == '\n')
 		out->message[--n] = '\0';

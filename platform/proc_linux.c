@@ -1,5 +1,6 @@
 /* proc_linux.c -- see proc.h.  Linux: /proc, pidfd, prctl. */
 #include "platform/proc.h"
+#include "core/base/fmt.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -48,7 +49,7 @@ proc_read(pid_t pid, struct proc_info *out)
 		errno = EINVAL;
 		return -1;
 	}
-	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	fmt_n(path, sizeof path, "/proc/%ld/stat", (long)pid);
 	if (read_small(path, buf, sizeof buf) < 0)
 		return errno == ENOENT || errno == ESRCH ? PROC_GONE : -1;
 	/* comm may hold spaces and parentheses: the state follows the last ')' */
@@ -109,7 +110,7 @@ proc_exe(pid_t pid, char *out, size_t cap)
 	char path[64];
 	ssize_t n;
 
-	snprintf(path, sizeof path, "/proc/%ld/exe", (long)pid);
+	fmt_n(path, sizeof path, "/proc/%ld/exe", (long)pid);
 	n = readlink(path, out, cap - 1);
 	if (n < 0)
 		return -1;
@@ -212,7 +213,7 @@ own_children(pid_t self, pid_t *out, int cap)
 	int n = 0, fd;
 	ssize_t r;
 
-	snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", (long)self, (long)self);
+	fmt_n(path, sizeof path, "/proc/%ld/task/%ld/children", (long)self, (long)self);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;

@@ -1,5 +1,6 @@
 /* err.c -- see err.h. */
 #include "core/base/err.h"
+#include "core/base/fmt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,7 +19,7 @@ static void
 err_vset(struct err *e, enum err_code code, const char *fmt, va_list ap)
 {
 	e->code = code;
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	fmt_v(e->msg, sizeof e->msg, fmt, ap);
 }
 
 int
@@ -44,7 +45,7 @@ err_sys(struct err *e, enum err_code code, const char *fmt, ...)
 	va_end(ap);
 	n = strlen(e->msg);
 	if (n < sizeof e->msg)
-		snprintf(e->msg + n, sizeof e->msg - n, ": %s", strerror(saved));
+		fmt_n(e->msg + n, sizeof e->msg - n, ": %s", strerror(saved));
 	errno = saved;
 	return -1;
 }
@@ -71,7 +72,7 @@ err_ctx_str(struct err *e, const char *key, const char *val)
 	if (c == NULL)
 		return;
 	c->is_num = 0;
-	snprintf(c->str, sizeof c->str, "%s", val ? val : "");
+	fmt_n(c->str, sizeof c->str, "%s", val ? val : "");
 }
 
 void

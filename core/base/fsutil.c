@@ -1,5 +1,7 @@
 /* fsutil.c -- see fsutil.h. */
 #include "core/base/fsutil.h"
+#include "core/base/scan.h"
+#include "core/base/fmt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -149,7 +151,7 @@ write_replace(const char *path, const void *data, size_t len, mode_t mode, int d
 {
 	char tmp[PATH_MAX];
 	int fd, e;
-	int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+	int n = fmt_n(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
 
 	if (n < 0 || (size_t)n >= sizeof tmp) {
 		errno = ENAMETOOLONG;
@@ -240,19 +242,51 @@ wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+void
+civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	int64_t era;
+	unsigned doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = (unsigned)(z - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
 void
 iso8601_ms(int64_t ms, char out[32])
 {
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
+	int64_t s, y;
+	unsigned mo, d, sod;
 	char tmp[96];
 
 	if (ms < 0)
 		ms = 0;
-	gmtime_r(&s, &tm);
-	snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	s = ms / 1000;
+	sod = (unsigned)(s % 86400);
+	civil_from_days(s / 86400, &y, &mo, &d);
+	fmt_n(tmp, sizeof tmp, "%04d-%02u-%02uT%02u:%02u:%02u.%03dZ", (int)y, mo, d,
+	    sod / 3600, sod / 60 % 60, sod % 60, (int)(ms % 1000));
 	memcpy(out, tmp, 31);
 	out[31] = '\0';
 }
@@ -260,14 +294,13 @@ iso8601_ms(int64_t ms, char out[32])
 int64_t
 iso8601_parse(const char *s)
 {
-	struct tm tm;
-	int y, mo, d, h, mi, sec, frac = 0, n = 0;
-	time_t t;
+	int y, mo, d, h, mi, sec, frac = 0;
 
-	memset(&tm, 0, sizeof tm);
-	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+	if (scan_digits(&s, 4, &y) < 0 || scan_lit(&s, "-") < 0 || scan_digits(&s, 2, &mo) < 0 ||
+	    scan_lit(&s, "-") < 0 || scan_digits(&s, 2, &d) < 0 || scan_lit(&s, "T") < 0 ||
+	    scan_digits(&s, 2, &h) < 0 || scan_lit(&s, ":") < 0 || scan_digits(&s, 2, &mi) < 0 ||
+	    scan_lit(&s, ":") < 0 || scan_digits(&s, 2, &sec) < 0)
 		return -1;
-	s += n;
 	if (*s == '.') {
 		int digits = 0;
 		s++;
@@ -283,16 +316,10 @@ iso8601_parse(const char *s)
 	}
 	if (*s != 'Z' || s[1] != '\0')
 		return -1;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	t = timegm(&tm);
-	if (t == (time_t)-1)
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
 		return -1;
-	return (int64_t)t * 1000 + frac;
+	return (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec) *
+	    1000 + frac;
 }
 
 int
@@ -317,7 +344,7 @@ str_fmt(char *buf, size_t cap, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, cap, fmt, ap);
+	n = fmt_v(buf, cap, fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= cap) {
 		errno = ENAMETOOLONG;

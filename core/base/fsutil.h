@@ -49,6 +49,10 @@ int fd_above_stdio(int fd);
 
 /* Wall clock in ms since the epoch; ISO-8601 UTC "2026-11-21T10:00:00.123Z". */
 int64_t wall_ms(void);
+/* Days since 1970-01-01 of the proleptic Gregorian date y-m-d, and back
+ * (H. Hinnant's civil algorithms; no time zone, no libc). */
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
+void civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
 void iso8601_ms(int64_t ms, char out[32]);
 /* Parse what iso8601_ms wrote (also without the fraction); -1 if bad. */
 int64_t iso8601_parse(const char *s);

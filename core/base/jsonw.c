@@ -1,5 +1,6 @@
 /* jsonw.c -- see jsonw.h. */
 #include "core/base/jsonw.h"
+#include "core/base/fmt.h"
 #include "core/base/fsutil.h"
 
 #include <errno.h>
@@ -144,7 +145,7 @@ void
 jsonw_int(struct jsonw *w, long long v)
 {
 	char num[32];
-	int n = snprintf(num, sizeof num, "%lld", v);
+	int n = fmt_n(num, sizeof num, "%lld", v);
 
 	sep(w);
 	put(w, num, (size_t)n);

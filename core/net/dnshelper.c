@@ -1,5 +1,6 @@
 /* dnshelper.c -- see dnshelper.h. */
 #include "core/net/dnshelper.h"
+#include "core/base/fmt.h"
 #include "platform/compat.h"
 #include "platform/reactor.h"
 
@@ -52,14 +53,46 @@ dnshelper_numeric(const char *host, uint16_t port, struct dnshelper_addr *out)
 	return 1;
 }
 
+/* Text of an address (RFC 5952 for IPv6: lowercase, the longest run of
+ * two or more zero groups as "::"), without the C library's printf. */
 const char *
 dnshelper_addr_str(const struct dnshelper_addr *a, char *buf, size_t cap)
 {
-	const void *src = a->u.sa.sa_family == AF_INET6 ?
-	    (const void *)&a->u.in6.sin6_addr : (const void *)&a->u.in.sin_addr;
+	const unsigned char *b;
+	unsigned g[8];
+	int best = -1, bestn = 1, i, n = 0;
 
-	if (inet_ntop(a->u.sa.sa_family, src, buf, (socklen_t)cap) == NULL)
-		snprintf(buf, cap, "?");
+	if (a->u.sa.sa_family != AF_INET6) {
+		b = (const unsigned char *)&a->u.in.sin_addr;
+		fmt_n(buf, cap, "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
+		return buf;
+	}
+	b = (const unsigned char *)&a->u.in6.sin6_addr;
+	for (i = 0; i < 8; i++)
+		g[i] = (unsigned)b[2 * i] << 8 | b[2 * i + 1];
+	for (i = 0; i < 8; i++) {
+		int j = i;
+		while (j < 8 && g[j] == 0)
+			j++;
+		if (j - i > bestn) {
+			best = i;
+			bestn = j - i;
+		}
+		if (j > i)
+			i = j - 1;
+	}
+	buf[0] = '\0';
+	for (i = 0; i < 8; i++) {
+		if (i == best) {
+			n += fmt_n(buf + n, cap > (size_t)n ? cap - (size_t)n : 0, "::");
+			i += bestn - 1;
+			continue;
+		}
+		n += fmt_n(buf + n, cap > (size_t)n ? cap - (size_t)n : 0, "%s%x",
+		    i > 0 && i != best + bestn ? ":" : "", g[i]);
+		if ((size_t)n >= cap)
+			break;
+	}
 	return buf;
 }
 
@@ -204,7 +237,7 @@ fail(struct dnshelper *d, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	d->err.code = ERR_IO;
-	vsnprintf(d->err.msg, sizeof d->err.msg, fmt, ap);
+	fmt_v(d->err.msg, sizeof d->err.msg, fmt, ap);
 	va_end(ap);
 	d->naddr = 0;
 	finish(d);

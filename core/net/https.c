@@ -1,6 +1,9 @@
 /* https.c -- see https.h. */
 #include "core/net/https.h"
+#include "core/base/scan.h"
+#include "core/base/fmt.h"
 #include "core/base/entropy.h"
+#include "core/base/fsutil.h"
 #include "platform/compat.h"
 #include "core/version.h"
 #include "platform/reactor.h"
@@ -108,12 +111,12 @@ https_br_error_name(int code)
 	static char alert[40];
 
 	if (code >= BR_ERR_SEND_FATAL_ALERT && code < BR_ERR_SEND_FATAL_ALERT + 256) {
-		snprintf(alert, sizeof alert, "BR_ERR_SEND_FATAL_ALERT+%d",
+		fmt_n(alert, sizeof alert, "BR_ERR_SEND_FATAL_ALERT+%d",
 		    code - BR_ERR_SEND_FATAL_ALERT);
 		return alert;
 	}
 	if (code >= BR_ERR_RECV_FATAL_ALERT && code < BR_ERR_RECV_FATAL_ALERT + 256) {
-		snprintf(alert, sizeof alert, "BR_ERR_RECV_FATAL_ALERT+%d",
+		fmt_n(alert, sizeof alert, "BR_ERR_RECV_FATAL_ALERT+%d",
 		    code - BR_ERR_RECV_FATAL_ALERT);
 		return alert;
 	}
@@ -157,22 +160,6 @@ br_error_text(int code)
 
 /* ---- pure helpers: dates, URLs ---- */
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's
- * days_from_civil). */
-static long long
-days_from_civil(long long y, unsigned m, unsigned d)
-{
-	long long era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (long long)doe - 719468;
-}
-
 static int
 month_index(const char *s)
 {
@@ -184,11 +171,61 @@ month_index(const char *s)
 	return 0;
 }
 
+/* hh:mm:ss */
+static int
+clock_time(const char **p, int *hh, int *mm, int *ss)
+{
+	return scan_digits(p, 2, hh) < 0 || scan_lit(p, ":") < 0 || scan_digits(p, 2, mm) < 0 ||
+	    scan_lit(p, ":") < 0 || scan_digits(p, 2, ss) < 0 ? -1 : 0;
+}
+
+/* IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday,
+ * 06-Nov-94 08:49:37 GMT" (two-digit year) or asctime "Sun Nov  6
+ * 08:49:37 1994", the whole of `s` (trailing blanks allowed). */
+static int
+http_date(const char *s, char wd[16], char mon[4], char tz[4], int *d, int *y,
+    int *hh, int *mm, int *ss)
+{
+	const char *p = s;
+
+	if (scan_alpha(&p, wd, 16) < 0)
+		return -1;
+	if (scan_lit(&p, ", ") == 0) {
+		const char *q = p;
+		if (scan_digits(&q, 2, d) == 0 && scan_lit(&q, " ") == 0 &&
+		    scan_alpha(&q, mon, 4) == 0 && scan_lit(&q, " ") == 0 &&
+		    scan_digits(&q, 4, y) == 0 && scan_lit(&q, " ") == 0 &&
+		    clock_time(&q, hh, mm, ss) == 0 && scan_lit(&q, " ") == 0 &&
+		    scan_alpha(&q, tz, 4) == 0) {
+			p = q;
+		} else if (scan_digits(&p, 2, d) == 0 && scan_lit(&p, "-") == 0 &&
+		    scan_alpha(&p, mon, 4) == 0 && scan_lit(&p, "-") == 0 &&
+		    scan_digits(&p, 2, y) == 0 && scan_lit(&p, " ") == 0 &&
+		    clock_time(&p, hh, mm, ss) == 0 && scan_lit(&p, " ") == 0 &&
+		    scan_alpha(&p, tz, 4) == 0) {
+			*y += *y < 70 ? 2000 : 1900;
+		} else {
+			return -1;
+		}
+	} else {
+		if (scan_lit(&p, " ") < 0 || scan_alpha(&p, mon, 4) < 0 || scan_lit(&p, " ") < 0)
+			return -1;
+		scan_blank(&p);         /* "Nov  6": a day is space-padded */
+		if (scan_digits(&p, 2, d) < 0 || scan_lit(&p, " ") < 0 ||
+		    clock_time(&p, hh, mm, ss) < 0 || scan_lit(&p, " ") < 0 ||
+		    scan_digits(&p, 4, y) < 0)
+			return -1;
+		memcpy(tz, "GMT", 4);
+	}
+	scan_blank(&p);
+	return *p == '\0' && strcmp(tz, "GMT") == 0 ? 0 : -1;
+}
+
 long long
 https_retry_after(const char *v, time_t now)
 {
 	char mon[4], wd[16], tz[4];
-	int d, y, hh, mm, ss, m, n = 0;
+	int d, y, hh, mm, ss, m;
 	long long t;
 	const char *p = v;
 
@@ -208,24 +245,8 @@ https_retry_after(const char *v, time_t now)
 			return -1;
 		return s > 1000000000LL ? 1000000000LL : s;
 	}
-	/* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
-	if (sscanf(p, "%15[A-Za-z], %2d %3s %4d %2d:%2d:%2d %3s%n",
-	    wd, &d, mon, &y, &hh, &mm, &ss, tz, &n) == 8 && n > 0) {
-		/* matched */
-	} else if (n = 0, sscanf(p, "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d %3s%n",
-	    wd, &d, mon, &y, &hh, &mm, &ss, tz, &n) == 8 && n > 0) {
-		/* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT (two-digit year) */
-		y += y < 70 ? 2000 : 1900;
-	} else if (n = 0, sscanf(p, "%15[A-Za-z] %3s %2d %2d:%2d:%2d %4d%n",
-	    wd, mon, &d, &hh, &mm, &ss, &y, &n) == 7 && n > 0) {
-		/* asctime: Sun Nov  6 08:49:37 1994 */
-		snprintf(tz, sizeof tz, "GMT");
-	} else {
-		return -1;
-	}
-	while (p[n] == ' ' || p[n] == '\t')
-		n++;
-	if (p[n] != '\0' || strcmp(tz, "GMT") != 0)
+	/* the three forms of RFC 9110 §5.6.7 */
+	if (http_date(p, wd, mon, tz, &d, &y, &hh, &mm, &ss) < 0)
 		return -1;
 	m = month_index(mon);
 	if (m == 0 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 || y < 1970)
@@ -395,7 +416,7 @@ fail(struct https_fetch *f, enum https_fail kind, const char *fmt, ...)
 	va_start(ap, fmt);
 	f->res.fail = kind;
 	f->res.err.code = ERR_IO;
-	vsnprintf(f->res.err.msg, sizeof f->res.err.msg, fmt, ap);
+	fmt_v(f->res.err.msg, sizeof f->res.err.msg, fmt, ap);
 	va_end(ap);
 	err_ctx_str(&f->res.err, "url", f->res.url);
 	if (f->starting) {
@@ -428,9 +449,9 @@ host_port(const struct https_fetch *f, char *buf, size_t cap)
 	int v6 = strchr(f->host, ':') != NULL;
 
 	if (f->port == 443)
-		snprintf(buf, cap, "%s%s%s", v6 ? "[" : "", f->host, v6 ? "]" : "");
+		fmt_n(buf, cap, "%s%s%s", v6 ? "[" : "", f->host, v6 ? "]" : "");
 	else
-		snprintf(buf, cap, "%s%s%s:%u", v6 ? "[" : "", f->host, v6 ? "]" : "",
+		fmt_n(buf, cap, "%s%s%s:%u", v6 ? "[" : "", f->host, v6 ? "]" : "",
 		    (unsigned)f->port);
 }
 
@@ -454,7 +475,7 @@ hop_start(struct https_fetch *f)
 		return fail(f, HTTPS_E_URL, "bad URL %s: %s", f->res.url, why);
 	host_port(f, hp, sizeof hp);
 	path = f->path_off >= 0 ? f->res.url + f->path_off : "/";
-	n = snprintf(f->req, sizeof f->req,
+	n = fmt_n(f->req, sizeof f->req,
 	    "GET %s%s HTTP/1.1\r\n"
 	    "Host: %s\r\n"
 	    "User-Agent: appd/" APPD_VERSION "\r\n"
@@ -667,7 +688,7 @@ note_conn(struct https_fetch *f, int en)
 		f->conn_refused = 1;
 	if (f->ai <= 0 || n + 2 >= sizeof f->conn_why)
 		return;
-	snprintf(f->conn_why + n, sizeof f->conn_why - n, "%s%s: %s",
+	fmt_n(f->conn_why + n, sizeof f->conn_why - n, "%s%s: %s",
 	    n ? "; " : "", dnshelper_addr_str(&f->dns.addr[f->ai - 1], as, sizeof as),
 	    en == ETIMEDOUT ? "timed out" : strerror(en));
 }
@@ -797,13 +818,13 @@ resolve_location(struct https_fetch *f, const char *loc, char *out, size_t cap,
 			*why = "not https";
 			return -1;
 		}
-		w = snprintf(out, cap, "%s", loc);
+		w = fmt_n(out, cap, "%s", loc);
 	} else if (loc[0] == '/' && loc[1] == '/') {
-		w = snprintf(out, cap, "https:%s", loc);
+		w = fmt_n(out, cap, "https:%s", loc);
 	} else {
 		host_port(f, hp, sizeof hp);
 		if (loc[0] == '/') {
-			w = snprintf(out, cap, "https://%s%s", hp, loc);
+			w = fmt_n(out, cap, "https://%s%s", hp, loc);
 		} else {
 			/* Relative to the current path: its directory, or
 			 * (a query alone) the path itself. */
@@ -819,7 +840,7 @@ resolve_location(struct https_fetch *f, const char *loc, char *out, size_t cap,
 				while (base > 0 && path[base - 1] != '/')
 					base--;
 			}
-			w = snprintf(out, cap, "https://%s%.*s%s", hp, (int)base, path, loc);
+			w = fmt_n(out, cap, "https://%s%.*s%s", hp, (int)base, path, loc);
 		}
 	}
 	if (w < 0 || (size_t)w >= cap) {
@@ -882,7 +903,7 @@ last_token_is(const char *list, const char *tok)
 	const char *c = strrchr(list, ',');
 	char buf[32];
 
-	snprintf(buf, sizeof buf, "%s", c ? c + 1 : list);
+	fmt_n(buf, sizeof buf, "%s", c ? c + 1 : list);
 	return strcasecmp(trim(buf), tok) == 0;
 }
 
@@ -1197,16 +1218,16 @@ conn_ended(struct https_fetch *f, int close_notify)
 	if (f->phase == PH_BODY && f->body_mode == BM_CLOSE && close_notify)
 		return succeed(f);
 	if (f->phase == PH_HEADER)
-		snprintf(what, sizeof what, "connection closed before the end of "
+		fmt_n(what, sizeof what, "connection closed before the end of "
 		    "the response header");
 	else if (f->body_mode == BM_LENGTH)
-		snprintf(what, sizeof what, "got %llu of %lld body bytes",
+		fmt_n(what, sizeof what, "got %llu of %lld body bytes",
 		    (unsigned long long)f->res.bytes, (long long)f->res.content_length);
 	else if (f->body_mode == BM_CHUNKED)
-		snprintf(what, sizeof what, "chunked body without the last chunk "
+		fmt_n(what, sizeof what, "chunked body without the last chunk "
 		    "(%llu bytes)", (unsigned long long)f->res.bytes);
 	else
-		snprintf(what, sizeof what, "connection closed without TLS "
+		fmt_n(what, sizeof what, "connection closed without TLS "
 		    "close_notify (%llu bytes)", (unsigned long long)f->res.bytes);
 	return fail(f, HTTPS_E_TRUNCATED, "response from %s truncated: %s",
 	    f->host, what);
@@ -1378,18 +1399,18 @@ on_deadline(struct reactor *r, int h, int events, void *arg)
 	host_port(f, hp, sizeof hp);
 	switch (f->state) {
 	case ST_DNS:
-		snprintf(phase, sizeof phase, "resolving %s", f->host);
+		fmt_n(phase, sizeof phase, "resolving %s", f->host);
 		break;
 	case ST_CONNECTING:
-		snprintf(phase, sizeof phase, "connecting to %s", hp);
+		fmt_n(phase, sizeof phase, "connecting to %s", hp);
 		break;
 	default:
 		if (!f->hs_done)
-			snprintf(phase, sizeof phase, "TLS handshake with %s", hp);
+			fmt_n(phase, sizeof phase, "TLS handshake with %s", hp);
 		else if (f->phase == PH_HEADER)
-			snprintf(phase, sizeof phase, "waiting for the response from %s", hp);
+			fmt_n(phase, sizeof phase, "waiting for the response from %s", hp);
 		else
-			snprintf(phase, sizeof phase, "reading the body, %llu bytes so far",
+			fmt_n(phase, sizeof phase, "reading the body, %llu bytes so far",
 			    (unsigned long long)f->res.bytes);
 		break;
 	}
@@ -1408,7 +1429,7 @@ start_error(struct https_fetch *f, int en, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	f->res.err.code = ERR_IO;
-	vsnprintf(f->res.err.msg, sizeof f->res.err.msg, fmt, ap);
+	fmt_v(f->res.err.msg, sizeof f->res.err.msg, fmt, ap);
 	va_end(ap);
 	errno = en;
 	return -1;

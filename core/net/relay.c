@@ -1,5 +1,6 @@
 /* relay.c -- see relay.h. */
 #include "core/net/relay.h"
+#include "core/base/fmt.h"
 #include "platform/compat.h"
 #include "core/sockprep.h"
 #include "platform/reactor.h"
@@ -94,7 +95,7 @@ fail(struct relay *rl, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	rl->err.code = ERR_IO;
-	vsnprintf(rl->err.msg, sizeof rl->err.msg, fmt, ap);
+	fmt_v(rl->err.msg, sizeof rl->err.msg, fmt, ap);
 	va_end(ap);
 	rl->ok = 0;
 	return finish(rl);

@@ -1,5 +1,6 @@
 /* wsprobe.c -- see wsprobe.h. */
 #include "core/net/wsprobe.h"
+#include "core/base/fmt.h"
 #include "core/base/entropy.h"
 #include "platform/compat.h"
 #include "core/base/jsonr.h"
@@ -145,7 +146,7 @@ fail(struct wsprobe *p, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	p->err.code = ERR_NOT_READY;
-	vsnprintf(p->err.msg, sizeof p->err.msg, fmt, ap);
+	fmt_v(p->err.msg, sizeof p->err.msg, fmt, ap);
 	va_end(ap);
 	p->ok = 0;
 	return finish(p);
@@ -300,7 +301,7 @@ on_message(struct wsprobe *p)
 		    sizeof m - 14) == 0)
 			memcpy(m, "server error: ", 14);
 		else if (e >= 0)
-			snprintf(m, sizeof m, "server error");
+			fmt_n(m, sizeof m, "server error");
 		return fail(p, "failed to parse initialize response: %s", m);
 	}
 	ua = jsonr_get(&jr, res, "userAgent");
@@ -352,7 +353,7 @@ frame_begin(struct wsprobe *p)
 	}
 	if (len > WSPROBE_MSG_MAX || p->msg_len + len > WSPROBE_MSG_MAX) {
 		char why[96];
-		snprintf(why, sizeof why, "message longer than %d bytes", WSPROBE_MSG_MAX);
+		fmt_n(why, sizeof why, "message longer than %d bytes", WSPROBE_MSG_MAX);
 		return proto(p, why);
 	}
 	return 0;
@@ -519,7 +520,7 @@ check_upgrade(struct wsprobe *p)
 				return upgrade_fail(p, "not an HTTP response");
 			if (strncmp(sp + 1, "101", 3) != 0 ||
 			    (sp[4] != '\0' && sp[4] != ' ')) {
-				snprintf(why, sizeof why, "unexpected HTTP status: %.100s", sp + 1);
+				fmt_n(why, sizeof why, "unexpected HTTP status: %.100s", sp + 1);
 				return upgrade_fail(p, why);
 			}
 			continue;
@@ -753,7 +754,7 @@ wsprobe_start(struct wsprobe *p, struct reactor *r, const char *sock_path,
 		return start_error(p, errno, "cannot get random bytes for the handshake key");
 	b64_encode(keyraw, sizeof keyraw, key);
 	wsprobe_accept_for_key(key, p->accept);
-	n = snprintf(req, sizeof req,
+	n = fmt_n(req, sizeof req,
 	    "GET / HTTP/1.1\r\n"
 	    "Host: localhost\r\n"
 	    "Upgrade: websocket\r\n"

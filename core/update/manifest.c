@@ -1,5 +1,6 @@
 /* manifest.c -- see manifest.h. */
 #include "core/update/manifest.h"
+#include "core/base/fmt.h"
 #include "core/base/fsutil.h"
 #include "core/base/jsonr.h"
 
@@ -232,7 +233,7 @@ reject(struct manifest *m, struct err *e, enum manifest_reason r, const char *fm
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	fmt_v(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	m->reason = r;
 	err_ctx_str(e, "reason", manifest_reason_name(r));

@@ -1,5 +1,6 @@
 /* trust.c -- see trust.h. */
 #include "core/update/trust.h"
+#include "core/base/fmt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -242,7 +243,7 @@ trust_load_file(struct trust_store *ts, const char *path, struct err *e)
 		trust_reset(ts);
 		return -1;
 	}
-	snprintf(ts->path, sizeof ts->path, "%s", path);
+	fmt_n(ts->path, sizeof ts->path, "%s", path);
 	return 0;
 }
 

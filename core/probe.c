@@ -1,5 +1,6 @@
 /* probe.c -- see probe.h. */
 #include "core/probe.h"
+#include "core/childrun.h"
 #include "core/base/scan.h"
 #include "core/base/fmt.h"
 #include "core/update/install.h"
@@ -68,104 +69,26 @@ probe_server(const struct home *h, const struct settings *s, char *version, size
 	return 1;
 }
 
-struct vrun {
-	struct reactor r;
-	int fd;
-	char out[256];
-	size_t len;
-	int eof, exited, status, timed_out;
-};
-
-static void
-v_read(struct reactor *r, int h, int ev, void *arg)
-{
-	struct vrun *v = arg;
-	ssize_t n = fd_read(v->fd, v->out + v->len, sizeof v->out - 1 - v->len);
-
-	(void)ev;
-	if (n > 0) {
-		v->len += (size_t)n;
-		if (v->len < sizeof v->out - 1)
-			return;
-	}
-	v->eof = 1;
-	reactor_del(r, h);
-	if (v->exited)
-		reactor_stop(r);
-}
-
-static void
-v_exit(struct reactor *r, int h, int status, void *arg)
-{
-	struct vrun *v = arg;
-
-	(void)h;
-	v->exited = 1;
-	v->status = status;
-	if (v->eof)
-		reactor_stop(r);
-}
-
-static void
-v_timeout(struct reactor *r, int h, int ev, void *arg)
-{
-	struct vrun *v = arg;
-
-	(void)h; (void)ev;
-	v->timed_out = 1;
-	reactor_stop(r);
-}
-
 void
 probe_version(const char *bin, char *out, size_t cap)
 {
-	static struct vrun v;
-	char *tok, *save = NULL;
-	int p[2];
-	pid_t pid;
+	static struct childrun c;
+	char *const argv[] = { (char *)bin, (char *)"--version", NULL };
+	char text[256], *tok, *save = NULL;
+	struct err e;
 
 	out[0] = '\0';
-	if (access(bin, X_OK) < 0 || compat_pipe(p, 0) < 0)
+	err_clear(&e);
+	if (access(bin, X_OK) < 0 ||
+	    childrun_sync(&c, childrun_exec, (void *)argv, text, sizeof text - 1,
+	    VERSION_RUN_TIMEOUT_MS, &e) < 0)
 		return;
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
+	if (c.timed_out || !c.exited || !WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0)
 		return;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(p[1], 1) < 0 || dup2(null, 2) < 0)
-			_exit(127);
-		execl(bin, bin, "--version", (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	memset(&v, 0, sizeof v);
-	v.fd = p[0];
-	if (reactor_init(&v.r) == 0) {
-		reactor_io_add(&v.r, v.fd, REACTOR_READ, v_read, &v);
-		reactor_child_add(&v.r, pid, v_exit, &v);
-		reactor_timer_add(&v.r, VERSION_RUN_TIMEOUT_MS, v_timeout, &v);
-		while (!(v.eof && v.exited) && !v.timed_out)
-			if (reactor_run_once(&v.r, -1) < 0 && errno != EINTR)
-				break;
-		if (!v.exited) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-		}
-		reactor_fini(&v.r);
-	}
-	close(v.fd);
-	if (!v.exited || !WIFEXITED(v.status) || WEXITSTATUS(v.status) != 0)
-		return;
-	v.out[v.len] = '\0';
+	text[c.len] = '\0';
 	/* "codex-cli 0.169.0" -> the second whitespace-separated token */
-	if (strtok_r(v.out, " \t\r\n", &save) == NULL || (tok = strtok_r(NULL, " \t\r\n", &save)) == NULL)
+	if (strtok_r(text, " \t\r\n", &save) == NULL ||
+	    (tok = strtok_r(NULL, " \t\r\n", &save)) == NULL)
 		return;
 	str_fmt(out, cap, "%s", tok);
 }

@@ -19,6 +19,7 @@
 #ifndef APPD_SUP_H
 #define APPD_SUP_H
 
+#include "core/childrun.h"
 #include "core/control.h"
 #include "core/home.h"
 #include "core/logcap.h"
@@ -237,10 +238,8 @@ struct sup {
 	int has_self_sha;
 
 	/* self-refresh */
-	pid_t vfy_pid;
-	int vfy_fd, vfy_io_h, vfy_timer_h;
+	struct childrun vfy;          /* the new appd's --version */
 	char vfy_out[64];
-	size_t vfy_len;
 	char vfy_path[HOME_PATH_MAX];
 };
 

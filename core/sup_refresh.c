@@ -9,6 +9,7 @@
  * execve, so a signal that arrives meanwhile waits for the new image.
  */
 #include "core/sup.h"
+#include "core/childrun.h"
 #include "core/base/fsutil.h"
 #include "platform/compat.h"
 #include "platform/proc.h"
@@ -55,18 +56,18 @@ undo:
 		fd_cloexec(s->ctl.lfd);
 }
 
-/* The probe is over when its output ended and it was reaped (or the
- * bound passed and the KILLed child was reaped). */
+/* `appd --version` of the new binary ended (core/childrun.h): exec it
+ * when it said "appd " and exited 0. */
 static void
-probe_over(struct sup *s)
+probe_over(struct childrun *c, void *arg)
 {
-	int ok;
+	struct sup *s = arg;
+	int ok = !c->timed_out && c->exited && c->status == 0 && c->len >= 5 &&
+	    memcmp(s->vfy_out, "appd ", 5) == 0;
 
-	if (s->vfy_fd >= 0 || s->vfy_pid > 0)
-		return;
-	sup_cancel(s, &s->vfy_timer_h);
-	s->vfy_out[s->vfy_len] = '\0';
-	ok = s->vfy_len >= 5 && strncmp(s->vfy_out, "appd ", 5) == 0;
+	if (c->timed_out)
+		sup_log("self-refresh: %s --version did not finish within %d ms", s->vfy_path,
+		    VERIFY_MS);
 	if (ok && s->state != SRV_STOPPING && s->upd_phase == UPH_NONE)
 		exec_new(s);
 	else if (!ok)
@@ -74,116 +75,31 @@ probe_over(struct sup *s)
 	upd_flow_next(s);
 }
 
-static void
-close_pipe(struct sup *s)
-{
-	sup_cancel(s, &s->vfy_io_h);
-	if (s->vfy_fd >= 0)
-		close(s->vfy_fd);
-	s->vfy_fd = -1;
-}
-
-static void
-on_read(struct reactor *r, int h, int ev, void *arg)
-{
-	struct sup *s = arg;
-	ssize_t n;
-
-	(void)r; (void)h; (void)ev;
-	n = read(s->vfy_fd, s->vfy_out + s->vfy_len, sizeof s->vfy_out - 1 - s->vfy_len);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n > 0 && (s->vfy_len += (size_t)n) < sizeof s->vfy_out - 1)
-		return;
-	close_pipe(s);
-	probe_over(s);
-}
-
-static void
-on_exit_(struct reactor *r, int h, int status, void *arg)
-{
-	struct sup *s = arg;
-
-	(void)r; (void)h;
-	s->vfy_pid = 0;
-	if (status != 0)
-		s->vfy_len = 0;          /* a failing binary is not appd */
-	probe_over(s);
-}
-
-static void
-on_timeout(struct reactor *r, int h, int ev, void *arg)
-{
-	struct sup *s = arg;
-
-	(void)r; (void)h; (void)ev;
-	s->vfy_timer_h = -1;
-	sup_log("self-refresh: %s --version did not finish within %d ms", s->vfy_path, VERIFY_MS);
-	s->vfy_len = 0;
-	close_pipe(s);
-	if (s->vfy_pid > 0)
-		kill(s->vfy_pid, SIGKILL);   /* its exit watch reaps it */
-	probe_over(s);
-}
-
 void
 refresh_start(struct sup *s, const char *path)
 {
-	sigset_t mask;
-	int p[2], h;
-	pid_t pid;
+	static char *argv[] = { NULL, (char *)"--version", NULL };
+	struct err *e = sup_err();
 
-	if (s->state == SRV_STOPPING || s->upd_phase != UPH_NONE || s->vfy_pid > 0)
+	if (s->state == SRV_STOPPING || s->upd_phase != UPH_NONE || childrun_running(&s->vfy))
 		return;
-	if (compat_pipe(p, COMPAT_NONBLOCK) < 0) {
-		sup_log("self-refresh: cannot create a pipe: %s", strerror(errno));
-		return;
-	}
 	str_copy(s->vfy_path, sizeof s->vfy_path, path);
-	s->vfy_len = 0;
-	reactor_child_sigmask(&s->r, &mask);
-	pid = fork();
-	if (pid == 0) {
-		char *const argv[] = { (char *)"appd", (char *)"--version", NULL };
-		sigprocmask(SIG_SETMASK, &mask, NULL);
-		dup2(p[1], 1);
-		execv(path, argv);
-		_exit(127);
-	}
-	close(p[1]);
-	if (pid < 0) {
-		sup_log("self-refresh: cannot fork: %s", strerror(errno));
-		close(p[0]);
-		return;
-	}
-	h = reactor_child_add(&s->r, pid, on_exit_, s);
-	if (h < 0) {
-		/* cannot watch it: do not exec what we could not check */
-		kill(pid, SIGKILL);
-		close(p[0]);
-		sup_log("self-refresh: cannot watch the probe: %s", strerror(errno));
-		return;
-	}
-	s->vfy_pid = pid;
-	s->vfy_fd = p[0];
-	s->vfy_io_h = reactor_io_add(&s->r, p[0], REACTOR_READ, on_read, s);
-	s->vfy_timer_h = reactor_timer_add(&s->r, VERIFY_MS, on_timeout, s);
+	argv[0] = s->vfy_path;
+	if (childrun_start(&s->vfy, &s->r, childrun_exec, argv, s->vfy_out, sizeof s->vfy_out,
+	    VERIFY_MS, probe_over, s, e) < 0)
+		sup_log("self-refresh: cannot run %s: %s", path, e->msg);
 }
 
 void
 refresh_cancel(struct sup *s)
 {
-	sup_cancel(s, &s->vfy_timer_h);
-	close_pipe(s);
-	if (s->vfy_pid > 0)
-		kill(s->vfy_pid, SIGKILL);   /* reaped by its watch or the SIGCHLD sweep */
-	s->vfy_pid = 0;
+	childrun_cancel(&s->vfy);
 }
 
 pid_t
 refresh_child(const struct sup *s)
 {
-	return s->vfy_pid;
+	return childrun_pid(&s->vfy);
 }
 
 int

@@ -422,7 +422,6 @@ init_handles(struct sup *s, const struct sup_opts *o)
 	s->out_rd = s->out_wr = s->dw_fd = s->notify_rd = s->notify_wr = s->nsock = -1;
 	s->out_h = s->srv_h = s->probe_h = s->dw_h = s->notify_h = s->nsock_h = -1;
 	s->srv_timer_h = s->srv_pub_h = s->upd_h = s->upd_lock = -1;
-	s->vfy_fd = s->vfy_io_h = s->vfy_timer_h = -1;
 	s->lfd = s->activation_h = s->activation_wd = -1;
 	s->ctl.lfd = s->ctl.lh = -1;
 	s->interval_ms = SUP_BACKOFF_MIN_MS;

@@ -1,6 +1,8 @@
 /* hex.c -- see hex.h. */
 #include "core/base/hex.h"
 
+#include <stdint.h>
+
 static int
 hexval(char c)
 {
@@ -45,4 +47,32 @@ hex_decode(const char *hex, size_t hexlen, void *out, size_t cap, size_t *outlen
 	if (outlen != NULL)
 		*outlen = hexlen / 2;
 	return 0;
+}
+
+static const char b64chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void
+base64_encode(const void *data, size_t n, char *out)
+{
+	const unsigned char *in = data;
+	size_t i, o = 0;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		out[o++] = b64chars[v >> 18 & 63];
+		out[o++] = b64chars[v >> 12 & 63];
+		out[o++] = b64chars[v >> 6 & 63];
+		out[o++] = b64chars[v & 63];
+	}
+	if (i < n) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)in[i + 1] << 8;
+		out[o++] = b64chars[v >> 18 & 63];
+		out[o++] = b64chars[v >> 12 & 63];
+		out[o++] = i + 1 < n ? b64chars[v >> 6 & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
 }

@@ -1,5 +1,6 @@
 /*
- * hex.h -- lowercase hexadecimal encoding of bytes (RFC 4648 §8, "base16").
+ * hex.h -- text encodings of bytes: lowercase hexadecimal (RFC 4648 §8,
+ * "base16") and base64 (RFC 4648 §4, with padding).
  * No allocation; the caller sizes every buffer.
  */
 #ifndef APPD_HEX_H
@@ -16,5 +17,9 @@ void hex_encode(const void *in, size_t n, char *out);
  * the length is odd, the result would not fit, or a character is not a
  * hex digit; `out` may then be partly written. */
 int hex_decode(const char *hex, size_t hexlen, void *out, size_t cap, size_t *outlen);
+
+/* Base64 of the `n` bytes at `data` into `out`, which holds
+ * 4 * ceil(n / 3) + 1 bytes; always NUL-terminated. */
+void base64_encode(const void *data, size_t n, char *out);
 
 #endif

@@ -1,5 +1,6 @@
 /* dnshelper.c -- see dnshelper.h. */
 #include "core/net/dnshelper.h"
+#include "core/childrun.h"
 #include "core/base/fmt.h"
 #include "platform/compat.h"
 #include "platform/reactor.h"
@@ -15,11 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-int
-dnshelper_running(const struct dnshelper *d)
-{
-	return d->active;
-}
 
 int
 dnshelper_numeric(const char *host, uint16_t port, struct dnshelper_addr *out)
@@ -120,9 +116,11 @@ child_write(int fd, const unsigned char *buf, size_t len)
 	}
 }
 
-static void __attribute__((noreturn))
-child_main(int fd, const char *host)
+/* In the child (a childrun body): resolve, write one message, exit. */
+static void
+child_main(void *ctx, int fd)
 {
+	const char *host = ctx;
 	struct addrinfo hints, *res = NULL, *ai;
 	unsigned char msg[DNSHELPER_MSG_MAX];
 	size_t len = 2;
@@ -172,59 +170,26 @@ child_main(int fd, const char *host)
 
 /* ---- the parent ---- */
 
-static void
-reap_noop(struct reactor *r, int h, int events, void *arg)
+int
+dnshelper_running(const struct dnshelper *d)
 {
-	(void)r;
-	(void)h;
-	(void)events;
-	(void)arg;
-}
-
-/* Kill the child if it has not been reaped and leave its reaping to a
- * watch that does nothing, so `d` can be reused at once. */
-static void
-abandon_child(struct dnshelper *d)
-{
-	if (d->pid <= 0 || d->exited) {
-		d->pid = -1;
-		return;
-	}
-	kill(d->pid, SIGKILL);
-	if (d->child_h >= 0) {
-		reactor_del(d->r, d->child_h);
-		d->child_h = -1;
-	}
-	if (reactor_child_add(d->r, d->pid, reap_noop, NULL) < 0) {
-		/* No slot left: reap here; SIGKILL makes this short. */
-		while (waitpid(d->pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	}
-	d->pid = -1;
+	return d->job.active;
 }
 
 static void
 release(struct dnshelper *d)
 {
-	if (d->io_h >= 0)
-		reactor_del(d->r, d->io_h);
-	if (d->timer_h >= 0)
-		reactor_del(d->r, d->timer_h);
-	if (d->fd >= 0)
-		close(d->fd);
-	d->io_h = d->timer_h = d->fd = -1;
-	abandon_child(d);
-	d->active = 0;
+	childrun_cancel(&d->run);
+	job_release(&d->job);
 }
 
+/* End the lookup: release everything and call done (core/net/job.h). */
 static void
 finish(struct dnshelper *d)
 {
-	dnshelper_done_cb *done = d->done;
-	void *arg = d->arg;
-
-	release(d);
-	done(d, arg);
+	childrun_cancel(&d->run);
+	if (job_end(&d->job))
+		d->done(d, d->arg);
 }
 
 static void
@@ -252,14 +217,22 @@ get32(const unsigned char *p)
 	return v;
 }
 
-/* Pipe at EOF and child reaped: decode the message. */
+/* The helper ended (or the deadline passed): decode its message. */
 static void
-complete(struct dnshelper *d)
+on_helper(struct childrun *c, void *arg)
 {
+	struct dnshelper *d = arg;
 	const unsigned char *m = d->buf;
-	int st = d->status, n;
+	size_t len = c->truncated ? sizeof d->buf + 1 : c->len;
+	int st = c->exited ? c->status : -1, n;
 
-	if (d->len >= 9 && m[0] == 'E') {
+	if (c->timed_out) {
+		fail(d, "DNS lookup of %s timed out after %llu ms", d->host,
+		    (unsigned long long)d->timeout_ms);
+		return;
+	}
+
+	if (len >= 9 && m[0] == 'E') {
 		int gai = get32(m + 1), en = get32(m + 5);
 
 		d->gai_error = gai;
@@ -269,7 +242,7 @@ complete(struct dnshelper *d)
 			fail(d, "DNS lookup of %s failed: %s", d->host, gai_strerror(gai));
 		return;
 	}
-	if (d->len < 2 || m[0] != 'A' || d->len != 2 + (size_t)m[1] * 17 ||
+	if (len < 2 || m[0] != 'A' || len != 2 + (size_t)m[1] * 17 ||
 	    m[1] > DNSHELPER_MAX_ADDRS) {
 		if (st != -1 && WIFSIGNALED(st))
 			fail(d, "DNS helper for %s died (signal %d)", d->host, WTERMSIG(st));
@@ -309,157 +282,73 @@ complete(struct dnshelper *d)
 	finish(d);
 }
 
+/* A numeric host: the answer is known; report it from a callback. */
 static void
-on_pipe(struct reactor *r, int h, int events, void *arg)
-{
-	struct dnshelper *d = arg;
-	unsigned char junk[256];
-
-	(void)r;
-	(void)h;
-	(void)events;
-	for (;;) {
-		unsigned char *dst = d->len < sizeof d->buf ? d->buf + d->len : junk;
-		size_t room = d->len < sizeof d->buf ? sizeof d->buf - d->len : sizeof junk;
-		ssize_t n = read(d->fd, dst, room);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n <= 0)
-			break;                  /* EOF, or an error: the same */
-		if (dst == junk)
-			d->len = sizeof d->buf + 1;     /* too long: invalid */
-		else
-			d->len += (size_t)n;
-	}
-	reactor_del(d->r, d->io_h);
-	d->io_h = -1;
-	close(d->fd);
-	d->fd = -1;
-	d->eof = 1;
-	if (d->exited)
-		complete(d);
-}
-
-static void
-on_child(struct reactor *r, int h, int events, void *arg)
+on_numeric(struct reactor *r, int h, int events, void *arg)
 {
 	struct dnshelper *d = arg;
 
-	(void)r;
-	(void)h;
-	d->child_h = -1;        /* one-shot: already removed */
-	d->exited = 1;
-	d->status = events;
-	d->pid = -1;
-	if (d->eof)
-		complete(d);
-}
-
-static void
-on_timeout(struct reactor *r, int h, int events, void *arg)
-{
-	struct dnshelper *d = arg;
-
-	(void)r;
-	(void)h;
-	(void)events;
+	(void)r; (void)h; (void)events;
 	d->timer_h = -1;
-	if (d->pid < 0 && d->naddr > 0) {
-		finish(d);              /* numeric host: the 0 ms timer */
-		return;
-	}
-	fail(d, "DNS lookup of %s timed out after %llu ms", d->host,
-	    (unsigned long long)d->timeout_ms);
-}
-
-static int
-start_fail(struct dnshelper *d, int en, const char *what)
-{
-	release(d);
-	err_set(&d->err, ERR_IO, "DNS lookup of %s: %s: %s", d->host, what,
-	    strerror(en));
-	errno = en;
-	return -1;
+	finish(d);
 }
 
 int
 dnshelper_start(struct dnshelper *d, struct reactor *r, const char *host,
     uint16_t port, uint64_t timeout_ms, dnshelper_done_cb *done, void *arg)
 {
-	int p[2], en;
+	int *const watches[] = { &d->timer_h };
 	size_t hl;
 
-	if (d->active) {
+	if (d->job.active) {
 		err_set(&d->err, ERR_IO, "DNS lookup already running");
 		errno = EBUSY;
 		return -1;
 	}
 	err_clear(&d->err);
-	d->r = r;
 	d->done = done;
 	d->arg = arg;
 	d->naddr = 0;
 	d->gai_error = 0;
-	d->pid = -1;
-	d->fd = d->io_h = d->child_h = d->timer_h = -1;
-	d->eof = d->exited = 0;
-	d->status = 0;
-	d->len = 0;
 	d->port = port;
 	d->timeout_ms = timeout_ms ? timeout_ms : DNSHELPER_DEFAULT_TIMEOUT_MS;
 	d->host[0] = '\0';
 	hl = host != NULL ? strlen(host) : 0;
-	if (done == NULL || hl == 0 || hl > DNSHELPER_HOST_MAX) {
+	if (done == NULL || r == NULL || hl == 0 || hl > DNSHELPER_HOST_MAX) {
 		err_set(&d->err, ERR_IO, "DNS lookup: bad host name");
 		errno = EINVAL;
 		return -1;
 	}
 	memcpy(d->host, host, hl + 1);
-	d->active = 1;
-
+	job_begin(&d->job, r, watches, 1, NULL, 0);
 	if (dnshelper_numeric(host, port, &d->addr[0])) {
 		d->naddr = 1;
-		if ((d->timer_h = reactor_timer_add(r, 0, on_timeout, d)) < 0)
-			return start_fail(d, errno, "cannot add a timer");
+		if ((d->timer_h = reactor_timer_add(r, 0, on_numeric, d)) < 0) {
+			int en = errno;
+			release(d);
+			err_set(&d->err, ERR_IO, "DNS lookup of %s: cannot add a timer: %s", d->host,
+			    strerror(en));
+			errno = en;
+			return -1;
+		}
+		job_started(&d->job);
 		return 0;
 	}
-
-	if (compat_pipe(p, 0) < 0)
-		return start_fail(d, errno, "pipe2");
-	d->fd = p[0];
-	if (fcntl(d->fd, F_SETFL, O_NONBLOCK) < 0) {
-		en = errno;
-		close(p[1]);
-		return start_fail(d, en, "fcntl");
+	if (childrun_start(&d->run, r, child_main, d->host, d->buf, sizeof d->buf,
+	    d->timeout_ms, on_helper, d, &d->err) < 0) {
+		int en = errno;
+		release(d);
+		err_set(&d->err, ERR_IO, "DNS lookup of %s: %s", d->host, d->err.msg);
+		errno = en;
+		return -1;
 	}
-	if ((d->io_h = reactor_io_add(r, d->fd, REACTOR_READ, on_pipe, d)) < 0 ||
-	    (d->timer_h = reactor_timer_add(r, d->timeout_ms, on_timeout, d)) < 0) {
-		en = errno;
-		close(p[1]);
-		return start_fail(d, en, "cannot watch the helper");
-	}
-	d->pid = fork();
-	if (d->pid < 0) {
-		en = errno;
-		close(p[1]);
-		return start_fail(d, en, "fork");
-	}
-	if (d->pid == 0) {
-		close(p[0]);
-		child_main(p[1], d->host);
-	}
-	close(p[1]);
-	if ((d->child_h = reactor_child_add(r, d->pid, on_child, d)) < 0)
-		return start_fail(d, errno, "cannot watch the helper");
+	job_started(&d->job);
 	return 0;
 }
 
 void
 dnshelper_cancel(struct dnshelper *d)
 {
-	if (d->active)
+	if (d->job.active)
 		release(d);
 }

@@ -45,6 +45,8 @@
 #include <sys/socket.h>
 
 #include "core/base/err.h"
+#include "core/childrun.h"
+#include "core/net/job.h"
 
 struct reactor;
 
@@ -75,18 +77,12 @@ struct dnshelper {
 	struct err err;                 /* ERR_IO + message when naddr == 0 */
 
 	/* ---- private ---- */
-	struct reactor *r;
+	struct job job;                 /* the start/done rule: core/net/job.h */
+	struct childrun run;            /* the getaddrinfo child */
 	dnshelper_done_cb *done;
 	void *arg;
-	int active;                     /* started, done not yet called */
-	pid_t pid;                      /* the helper child, -1 if none */
-	int fd;                         /* the pipe's read end, -1 if closed */
-	int io_h, child_h, timer_h;     /* -1 when not registered */
-	int eof;                        /* the pipe reached EOF */
-	int exited;                     /* the child was reaped */
-	int status;                     /* its wait status */
+	int timer_h;                    /* numeric host: the 0 ms report */
 	uint64_t timeout_ms;
-	size_t len;
 	unsigned char buf[DNSHELPER_MSG_MAX];
 	uint16_t port;
 	char host[DNSHELPER_HOST_MAX + 1];

@@ -1,5 +1,7 @@
 /* https.c -- see https.h. */
 #include "core/net/https.h"
+#include "core/net/http.h"
+#include "core/net/job.h"
 #include "core/base/scan.h"
 #include "core/base/fmt.h"
 #include "core/base/entropy.h"
@@ -27,20 +29,7 @@ enum {
 	ST_TLS           /* handshake, request and response through the engine */
 };
 
-enum { PH_HEADER = 0, PH_BODY };
 
-enum { BM_LENGTH = 1, BM_CHUNKED, BM_CLOSE };
-
-enum {
-	CK_SIZE = 0,     /* hex digits of a chunk size */
-	CK_EXT,          /* chunk extension, skipped up to LF */
-	CK_DATA,         /* `remaining` data bytes */
-	CK_DATA_CR,      /* the CRLF after the data */
-	CK_DATA_LF,
-	CK_TRL_START,    /* start of a trailer line (empty line: the end) */
-	CK_TRL_LINE,     /* inside a trailer field, skipped up to LF */
-	CK_TRL_END_LF    /* CR of the final empty line seen */
-};
 
 /* ---- names ---- */
 
@@ -362,45 +351,40 @@ https_url_split(const char *url, char *host, uint16_t *port, long *path_off,
 int
 https_fetch_running(const struct https_fetch *f)
 {
-	return f->active;
+	return f->job.active;
 }
 
+/* The current hop's connection. */
 static void
 release_conn(struct https_fetch *f)
 {
-	if (f->io_h >= 0)
-		reactor_del(f->r, f->io_h);
-	if (f->conn_h >= 0)
-		reactor_del(f->r, f->conn_h);
-	if (f->fd >= 0)
-		close(f->fd);
-	f->io_h = f->conn_h = f->fd = -1;
+	job_unwatch(&f->job, &f->io_h);
+	job_unwatch(&f->job, &f->conn_h);
+	job_close(&f->job, &f->fd);
 	f->io_mask = 0;
 }
 
 static void
 release(struct https_fetch *f)
 {
-	release_conn(f);
-	if (f->deadline_h >= 0)
-		reactor_del(f->r, f->deadline_h);
-	f->deadline_h = -1;
 	dnshelper_cancel(&f->dns);
+	job_release(&f->job);
+	f->io_mask = 0;
 	f->state = ST_IDLE;
-	f->active = 0;
-	f->gen++;
 }
 
-/* Release everything and call done.  Returns -1: the caller must not
- * touch `f` afterwards (done may have started a new fetch on it). */
+/* End the fetch: release everything and call done -- or, inside
+ * https_fetch_start, not (it returns -1; core/net/job.h).  Returns -1:
+ * the caller must not touch `f` afterwards (done may have started a new
+ * fetch on it). */
 static int
 finish(struct https_fetch *f)
 {
-	https_done_cb *done = f->done;
-	void *arg = f->arg;
-
-	release(f);
-	done(f, &f->res, arg);
+	dnshelper_cancel(&f->dns);
+	f->io_mask = 0;
+	f->state = ST_IDLE;
+	if (job_end(&f->job))
+		f->done(f, &f->res, f->arg);
 	return -1;
 }
 
@@ -419,11 +403,6 @@ fail(struct https_fetch *f, enum https_fail kind, const char *fmt, ...)
 	fmt_v(f->res.err.msg, sizeof f->res.err.msg, fmt, ap);
 	va_end(ap);
 	err_ctx_str(&f->res.err, "url", f->res.url);
-	if (f->starting) {
-		/* Inside https_fetch_start: it returns -1, done is not called. */
-		release(f);
-		return -1;
-	}
 	return finish(f);
 }
 
@@ -438,7 +417,7 @@ succeed(struct https_fetch *f)
 void
 https_fetch_cancel(struct https_fetch *f)
 {
-	if (f->active)
+	if (f->job.active)
 		release(f);
 }
 
@@ -493,9 +472,7 @@ hop_start(struct https_fetch *f)
 	}
 	f->req_len = (size_t)n;
 	f->req_off = 0;
-	f->phase = PH_HEADER;
-	f->body_mode = 0;
-	f->hdr_len = 0;
+	http_init(&f->hp);
 	f->hs_done = 0;
 	f->res.status = 0;
 	f->res.etag[0] = '\0';
@@ -503,7 +480,7 @@ hop_start(struct https_fetch *f)
 	f->res.content_length = -1;
 	f->res.tls_error = 0;
 	f->state = ST_DNS;
-	if (dnshelper_start(&f->dns, f->r, f->host, f->port, f->connect_timeout_ms,
+	if (dnshelper_start(&f->dns, f->job.r, f->host, f->port, f->connect_timeout_ms,
 	    on_dns, f) < 0) {
 		int en = errno;
 
@@ -711,7 +688,7 @@ conn_fail(struct https_fetch *f)
 static int
 connect_next(struct https_fetch *f)
 {
-	uint64_t now = reactor_now(f->r);
+	uint64_t now = reactor_now(f->job.r);
 
 	while (f->ai < f->dns.naddr) {
 		const struct dnshelper_addr *a = &f->dns.addr[f->ai++];
@@ -742,7 +719,7 @@ connect_next(struct https_fetch *f)
 		f->fd = fd;
 		f->state = ST_CONNECTING;
 		f->io_mask = REACTOR_WRITE;
-		if ((f->io_h = reactor_io_add(f->r, fd, REACTOR_WRITE, on_io, f)) < 0)
+		if ((f->io_h = reactor_io_add(f->job.r, fd, REACTOR_WRITE, on_io, f)) < 0)
 			return fail(f, HTTPS_E_CONNECT, "cannot watch a socket: %s",
 			    strerror(errno));
 		if (rc == 0)
@@ -750,7 +727,7 @@ connect_next(struct https_fetch *f)
 		budget = (f->connect_until - now) / (uint64_t)left;
 		if (budget == 0)
 			budget = 1;
-		if ((f->conn_h = reactor_timer_add(f->r, budget, on_conn_timer, f)) < 0)
+		if ((f->conn_h = reactor_timer_add(f->job.r, budget, on_conn_timer, f)) < 0)
 			return fail(f, HTTPS_E_CONNECT, "cannot add a timer: %s",
 			    strerror(errno));
 		return 0;
@@ -770,7 +747,7 @@ on_dns(struct dnshelper *d, void *arg)
 	f->ai = 0;
 	f->conn_refused = 0;
 	f->conn_why[0] = '\0';
-	f->connect_until = reactor_now(f->r) + f->connect_timeout_ms;
+	f->connect_until = reactor_now(f->job.r) + f->connect_timeout_ms;
 	(void)connect_next(f);
 }
 
@@ -791,7 +768,7 @@ connect_done(struct https_fetch *f)
 		return connect_next(f);
 	}
 	if (f->conn_h >= 0)
-		reactor_del(f->r, f->conn_h);
+		reactor_del(f->job.r, f->conn_h);
 	f->conn_h = -1;
 	return tls_start(f);
 }
@@ -883,35 +860,11 @@ proto(struct https_fetch *f, const char *why)
 	return fail(f, HTTPS_E_PROTOCOL, "bad HTTP response from %s: %s", f->host, why);
 }
 
-static char *
-trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		*--e = '\0';
-	return s;
-}
-
-/* Is `tok` the last comma-separated element of `list`? */
-static int
-last_token_is(const char *list, const char *tok)
-{
-	const char *c = strrchr(list, ',');
-	char buf[32];
-
-	fmt_n(buf, sizeof buf, "%s", c ? c + 1 : list);
-	return strcasecmp(trim(buf), tok) == 0;
-}
-
 /* Hand body bytes to the caller.  0, or -1 when finished (or cancelled). */
 static int
 deliver(struct https_fetch *f, const unsigned char *p, size_t n)
 {
-	unsigned gen = f->gen;
+	unsigned gen = f->job.gen;
 
 	if (n == 0)
 		return 0;
@@ -922,7 +875,7 @@ deliver(struct https_fetch *f, const unsigned char *p, size_t n)
 	if (f->on_body != NULL) {
 		int rc = f->on_body(f->arg, p, n);
 
-		if (!f->active || f->gen != gen)
+		if (!f->job.active || f->job.gen != gen)
 			return -1;          /* cancelled from the sink */
 		if (rc < 0)
 			return fail(f, HTTPS_E_ABORTED, "body of %s rejected by "
@@ -931,82 +884,33 @@ deliver(struct https_fetch *f, const unsigned char *p, size_t n)
 	return 0;
 }
 
-/* The header block is complete (NUL-terminated in hdr[]).  0 to read the
- * body (or another header after a 1xx), -1 when finished. */
+/* The status line and header are in f->hp.  0 to read the body (or the
+ * next header after a 1xx), -1 when finished. */
 static int
 on_header(struct https_fetch *f)
 {
-	char *line = f->hdr, *next, *colon, *v;
-	int status, chunked = 0, te = 0, have_cl = 0;
-	uint64_t cl = 0;
+	struct http_parser *hp = &f->hp;
+	const char *v;
+	int status = hp->status;
 
-	next = strchr(line, '\n');
-	if (next)
-		*next++ = '\0';
-	line = trim(line);
-	if (strncmp(line, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)line[7]) ||
-	    line[8] != ' ' || !isdigit((unsigned char)line[9]) ||
-	    !isdigit((unsigned char)line[10]) || !isdigit((unsigned char)line[11]) ||
-	    (line[12] != ' ' && line[12] != '\0'))
-		return proto(f, "bad status line");
-	status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-	if (status < 100)
-		return proto(f, "bad status code");
 	f->res.status = status;
 	f->res.etag[0] = '\0';
 	f->res.retry_after = -1;
-	f->res.content_length = -1;
+	f->res.content_length = hp->content_length;
 	f->location[0] = '\0';
-
-	while ((line = next) != NULL && *line != '\0') {
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		if (*line == ' ' || *line == '\t')
-			continue;           /* obsolete line folding: ignored */
-		if ((colon = strchr(line, ':')) == NULL) {
-			if (*trim(line) == '\0')
-				break;
-			return proto(f, "header line without a colon");
-		}
-		*colon = '\0';
-		v = trim(colon + 1);
-		if (strcasecmp(line, "Content-Length") == 0) {
-			uint64_t x = 0;
-			const char *c = v;
-
-			if (*c == '\0')
-				return proto(f, "bad Content-Length");
-			for (; *c; c++) {
-				if (!isdigit((unsigned char)*c) || x > UINT64_MAX / 10 - 10)
-					return proto(f, "bad Content-Length");
-				x = x * 10 + (uint64_t)(*c - '0');
-			}
-			if (have_cl && x != cl)
-				return proto(f, "conflicting Content-Length");
-			have_cl = 1;
-			cl = x;
-		} else if (strcasecmp(line, "Transfer-Encoding") == 0) {
-			te = 1;
-			chunked = last_token_is(v, "chunked");
-		} else if (strcasecmp(line, "ETag") == 0) {
-			if (strlen(v) < sizeof f->res.etag)
-				memcpy(f->res.etag, v, strlen(v) + 1);
-		} else if (strcasecmp(line, "Retry-After") == 0) {
-			f->res.retry_after = https_retry_after(v, time(NULL));
-		} else if (strcasecmp(line, "Location") == 0) {
-			if (strlen(v) > HTTPS_URL_MAX)
-				return proto(f, "Location too long");
-			memcpy(f->location, v, strlen(v) + 1);
-		}
+	if ((v = http_header(hp, "ETag")) != NULL && strlen(v) < sizeof f->res.etag)
+		memcpy(f->res.etag, v, strlen(v) + 1);
+	if ((v = http_header(hp, "Retry-After")) != NULL)
+		f->res.retry_after = https_retry_after(v, time(NULL));
+	if ((v = http_header(hp, "Location")) != NULL) {
+		if (strlen(v) > HTTPS_URL_MAX)
+			return proto(f, "Location too long");
+		memcpy(f->location, v, strlen(v) + 1);
 	}
-	if (have_cl && cl <= INT64_MAX)
-		f->res.content_length = (int64_t)cl;
-
 	if (status < 200) {
 		if (status == 101)
 			return proto(f, "unexpected 101 Switching Protocols");
-		f->hdr_len = 0;         /* interim: the real answer follows */
+		http_init(hp);          /* interim: the real answer follows */
 		return 0;
 	}
 	switch (status) {
@@ -1019,7 +923,7 @@ on_header(struct https_fetch *f)
 	default:
 		break;
 	}
-	if (status < 200 || status > 299) {
+	if (status > 299) {
 		if (f->res.retry_after >= 0)
 			return fail(f, HTTPS_E_STATUS, "HTTP %d from %s (Retry-After "
 			    "%lld s)", status, f->res.url, f->res.retry_after);
@@ -1027,133 +931,12 @@ on_header(struct https_fetch *f)
 	}
 	if (status == 204 || status == 205)
 		return succeed(f);
-	if (te && !chunked)
-		return proto(f, "unsupported Transfer-Encoding");
-	f->phase = PH_BODY;
-	if (chunked) {
-		f->body_mode = BM_CHUNKED;
-		f->chunk_state = CK_SIZE;
-		f->chunk_digits = 0;
-		f->remaining = 0;
-		f->res.content_length = -1;
-	} else if (have_cl) {
-		if (cl > f->body_max)
-			return fail(f, HTTPS_E_TOO_BIG, "body of %s exceeds %llu bytes "
-			    "(Content-Length %llu)", f->res.url,
-			    (unsigned long long)f->body_max, (unsigned long long)cl);
-		if (cl == 0)
-			return succeed(f);
-		f->body_mode = BM_LENGTH;
-		f->remaining = cl;
-	} else {
-		f->body_mode = BM_CLOSE;
-	}
-	return 0;
-}
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Feed body bytes (chunked framing).  0, or -1 when finished. */
-static int
-chunked_feed(struct https_fetch *f, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		int c = *p;
-
-		switch (f->chunk_state) {
-		case CK_SIZE:
-			if (hexval(c) >= 0) {
-				if (++f->chunk_digits > 15)
-					return proto(f, "chunk size too large");
-				f->remaining = f->remaining << 4 | (uint64_t)hexval(c);
-			} else if (f->chunk_digits == 0) {
-				return proto(f, "bad chunk size");
-			} else if (c == ';' || c == ' ' || c == '\t' || c == '\r') {
-				f->chunk_state = CK_EXT;
-			} else if (c == '\n') {
-				goto size_done;
-			} else {
-				return proto(f, "bad chunk size");
-			}
-			p++, n--;
-			continue;
-		case CK_EXT:
-			p++, n--;
-			if (c != '\n')
-				continue;
-			goto size_line_done;
-		case CK_DATA: {
-			size_t k = f->remaining < n ? (size_t)f->remaining : n;
-
-			if (deliver(f, p, k) < 0)
-				return -1;
-			f->remaining -= k;
-			p += k;
-			n -= k;
-			if (f->remaining == 0)
-				f->chunk_state = CK_DATA_CR;
-			continue;
-		}
-		case CK_DATA_CR:
-			if (c == '\r') {
-				f->chunk_state = CK_DATA_LF;
-			} else if (c == '\n') {
-				f->chunk_state = CK_SIZE;
-				f->chunk_digits = 0;
-			} else {
-				return proto(f, "missing CRLF after chunk data");
-			}
-			p++, n--;
-			continue;
-		case CK_DATA_LF:
-			if (c != '\n')
-				return proto(f, "missing CRLF after chunk data");
-			f->chunk_state = CK_SIZE;
-			f->chunk_digits = 0;
-			p++, n--;
-			continue;
-		case CK_TRL_START:
-			p++, n--;
-			if (c == '\n')
-				return succeed(f);
-			f->chunk_state = c == '\r' ? CK_TRL_END_LF : CK_TRL_LINE;
-			continue;
-		case CK_TRL_LINE:
-			p++, n--;
-			if (c == '\n')
-				f->chunk_state = CK_TRL_START;
-			continue;
-		case CK_TRL_END_LF:
-			p++, n--;
-			if (c == '\n')
-				return succeed(f);
-			f->chunk_state = CK_TRL_LINE;
-			continue;
-		default:
-			return proto(f, "chunked decoder state");
-		}
-size_done:
-		p++, n--;
-size_line_done:
-		if (f->remaining == 0) {
-			f->chunk_state = CK_TRL_START;
-		} else {
-			if (f->res.bytes + f->remaining > f->body_max)
-				return fail(f, HTTPS_E_TOO_BIG, "body of %s exceeds "
-				    "%llu bytes", f->res.url,
-				    (unsigned long long)f->body_max);
-			f->chunk_state = CK_DATA;
-		}
-	}
+	if (http_body_begin(hp, 0) < 0)
+		return proto(f, hp->error);
+	if (hp->framing == HTTP_FRAME_LENGTH && (uint64_t)hp->content_length > f->body_max)
+		return fail(f, HTTPS_E_TOO_BIG, "body of %s exceeds %llu bytes "
+		    "(Content-Length %llu)", f->res.url,
+		    (unsigned long long)f->body_max, (unsigned long long)hp->content_length);
 	return 0;
 }
 
@@ -1162,48 +945,29 @@ size_line_done:
 static int
 consume(struct https_fetch *f, const unsigned char *p, size_t n)
 {
-	while (n > 0) {
-		if (f->phase == PH_HEADER) {
-			size_t h;
-			char c = (char)*p++;
+	for (;;) {
+		enum http_ev ev;
+		size_t k = http_feed(&f->hp, p, n, &ev);
 
-			n--;
-			if (f->hdr_len >= HTTPS_HDR_MAX)
-				return proto(f, "response header too large");
-			f->hdr[f->hdr_len++] = c;
-			h = f->hdr_len;
-			if (c != '\n')
-				continue;
-			if (h == 1 || (h == 2 && f->hdr[0] == '\r')) {
-				f->hdr_len = 0;         /* stray empty line */
-				continue;
-			}
-			if (!(h >= 2 && f->hdr[h - 2] == '\n') &&
-			    !(h >= 4 && memcmp(f->hdr + h - 4, "\r\n\r\n", 4) == 0))
-				continue;
-			f->hdr[h] = '\0';
+		p += k;
+		n -= k;
+		switch (ev) {
+		case HTTP_EV_MORE:
+			return 0;
+		case HTTP_EV_HEADERS:
 			if (on_header(f) < 0)
 				return -1;
-			continue;
-		}
-		switch (f->body_mode) {
-		case BM_CHUNKED:
-			return chunked_feed(f, p, n);
-		case BM_LENGTH: {
-			size_t k = f->remaining < n ? (size_t)f->remaining : n;
-
-			if (deliver(f, p, k) < 0)
+			break;
+		case HTTP_EV_DATA:
+			if (deliver(f, f->hp.data, f->hp.len) < 0)
 				return -1;
-			f->remaining -= k;
-			if (f->remaining == 0)
-				return succeed(f);      /* extra bytes are ignored */
-			return 0;
-		}
-		default:
-			return deliver(f, p, n);
+			break;
+		case HTTP_EV_DONE:
+			return succeed(f);      /* extra bytes are ignored */
+		case HTTP_EV_ERROR:
+			return proto(f, f->hp.error);
 		}
 	}
-	return 0;
 }
 
 /* The connection ended: a TCP EOF, or the server's close_notify. */
@@ -1215,15 +979,15 @@ conn_ended(struct https_fetch *f, int close_notify)
 	if (!f->hs_done)
 		return fail(f, HTTPS_E_TLS, "TLS error with %s: connection closed "
 		    "during the handshake", f->host);
-	if (f->phase == PH_BODY && f->body_mode == BM_CLOSE && close_notify)
+	if (close_notify && f->hp.framing == HTTP_FRAME_CLOSE && http_eof(&f->hp) == HTTP_EV_DONE)
 		return succeed(f);
-	if (f->phase == PH_HEADER)
+	if (f->hp.framing == HTTP_FRAME_NONE)
 		fmt_n(what, sizeof what, "connection closed before the end of "
 		    "the response header");
-	else if (f->body_mode == BM_LENGTH)
+	else if (f->hp.framing == HTTP_FRAME_LENGTH)
 		fmt_n(what, sizeof what, "got %llu of %lld body bytes",
 		    (unsigned long long)f->res.bytes, (long long)f->res.content_length);
-	else if (f->body_mode == BM_CHUNKED)
+	else if (f->hp.framing == HTTP_FRAME_CHUNKED)
 		fmt_n(what, sizeof what, "chunked body without the last chunk "
 		    "(%llu bytes)", (unsigned long long)f->res.bytes);
 	else
@@ -1359,7 +1123,7 @@ engine_run(struct https_fetch *f)
 		return fail(f, HTTPS_E_TLS, "TLS error with %s: the engine waits "
 		    "for nothing (state 0x%x)", f->host, st);
 	if (m != f->io_mask) {
-		if (reactor_io_set(f->r, f->io_h, m) < 0)
+		if (reactor_io_set(f->job.r, f->io_h, m) < 0)
 			return fail(f, HTTPS_E_IO, "cannot watch the socket: %s",
 			    strerror(errno));
 		f->io_mask = m;
@@ -1367,7 +1131,7 @@ engine_run(struct https_fetch *f)
 	/* the socket may still hold data: come back on the next turn, after
 	 * whatever else is ready (the conn timer is free once connected) */
 	if (yielded && f->conn_h < 0 &&
-	    (f->conn_h = reactor_timer_add(f->r, 0, on_yield, f)) < 0)
+	    (f->conn_h = reactor_timer_add(f->job.r, 0, on_yield, f)) < 0)
 		return fail(f, HTTPS_E_IO, "cannot schedule the socket: %s", strerror(errno));
 	return 0;
 }
@@ -1407,7 +1171,7 @@ on_deadline(struct reactor *r, int h, int events, void *arg)
 	default:
 		if (!f->hs_done)
 			fmt_n(phase, sizeof phase, "TLS handshake with %s", hp);
-		else if (f->phase == PH_HEADER)
+		else if (f->hp.framing == HTTP_FRAME_NONE)
 			fmt_n(phase, sizeof phase, "waiting for the response from %s", hp);
 		else
 			fmt_n(phase, sizeof phase, "reading the body, %llu bytes so far",
@@ -1444,7 +1208,9 @@ https_fetch_start(struct https_fetch *f, struct reactor *r,
 
 	char url[HTTPS_URL_MAX + 1], inm[HTTPS_ETAG_MAX];
 
-	if (f->active)
+	int *const watches[] = { &f->io_h, &f->conn_h, &f->deadline_h }, *const fds[] = { &f->fd };
+
+	if (f->job.active)
 		return start_error(f, EBUSY, "a fetch is already running");
 	/* Copy the strings first: they may point into f->res (the last
 	 * response's url or etag). */
@@ -1458,7 +1224,7 @@ https_fetch_start(struct https_fetch *f, struct reactor *r,
 	err_clear(&f->res.err);
 	f->res.retry_after = -1;
 	f->res.content_length = -1;
-	f->fd = f->io_h = f->deadline_h = f->conn_h = -1;
+	f->fd = f->io_h = f->deadline_h = f->conn_h = -1;   /* owned from job_begin on */
 	f->io_mask = 0;
 	f->state = ST_IDLE;
 	if (req == NULL || req->url == NULL || req->done == NULL ||
@@ -1487,7 +1253,6 @@ https_fetch_start(struct https_fetch *f, struct reactor *r,
 		if (https_url_split(f->res.url, host, &port, &off, &why) < 0)
 			return start_error(f, EINVAL, "bad URL %s: %s", f->res.url, why);
 	}
-	f->r = r;
 	f->on_body = req->on_body;
 	f->done = req->done;
 	f->arg = req->arg;
@@ -1497,12 +1262,14 @@ https_fetch_start(struct https_fetch *f, struct reactor *r,
 	    HTTPS_DEFAULT_CONNECT_TIMEOUT_MS;
 	f->deadline_ms = req->deadline_ms ? req->deadline_ms : HTTPS_DEFAULT_DEADLINE_MS;
 	f->body_max = req->body_max ? req->body_max : HTTPS_DEFAULT_BODY_MAX;
-	if ((f->deadline_h = reactor_timer_add(r, f->deadline_ms, on_deadline, f)) < 0)
-		return start_error(f, errno, "cannot add a timer: %s", strerror(errno));
-	f->active = 1;
-	f->gen++;
-	f->starting = 1;
-	rc = hop_start(f);      /* a failure here does not call done */
-	f->starting = 0;
+	job_begin(&f->job, r, watches, 3, fds, 1);
+	if ((f->deadline_h = reactor_timer_add(r, f->deadline_ms, on_deadline, f)) < 0) {
+		int en = errno;
+		release(f);
+		return start_error(f, en, "cannot add a timer: %s", strerror(en));
+	}
+	rc = hop_start(f);      /* a failure here is returned (job.h) */
+	if (rc == 0)
+		job_started(&f->job);
 	return rc < 0 ? -1 : 0;
 }

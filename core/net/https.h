@@ -66,13 +66,15 @@
 #include <bearssl.h>
 
 #include "core/net/dnshelper.h"
+#include "core/net/http.h"
+#include "core/net/job.h"
 #include "core/base/err.h"
 
 struct reactor;
 
 #define HTTPS_URL_MAX        2048          /* bytes, without the NUL */
 #define HTTPS_ETAG_MAX       256           /* bytes, with the NUL */
-#define HTTPS_HDR_MAX        16384         /* the response header block */
+#define HTTPS_HDR_MAX        HTTP_HDR_MAX  /* the response header block */
 #define HTTPS_REQ_MAX        (HTTPS_URL_MAX + 1024)
 #define HTTPS_MAX_REDIRECTS  5
 #define HTTPS_DEFAULT_CONNECT_TIMEOUT_MS 10000
@@ -144,7 +146,7 @@ struct https_fetch {
 	struct https_result res;
 
 	/* ---- private ---- */
-	struct reactor *r;
+	struct job job;                 /* the start/done rule: core/net/job.h */
 	https_body_cb *on_body;
 	https_done_cb *done;
 	void *arg;
@@ -152,9 +154,6 @@ struct https_fetch {
 	size_t nanchors;
 	uint64_t connect_timeout_ms, deadline_ms, body_max;
 	uint64_t connect_until;         /* reactor ms: end of this hop's connect */
-	unsigned gen;                   /* bumped at every start and end */
-	int active;
-	int starting;                   /* inside https_fetch_start */
 	int state;
 	int fd, io_h, deadline_h, conn_h;
 	unsigned io_mask;
@@ -171,14 +170,8 @@ struct https_fetch {
 	char req[HTTPS_REQ_MAX];
 	size_t req_len, req_off;
 	/* response */
-	int phase;                      /* header, body, ... */
-	size_t hdr_len;
-	int body_mode;
-	uint64_t remaining;             /* Content-Length or chunk bytes left */
-	int chunk_state;
-	int chunk_digits;
+	struct http_parser hp;
 	char location[HTTPS_URL_MAX + 1];
-	char hdr[HTTPS_HDR_MAX + 1];
 	struct dnshelper dns;
 	br_ssl_client_context cc;
 	br_x509_minimal_context xc;

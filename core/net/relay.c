@@ -1,5 +1,6 @@
 /* relay.c -- see relay.h. */
 #include "core/net/relay.h"
+#include "core/net/job.h"
 #include "core/base/fmt.h"
 #include "platform/compat.h"
 #include "core/sockprep.h"
@@ -56,32 +57,26 @@ restore(struct relay_end *x)
 static void
 release(struct relay *rl)
 {
-	int i;
-
-	for (i = 0; i < RELAY_NENDS; i++) {
-		struct relay_end *x = &rl->end[i];
-
-		if (x->handle >= 0)
-			(void)reactor_del(rl->r, x->handle);
-		x->handle = -1;
-		x->mask = 0;
-	}
+	job_release(&rl->job);
+	for (int i = 0; i < RELAY_NENDS; i++)
+		rl->end[i].mask = 0;
 	/* the saved flags predate every change: any order restores them */
-	for (i = 0; i < RELAY_NENDS; i++)
+	for (int i = 0; i < RELAY_NENDS; i++)
 		restore(&rl->end[i]);
-	rl->active = 0;
 }
 
-/* Release everything and call done.  Returns -1: the caller must not
- * touch `rl` afterwards (done may have reused it). */
+/* End the relay: release everything and call done (core/net/job.h).
+ * Returns -1: the caller must not touch `rl` afterwards (done may have
+ * reused it). */
 static int
 finish(struct relay *rl)
 {
-	relay_done_cb *done = rl->done;
-	void *arg = rl->arg;
-
-	release(rl);
-	done(rl, arg);
+	for (int i = 0; i < RELAY_NENDS; i++)
+		rl->end[i].mask = 0;
+	for (int i = 0; i < RELAY_NENDS; i++)
+		restore(&rl->end[i]);
+	if (job_end(&rl->job))
+		rl->done(rl, rl->arg);
 	return -1;
 }
 
@@ -104,7 +99,7 @@ fail(struct relay *rl, const char *fmt, ...)
 void
 relay_cancel(struct relay *rl)
 {
-	if (rl->active)
+	if (rl->job.active)
 		release(rl);
 }
 
@@ -171,7 +166,7 @@ set_interest(struct relay *rl, int *bad)
 		m = want_mask(rl, i);
 		if (m == x->mask)
 			continue;
-		if (reactor_io_set(rl->r, x->handle, m) < 0) {
+		if (reactor_io_set(rl->job.r, x->handle, m) < 0) {
 			*bad = i;
 			return -1;
 		}
@@ -197,7 +192,7 @@ dir_end(struct relay *rl, int k)
 			    strerror(errno));
 	} else {
 		if (t->handle >= 0)
-			(void)reactor_del(rl->r, t->handle);
+			(void)reactor_del(rl->job.r, t->handle);
 		t->handle = -1;
 		t->mask = 0;
 		restore(t);
@@ -388,7 +383,7 @@ on_io(struct reactor *r, int h, int ev, void *arg)
 	for (idx = 0; idx < RELAY_NENDS; idx++)
 		if (rl->end[idx].handle == h)
 			break;
-	if (idx == RELAY_NENDS || !rl->active)
+	if (idx == RELAY_NENDS || !rl->job.active)
 		return;
 	for (k = 0; k < RELAY_NDIRS; k++) {
 		struct relay_dir *d = &rl->dir[k];
@@ -447,10 +442,8 @@ relay_start(struct relay *rl, struct reactor *r, int in_fd, int sock_fd, int out
 	err_clear(&rl->err);
 	rl->bytes[RELAY_UP] = rl->bytes[RELAY_DOWN] = 0;
 	rl->out_closed = 0;
-	rl->r = r;
 	rl->done = done;
 	rl->arg = arg;
-	rl->active = 0;
 	for (i = 0; i < RELAY_NENDS; i++) {
 		struct relay_end *x = &rl->end[i];
 
@@ -466,6 +459,10 @@ relay_start(struct relay *rl, struct reactor *r, int in_fd, int sock_fd, int out
 	    sock_fd == out_fd || done == NULL || r == NULL) {
 		errno = EINVAL;
 		return err_set(&rl->err, ERR_IO, "relay: bad arguments");
+	}
+	{
+		int *const watches[] = { &rl->end[0].handle, &rl->end[1].handle, &rl->end[2].handle };
+		job_begin(&rl->job, r, watches, RELAY_NENDS, NULL, 0);
 	}
 	/* every flag is read before any is changed: fd 0 and 1 may share
 	 * one open file description */
@@ -520,9 +517,9 @@ relay_start(struct relay *rl, struct reactor *r, int in_fd, int sock_fd, int out
 		x->handle = h;
 		x->mask = probe;
 	}
-	rl->active = 1;
 	if (set_interest(rl, &bad) < 0)
 		return start_fail(rl, "watch", bad);
+	job_started(&rl->job);
 	return 0;
 }
 

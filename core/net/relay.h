@@ -54,6 +54,7 @@
 #include <stdint.h>
 
 #include "core/base/err.h"
+#include "core/net/job.h"
 
 struct reactor;
 
@@ -102,10 +103,9 @@ struct relay {
 	int out_closed;                 /* `out` was closed by the relay */
 
 	/* ---- private ---- */
-	struct reactor *r;
+	struct job job;                 /* the start/done rule: core/net/job.h */
 	relay_done_cb *done;
 	void *arg;
-	int active;
 	struct relay_end end[RELAY_NENDS];
 	struct relay_dir dir[RELAY_NDIRS];
 	/* last, so the state above shares a page or two, and only the

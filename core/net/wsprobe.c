@@ -1,5 +1,8 @@
 /* wsprobe.c -- see wsprobe.h. */
 #include "core/net/wsprobe.h"
+#include "core/net/job.h"
+#include "core/net/http.h"
+#include "core/base/hex.h"
 #include "core/base/fmt.h"
 #include "core/base/entropy.h"
 #include "platform/compat.h"
@@ -25,7 +28,6 @@
 
 enum {
 	ST_IDLE = 0,
-	ST_FAILED,       /* failed inside wsprobe_start; a 0 ms timer reports it */
 	ST_CONNECTING,   /* connect(2) in progress (EINPROGRESS) */
 	ST_UPGRADING,    /* request queued/sent, reading the HTTP answer */
 	ST_RESPONSE,     /* initialize sent, reading frames */
@@ -39,33 +41,6 @@ enum {
 
 /* ---- small helpers ---- */
 
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Standard base64 with padding; `out` holds 4*ceil(n/3)+1 bytes. */
-static void
-b64_encode(const unsigned char *in, size_t n, char *out)
-{
-	size_t i, o = 0;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = b64chars[v >> 18 & 63];
-		out[o++] = b64chars[v >> 12 & 63];
-		out[o++] = b64chars[v >> 6 & 63];
-		out[o++] = b64chars[v & 63];
-	}
-	if (i < n) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)in[i + 1] << 8;
-		out[o++] = b64chars[v >> 18 & 63];
-		out[o++] = b64chars[v >> 12 & 63];
-		out[o++] = i + 1 < n ? b64chars[v >> 6 & 63] : '=';
-		out[o++] = '=';
-	}
-	out[o] = '\0';
-}
 
 void
 wsprobe_accept_for_key(const char *key, char out[29])
@@ -77,7 +52,7 @@ wsprobe_accept_for_key(const char *key, char out[29])
 	br_sha1_update(&c, key, strlen(key));
 	br_sha1_update(&c, WS_GUID, sizeof WS_GUID - 1);
 	br_sha1_out(&c, h);
-	b64_encode(h, sizeof h, out);
+	base64_encode(h, sizeof h, out);
 }
 
 int
@@ -103,7 +78,7 @@ wsprobe_version_from_user_agent(const char *ua, char *out, size_t cap, struct er
 int
 wsprobe_running(const struct wsprobe *p)
 {
-	return p->active;
+	return p->job.active;
 }
 
 /* ---- lifecycle ---- */
@@ -111,28 +86,19 @@ wsprobe_running(const struct wsprobe *p)
 static void
 release(struct wsprobe *p)
 {
-	if (p->io_h >= 0)
-		reactor_del(p->r, p->io_h);
-	if (p->timer_h >= 0)
-		reactor_del(p->r, p->timer_h);
-	if (p->fd >= 0)
-		close(p->fd);
-	p->io_h = p->timer_h = p->fd = -1;
+	job_release(&p->job);
 	p->state = ST_IDLE;
-	p->active = 0;
 }
 
-/* Release everything and call done.  The caller must not touch `p`
- * afterwards (done may have started a new probe on it): every function
- * below returns -1 once finish() ran. */
+/* End the probe: release everything and call done (job.h).  The caller
+ * must not touch `p` afterwards (done may have started a new probe on
+ * it): every function below returns -1 once finish() ran. */
 static int
 finish(struct wsprobe *p)
 {
-	wsprobe_done_cb *done = p->done;
-	void *arg = p->arg;
-
-	release(p);
-	done(p, arg);
+	p->state = ST_IDLE;
+	if (job_end(&p->job))
+		p->done(p, p->arg);
 	return -1;
 }
 
@@ -155,7 +121,7 @@ fail(struct wsprobe *p, const char *fmt, ...)
 void
 wsprobe_cancel(struct wsprobe *p)
 {
-	if (p->active)
+	if (p->job.active)
 		release(p);
 }
 
@@ -246,7 +212,7 @@ update_interest(struct wsprobe *p)
 	else
 		m = REACTOR_READ | (pending ? REACTOR_WRITE : 0u);
 	if (m != p->io_mask) {
-		if (reactor_io_set(p->r, p->io_h, m) < 0)
+		if (reactor_io_set(p->job.r, p->io_h, m) < 0)
 			return fail(p, "failed to watch %s: %s", p->path, strerror(errno));
 		p->io_mask = m;
 	}
@@ -472,117 +438,49 @@ upgrade_fail(struct wsprobe *p, const char *why)
 	return fail(p, "failed to upgrade %s: %s", p->path, why);
 }
 
-/* Does the comma-separated `list` contain `tok` (case-insensitive)? */
-static int
-has_token(const char *list, const char *tok)
-{
-	size_t n = strlen(tok);
-
-	while (*list) {
-		const char *end;
-		size_t len;
-
-		while (*list == ' ' || *list == '\t' || *list == ',')
-			list++;
-		end = list;
-		while (*end && *end != ',')
-			end++;
-		len = (size_t)(end - list);
-		while (len > 0 && (list[len - 1] == ' ' || list[len - 1] == '\t'))
-			len--;
-		if (len == n && strncasecmp(list, tok, n) == 0)
-			return 1;
-		list = end;
-	}
-	return 0;
-}
-
-/* The header block (NUL-terminated, without the blank line) is in hdr[]. */
+/* The 101 response is complete in p->hp (RFC 6455 §4.2.2, §4.1). */
 static int
 check_upgrade(struct wsprobe *p)
 {
-	char *line = p->hdr, *next;
-	int got_upgrade = 0, got_conn = 0, got_accept = 0;
+	const char *up = http_header(&p->hp, "Upgrade");
+	const char *conn = http_header(&p->hp, "Connection");
+	const char *acc = http_header(&p->hp, "Sec-WebSocket-Accept");
 
-	for (int first = 1; line != NULL; line = next, first = 0) {
-		char *colon, *v, *e;
-
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		if ((e = strchr(line, '\0')) > line && e[-1] == '\r')
-			e[-1] = '\0';
-		if (first) {
-			char why[160];
-			const char *sp = strchr(line, ' ');
-
-			if (strncmp(line, "HTTP/1.", 7) != 0 || sp == NULL)
-				return upgrade_fail(p, "not an HTTP response");
-			if (strncmp(sp + 1, "101", 3) != 0 ||
-			    (sp[4] != '\0' && sp[4] != ' ')) {
-				fmt_n(why, sizeof why, "unexpected HTTP status: %.100s", sp + 1);
-				return upgrade_fail(p, why);
-			}
-			continue;
-		}
-		if (*line == '\0')
-			continue;
-		if ((colon = strchr(line, ':')) == NULL)
-			return upgrade_fail(p, "malformed header line");
-		*colon = '\0';
-		v = colon + 1;
-		while (*v == ' ' || *v == '\t')
-			v++;
-		e = strchr(v, '\0');
-		while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-			*--e = '\0';
-		if (strcasecmp(line, "Upgrade") == 0)
-			got_upgrade = strcasecmp(v, "websocket") == 0;
-		else if (strcasecmp(line, "Connection") == 0)
-			got_conn = has_token(v, "upgrade");
-		else if (strcasecmp(line, "Sec-WebSocket-Accept") == 0)
-			got_accept = strcmp(v, p->accept) == 0 ? 1 : -1;
+	if (p->hp.status != 101) {
+		char why[64];
+		fmt_n(why, sizeof why, "unexpected HTTP status: %d", p->hp.status);
+		return upgrade_fail(p, why);
 	}
-	if (!got_upgrade)
+	if (up == NULL || strcasecmp(up, "websocket") != 0)
 		return upgrade_fail(p, "missing \"Upgrade: websocket\"");
-	if (!got_conn)
+	if (conn == NULL || !http_list_has(conn, "upgrade"))
 		return upgrade_fail(p, "missing \"Connection: upgrade\"");
-	if (got_accept == 0)
+	if (acc == NULL)
 		return upgrade_fail(p, "missing Sec-WebSocket-Accept");
-	if (got_accept < 0)
+	if (strcmp(acc, p->accept) != 0)
 		return upgrade_fail(p, "wrong Sec-WebSocket-Accept");
 	return 0;
 }
 
-/* Bytes read while waiting for the 101. */
+/* Bytes read while waiting for the 101; what follows it is WebSocket. */
 static int
 feed_header(struct wsprobe *p, const unsigned char *b, size_t n)
 {
-	size_t room = WSPROBE_HDR_MAX - p->hdr_len, k = n < room ? n : room;
-	size_t from = p->hdr_len > 3 ? p->hdr_len - 3 : 0, old = p->hdr_len;
-	char *end;
+	enum http_ev ev;
+	size_t used = http_feed(&p->hp, b, n, &ev);
 
-	memcpy(p->hdr + p->hdr_len, b, k);
-	p->hdr_len += k;
-	p->hdr[p->hdr_len] = '\0';
-	end = memmem(p->hdr + from, p->hdr_len - from, "\r\n\r\n", 4);
-	if (end == NULL) {
-		if (p->hdr_len >= WSPROBE_HDR_MAX)
-			return upgrade_fail(p, "response header longer than 8192 bytes");
+	if (ev == HTTP_EV_ERROR)
+		return upgrade_fail(p, p->hp.error);
+	if (ev != HTTP_EV_HEADERS)
 		return 0;
-	}
-	*end = '\0';
-	{
-		size_t used = (size_t)(end + 4 - p->hdr) - old;
-		if (check_upgrade(p) < 0)
-			return -1;
-		p->state = ST_RESPONSE;
-		if (queue_frame(p, OP_TEXT, p->msg, p->msg_len) < 0)
-			return proto(p, "too much unsent output");
-		p->init_mark = p->sent + (uint64_t)(p->out_len - p->out_off);
-		p->msg_len = 0;
-		return feed(p, b + used, n - used);
-	}
+	if (check_upgrade(p) < 0)
+		return -1;
+	p->state = ST_RESPONSE;
+	if (queue_frame(p, OP_TEXT, p->msg, p->msg_len) < 0)
+		return proto(p, "too much unsent output");
+	p->init_mark = p->sent + (uint64_t)(p->out_len - p->out_off);
+	p->msg_len = 0;
+	return feed(p, b + used, n - used);
 }
 
 /* ---- reactor callbacks ---- */
@@ -681,9 +579,6 @@ on_timer(struct reactor *r, int h, int ev, void *arg)
 	(void)r; (void)h; (void)ev;
 	p->timer_h = -1;
 	switch (p->state) {
-	case ST_FAILED:
-		finish(p);
-		break;
 	case ST_CONNECTING:
 	case ST_UPGRADING:
 		fail(p, "timed out probing app-server control socket %s", p->path);
@@ -703,56 +598,24 @@ static int
 start_error(struct wsprobe *p, int e, const char *msg)
 {
 	err_set(&p->err, ERR_OTHER, "wsprobe: %s", msg);
+	release(p);
 	errno = e;
 	return -1;
 }
 
-int
-wsprobe_start(struct wsprobe *p, struct reactor *r, const char *sock_path,
-    const char *client_version, uint64_t timeout_ms,
-    wsprobe_done_cb *done, void *arg)
+/* The upgrade request (queued) and the initialize request (kept in msg[]
+ * until the 101 arrives).  0, or -1 (start_error). */
+static int
+build_requests(struct wsprobe *p, const char *client_version)
 {
-	struct sockaddr_un sa;
 	unsigned char keyraw[16];
 	char key[32], req[512];
 	struct jsonw w;
-	int n, saved;
+	int n;
 
-	if (p->active)
-		return start_error(p, EBUSY, "probe already running");
-	err_clear(&p->err);
-	p->ok = 0;
-	p->os_errno = 0;
-	p->version[0] = p->user_agent[0] = '\0';
-	p->fd = p->io_h = p->timer_h = -1;
-	p->state = ST_IDLE;
-	if (r == NULL || sock_path == NULL || client_version == NULL || done == NULL)
-		return start_error(p, EINVAL, "bad arguments");
-	if (strlen(client_version) >= 64)
-		return start_error(p, EINVAL, "client version longer than 63 bytes");
-	if (strlen(sock_path) >= sizeof sa.sun_path || strlen(sock_path) >= sizeof p->path) {
-		err_set(&p->err, ERR_OTHER, "socket path too long for a Unix socket: %s", sock_path);
-		errno = EINVAL;
-		return -1;
-	}
-	p->r = r;
-	p->done = done;
-	p->arg = arg;
-	memcpy(p->path, sock_path, strlen(sock_path) + 1);
-	p->out_off = p->out_len = 0;
-	p->sent = 0;
-	p->init_mark = UINT64_MAX;
-	p->hdr_len = 0;
-	p->fh_len = 0;
-	p->in_payload = 0;
-	p->msg_op = 0;
-	p->msg_len = 0;
-	p->io_mask = 0;
-
-	/* the handshake request and the accept value to expect */
 	if (entropy_get(keyraw, sizeof keyraw, &p->err) < 0)
 		return start_error(p, errno, "cannot get random bytes for the handshake key");
-	b64_encode(keyraw, sizeof keyraw, key);
+	base64_encode(keyraw, sizeof keyraw, key);
 	wsprobe_accept_for_key(key, p->accept);
 	n = fmt_n(req, sizeof req,
 	    "GET / HTTP/1.1\r\n"
@@ -763,7 +626,6 @@ wsprobe_start(struct wsprobe *p, struct reactor *r, const char *sock_path,
 	    "Sec-WebSocket-Version: 13\r\n"
 	    "\r\n", key);
 	(void)queue(p, req, (size_t)n);
-	/* the initialize request waits in msg[] until the 101 arrives */
 	jsonw_init(&w, p->msg, sizeof p->msg);
 	jsonw_obj_begin(&w);
 	jsonw_kint(&w, "id", 1);
@@ -781,56 +643,89 @@ wsprobe_start(struct wsprobe *p, struct reactor *r, const char *sock_path,
 	if (jsonw_finish(&w) < 0)
 		return start_error(p, ENOSPC, "initialize request too long");
 	p->msg_len = w.len;
+	return 0;
+}
 
-	/* the deadline; also how an immediate failure gets reported */
-	if ((p->timer_h = reactor_timer_add(r, timeout_ms ? timeout_ms :
-	    WSPROBE_DEFAULT_TIMEOUT_MS, on_timer, p)) < 0)
-		return start_error(p, errno, "reactor full");
-	p->active = 1;
+/* A non-blocking connect to p->path, watched for writability.  0, or
+ * -1: "failed to connect" (ERR_NOT_READY, p->os_errno) or start_error. */
+static int
+open_connection(struct wsprobe *p)
+{
+	struct sockaddr_un sa;
+	int rc;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
+	memcpy(sa.sun_path, p->path, strlen(p->path) + 1);
 	p->fd = compat_socket(AF_UNIX, SOCK_STREAM, COMPAT_NONBLOCK);
-	if (p->fd < 0)
-		goto fail_now;
-	for (;;) {
-		if (connect(p->fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-			p->state = ST_UPGRADING;
-			break;
+	if (p->fd >= 0) {
+		do
+			rc = connect(p->fd, (struct sockaddr *)&sa, sizeof sa);
+		while (rc < 0 && errno == EINTR);
+		if (rc == 0 || errno == EINPROGRESS) {
+			p->state = rc == 0 ? ST_UPGRADING : ST_CONNECTING;
+			if ((p->io_h = reactor_io_add(p->job.r, p->fd, REACTOR_WRITE, on_io, p)) < 0)
+				return start_error(p, errno, "reactor full");
+			p->io_mask = REACTOR_WRITE;
+			return 0;
 		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EINPROGRESS) {
-			p->state = ST_CONNECTING;
-			break;
-		}
-		goto fail_now;
 	}
-	if ((p->io_h = reactor_io_add(r, p->fd, REACTOR_WRITE, on_io, p)) < 0) {
-		saved = errno;
-		release(p);
-		return start_error(p, saved, "reactor full");
-	}
-	p->io_mask = REACTOR_WRITE;
-	return 0;
+	p->os_errno = errno;
+	err_set(&p->err, ERR_NOT_READY, "failed to connect to %s: %s", p->path,
+	    strerror(p->os_errno));
+	release(p);
+	errno = p->os_errno;
+	return -1;
+}
 
-fail_now:
-	/* report through a 0 ms timer so done runs from a reactor callback */
-	saved = errno;
-	p->os_errno = saved;
-	err_set(&p->err, ERR_NOT_READY, "failed to connect to %s: %s", sock_path,
-	    strerror(saved));
-	if (p->fd >= 0)
-		close(p->fd);
-	p->fd = -1;
-	p->state = ST_FAILED;
-	reactor_del(r, p->timer_h);
-	if ((p->timer_h = reactor_timer_add(r, 0, on_timer, p)) < 0) {
-		saved = errno;
-		p->active = 0;
-		p->state = ST_IDLE;
-		return start_error(p, saved, "reactor full");
+int
+wsprobe_start(struct wsprobe *p, struct reactor *r, const char *sock_path,
+    const char *client_version, uint64_t timeout_ms,
+    wsprobe_done_cb *done, void *arg)
+{
+	int *const watches[] = { &p->io_h, &p->timer_h }, *const fds[] = { &p->fd };
+
+	if (p->job.active) {
+		err_set(&p->err, ERR_OTHER, "wsprobe: probe already running");
+		errno = EBUSY;
+		return -1;
 	}
+	job_begin(&p->job, r, watches, 2, fds, 1);
+	err_clear(&p->err);
+	p->ok = 0;
+	p->os_errno = 0;
+	p->version[0] = p->user_agent[0] = '\0';
+	p->state = ST_IDLE;
+	if (r == NULL || sock_path == NULL || client_version == NULL || done == NULL)
+		return start_error(p, EINVAL, "bad arguments");
+	if (strlen(client_version) >= 64)
+		return start_error(p, EINVAL, "client version longer than 63 bytes");
+	if (strlen(sock_path) >= sizeof ((struct sockaddr_un *)0)->sun_path ||
+	    strlen(sock_path) >= sizeof p->path) {
+		release(p);
+		err_set(&p->err, ERR_OTHER, "socket path too long for a Unix socket: %s", sock_path);
+		errno = EINVAL;
+		return -1;
+	}
+	p->done = done;
+	p->arg = arg;
+	memcpy(p->path, sock_path, strlen(sock_path) + 1);
+	p->out_off = p->out_len = 0;
+	p->sent = 0;
+	p->init_mark = UINT64_MAX;
+	http_init(&p->hp);
+	p->fh_len = 0;
+	p->in_payload = 0;
+	p->msg_op = 0;
+	p->msg_len = 0;
+	p->io_mask = 0;
+	if (build_requests(p, client_version) < 0)
+		return -1;
+	if ((p->timer_h = reactor_timer_add(r, timeout_ms ? timeout_ms :
+	    WSPROBE_DEFAULT_TIMEOUT_MS, on_timer, p)) < 0)
+		return start_error(p, errno, "reactor full");
+	if (open_connection(p) < 0)
+		return -1;
+	job_started(&p->job);
 	return 0;
 }

@@ -22,7 +22,7 @@
  *      first '/' of the user agent up to the first whitespace.
  * The whole session is bounded by one reactor timer (`timeout_ms`; the
  * seed uses 2 s).  Messages (after reassembly of fragments) are bounded by
- * WSPROBE_MSG_MAX bytes, the HTTP answer header by WSPROBE_HDR_MAX.
+ * WSPROBE_MSG_MAX bytes, the HTTP answer header by HTTP_HDR_MAX (core/net/http.h).
  *
  * Memory: everything lives in the caller-owned `struct wsprobe` (about
  * 150 KiB: keep it static or inside a larger static object); nothing is
@@ -36,12 +36,13 @@
 #include <stdint.h>
 
 #include "core/base/err.h"
+#include "core/net/http.h"
+#include "core/net/job.h"
 
 struct reactor;
 
 #define WSPROBE_DEFAULT_TIMEOUT_MS 2000
 #define WSPROBE_MSG_MAX   (128 * 1024)   /* one (reassembled) message */
-#define WSPROBE_HDR_MAX   8192           /* the HTTP answer header block */
 #define WSPROBE_OUT_MAX   2048           /* queued output */
 #define WSPROBE_PATH_MAX  256
 #define WSPROBE_MAX_TOKENS 512           /* JSON tokens per message */
@@ -60,10 +61,9 @@ struct wsprobe {
 	                                 * else 0 */
 
 	/* ---- private ---- */
-	struct reactor *r;
+	struct job job;                 /* the start/done rule: core/net/job.h */
 	wsprobe_done_cb *done;
 	void *arg;
-	int active;                     /* started, done not yet called */
 	int state;
 	int fd;
 	int io_h, timer_h;
@@ -73,8 +73,7 @@ struct wsprobe {
 	unsigned char out[WSPROBE_OUT_MAX];
 	size_t out_off, out_len;
 	uint64_t sent, init_mark;       /* bytes sent / queued through initialize */
-	char hdr[WSPROBE_HDR_MAX + 1];
-	size_t hdr_len;
+	struct http_parser hp;          /* the 101 answer */
 	/* frame parser */
 	unsigned char fh[14];           /* frame header being read */
 	size_t fh_len;
@@ -93,17 +92,18 @@ struct wsprobe {
  * `timeout_ms` bounds the whole session (0: WSPROBE_DEFAULT_TIMEOUT_MS).
  *
  * Returns 0 when the probe is started: `done(p, arg)` is then called
- * exactly once, from a reactor callback (also when the connect fails at
- * once), after the probe has closed its fd and removed its watches, so
- * `done` may start a new probe with the same struct.  Results are in
- * p->ok / p->version / p->user_agent / p->err.
+ * exactly once, from a reactor callback, after the probe has closed its
+ * fd and removed its watches, so `done` may start a new probe with the
+ * same struct.  Results are in p->ok / p->version / p->user_agent / p->err.
  *
- * Returns -1 (p->err set, ERR_OTHER; errno EINVAL for bad arguments or a
- * path longer than sun_path, EBUSY if `p` is still running, ENOSPC when
- * the reactor table is full) when nothing was started; done is not called.
+ * Returns -1 when nothing was started and done is not called (the rule of
+ * core/net/job.h): ERR_NOT_READY "failed to connect to <socket>:
+ * <strerror>" when the connect fails at once (p->os_errno: ENOENT,
+ * ECONNREFUSED, EAGAIN for a full backlog), else ERR_OTHER with errno
+ * EINVAL for bad arguments or a path longer than sun_path, EBUSY if `p`
+ * is still running, ENOSPC when the reactor table is full.
  *
- * Probe failures, all ERR_NOT_READY:
- *   failed to connect to <socket>: <strerror>      (see also p->os_errno)
+ * Failures reported through done, all ERR_NOT_READY:
  *   failed to upgrade <socket>: <why>
  *   timed out probing app-server control socket <socket>  (before the 101)
  *   timed out waiting for initialize response

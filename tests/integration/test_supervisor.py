@@ -127,7 +127,7 @@ def test_the_control_socket_answers_only_its_own_user(home):
             "s=socket.socket(socket.AF_UNIX); s.settimeout(3); s.connect(sys.argv[1])\n"
             "try:\n"
             "    s.sendall(b'{\"request\":\"status\"}\\n'); d=s.recv(65536)\n"
-            "except ConnectionResetError:\n"
+            "except (ConnectionResetError, BrokenPipeError):\n"
             "    d=b''\n"
             "print(len(d))\n")
     p = subprocess.run(["/usr/bin/python3", "-c", code, ctl], capture_output=True, text=True,

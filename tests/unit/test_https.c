@@ -619,7 +619,7 @@ test_dns_localhost(void **state)
 	(void)state;
 	dns_done = 0;
 	assert_int_equal(dnshelper_start(&D, &R, "localhost", 8443, 5000, on_dns, NULL), 0);
-	child = D.pid;
+	child = childrun_pid(&D.run);
 	assert_true(child > 0);                  /* a helper child runs */
 	assert_int_equal(count_children(), SV_N + 1);
 	assert_true(run_until(&dns_done, 6000));
@@ -647,7 +647,7 @@ test_dns_numeric_and_errors(void **state)
 	(void)state;
 	dns_done = 0;
 	assert_int_equal(dnshelper_start(&D, &R, "127.0.0.1", 1, 0, on_dns, NULL), 0);
-	assert_int_equal(D.pid, -1);             /* no child */
+	assert_int_equal(childrun_pid(&D.run), 0);  /* no child */
 	assert_int_equal(dns_done, 0);           /* never from inside start */
 	assert_true(run_until(&dns_done, 2000));
 	assert_int_equal(D.naddr, 1);
@@ -681,7 +681,7 @@ test_dns_numeric_and_errors(void **state)
 	/* cancel: the child is killed and reaped by the reactor */
 	dns_done = 0;
 	assert_int_equal(dnshelper_start(&D, &R, "localhost", 1, 0, on_dns, NULL), 0);
-	assert_true(D.pid > 0);
+	assert_true(childrun_pid(&D.run) > 0);
 	dnshelper_cancel(&D);
 	assert_false(dnshelper_running(&D));
 	run_for(100);

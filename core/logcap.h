@@ -8,16 +8,19 @@
 #include <limits.h>
 #include <stddef.h>
 
+#define LOGCAP_PATH_MAX 600       /* a home path (home.h) and ".1" */
+
 struct logcap {
 	int fd;
 	long long size;
 	long long max;
-	char path[PATH_MAX];
-	char rotated[PATH_MAX];
+	char path[LOGCAP_PATH_MAX];
+	char rotated[LOGCAP_PATH_MAX];
 };
 
 /* Open `path` for appending (O_APPEND|O_CLOEXEC, 0600).  With `fresh`,
- * an existing log is first rotated to `<path>.1`.  0 or -1/errno. */
+ * an existing log is first rotated to `<path>.1`.  0 or -1/errno
+ * (ENAMETOOLONG for a path of LOGCAP_PATH_MAX - 2 bytes or more). */
 int logcap_open(struct logcap *l, const char *path, long long max, int fresh);
 /* Append; rotates first when the cap would be passed.  Write errors are
  * returned but leave the capture usable. */

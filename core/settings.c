@@ -4,6 +4,7 @@
 #include "core/base/fsutil.h"
 #include "core/base/jsonr.h"
 #include "core/base/jsonw.h"
+#include "platform/compat.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -51,14 +52,10 @@ settings_defaults(struct settings *s)
 		"{current}/bin/app-server", "--listen", "unix://{socket}"
 	};
 
-	/* everything but the two string stores, which are addressed by
-	 * offsets and need no zeroing: a resident supervisor touches only the
-	 * pages its settings use */
-	memset(s, 0, offsetof(struct settings, argbuf));
-	memset((char *)s + offsetof(struct settings, argbuf) + sizeof s->argbuf, 0,
-	    offsetof(struct settings, rcbuf) - offsetof(struct settings, argbuf) - sizeof s->argbuf);
-	memset((char *)s + offsetof(struct settings, rcbuf) + sizeof s->rcbuf, 0,
-	    sizeof *s - offsetof(struct settings, rcbuf) - sizeof s->rcbuf);
+	/* everything but the two string stores at the end, which are
+	 * addressed by offsets and need no zeroing: a resident supervisor
+	 * touches only the pages its settings use */
+	memset(s, 0, offsetof(struct settings, rcbuf));
 	set_argv(s, 3, def);
 	s->readiness = READY_CONNECT;
 	s->ready_timeout_s = 10;
@@ -199,6 +196,17 @@ parse_updater(const struct jsonr *r, struct settings *s, struct err *e, const ch
 	return 0;
 }
 
+/* What one settings_load needs only while it parses: mapped for the call
+ * and returned to the kernel after it, so the resident supervisor does
+ * not keep 180 KB of parse buffers. */
+struct load_scratch {
+	char text[SETTINGS_MAX_BYTES];
+	jsmntok_t tok[2048];
+	char store[SETTINGS_MAX_ARGS][1024];
+	struct settings keep;
+};
+static struct load_scratch *scratch;
+
 /* server.remoteControlArgs / server.remoteControlDisabledEnv */
 static int
 parse_rc(const struct jsonr *r, struct settings *s, struct err *e, const char *path)
@@ -214,15 +222,15 @@ parse_rc(const struct jsonr *r, struct settings *s, struct err *e, const char *p
 	/* rebuild rcbuf from what is configured, keeping the defaults for
 	 * the member that is absent */
 	{
-		static struct settings keep;
-		keep = *s;
+		struct settings *keep = &scratch->keep;
+		*keep = *s;
 		s->rc_argc = s->rc_envc = 0;
 		if (a < 0)
-			for (k = 0; k < keep.rc_argc; k++)
-				(void)rc_store(s, &off, settings_rc_arg(&keep, k), &s->rc_argoff[s->rc_argc++]);
+			for (k = 0; k < keep->rc_argc; k++)
+				(void)rc_store(s, &off, settings_rc_arg(keep, k), &s->rc_argoff[s->rc_argc++]);
 		if (v < 0)
-			for (k = 0; k < keep.rc_envc; k++)
-				(void)rc_store(s, &off, settings_rc_env(&keep, k), &s->rc_envoff[s->rc_envc++]);
+			for (k = 0; k < keep->rc_envc; k++)
+				(void)rc_store(s, &off, settings_rc_env(keep, k), &s->rc_envoff[s->rc_envc++]);
 	}
 	if (a >= 0) {
 		if (jsonr_type(r, a) != JSMN_ARRAY || r->tok[a].size > 8)
@@ -253,18 +261,18 @@ parse_rc(const struct jsonr *r, struct settings *s, struct err *e, const char *p
 	return 0;
 }
 
-int
-settings_load(const char *path, struct settings *s, struct err *e)
+static int
+load(const char *path, struct settings *s, struct err *e)
 {
-	static char text[SETTINGS_MAX_BYTES];
-	static jsmntok_t tok[2048];
+	char *text = scratch->text;
+	jsmntok_t *tok = scratch->tok;
 	struct jsonr r;
 	size_t len;
 	long long v;
 	int i, k;
 
 	settings_defaults(s);
-	if (fs_read_file(path, text, sizeof text, &len) < 0) {
+	if (fs_read_file(path, text, sizeof scratch->text, &len) < 0) {
 		if (errno == ENOENT)
 			return 0;
 		if (errno == EFBIG)
@@ -273,7 +281,7 @@ settings_load(const char *path, struct settings *s, struct err *e)
 		return err_sys(e, ERR_SETTINGS, "failed to read settings %s", path);
 	}
 	s->from_file = 1;
-	if (jsonr_parse(&r, text, len, tok, sizeof tok / sizeof tok[0]) < 0)
+	if (jsonr_parse(&r, text, len, tok, sizeof scratch->tok / sizeof scratch->tok[0]) < 0)
 		return bad(e, path, "not a JSON object");
 	i = jsonr_path(&r, "profile");
 	if (i >= 0) {
@@ -301,7 +309,7 @@ settings_load(const char *path, struct settings *s, struct err *e)
 	i = jsonr_path(&r, "server.command");
 	if (i >= 0) {
 		const char *args[SETTINGS_MAX_ARGS];
-		static char store[SETTINGS_MAX_ARGS][1024];
+		char (*store)[1024] = scratch->store;
 		int n;
 
 		if (jsonr_type(&r, i) != JSMN_ARRAY)
@@ -343,6 +351,23 @@ settings_load(const char *path, struct settings *s, struct err *e)
 	if (get_bool(&r, "remoteControlEnabled", &s->remote_control) < 0)
 		return bad(e, path, "remoteControlEnabled must be true or false");
 	return 0;
+}
+
+int
+settings_load(const char *path, struct settings *s, struct err *e)
+{
+	int rc;
+
+	scratch = compat_map(sizeof *scratch);
+	if (scratch == NULL) {
+		settings_defaults(s);
+		err_ctx_str(e, "path", path);
+		return err_sys(e, ERR_SETTINGS, "failed to read settings %s", path);
+	}
+	rc = load(path, s, e);
+	compat_unmap(scratch, sizeof *scratch);
+	scratch = NULL;
+	return rc;
 }
 
 int

@@ -39,10 +39,9 @@ struct settings_updater {
 };
 
 struct settings {
+	/* small members first, the string stores last: a resident process
+	 * touches only the pages its settings use */
 	int from_file;                     /* 1 when settings.json existed */
-	int argc;                          /* server.command, unexpanded: */
-	unsigned short argoff[SETTINGS_MAX_ARGS]; /* offsets into argbuf */
-	char argbuf[8192];
 	enum readiness readiness;
 	int ready_timeout_s;               /* 1..3600, default 10 */
 	int grace_s;                       /* 0..300, default 10 */
@@ -51,14 +50,17 @@ struct settings {
 	int codex_profile;                 /* "profile":"codex" */
 	int remote_control;                /* remoteControlEnabled */
 	long long log_max_bytes;           /* server.logMaxBytes, default 1 MiB */
+	struct settings_updater upd;
 	/* server.remoteControlArgs: appended when remote control is on */
 	int rc_argc;
 	unsigned short rc_argoff[8];       /* offsets into rcbuf */
 	/* server.remoteControlDisabledEnv: NAME=VALUE set when it is off */
 	int rc_envc;
 	unsigned short rc_envoff[8];
+	int argc;                          /* server.command, unexpanded: */
+	unsigned short argoff[SETTINGS_MAX_ARGS]; /* offsets into argbuf */
 	char rcbuf[2048];
-	struct settings_updater upd;
+	char argbuf[8192];
 };
 
 /* The codex profile (DESIGN.md "Settings"): what the real Codex

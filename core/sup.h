@@ -175,29 +175,14 @@ void sup_cancel(struct sup *s, int *h);
 /* Uniform random milliseconds in [lo, hi]. */
 int64_t sup_rand_ms(int64_t lo, int64_t hi);
 
+/* Ordered hot to cold: what an idle supervisor touches comes first, what
+ * only an update or a self-refresh needs comes last (untouched pages of
+ * this static struct cost no memory). */
 struct sup {
 	struct reactor r;
 	const struct home *h;
-	struct settings s;
-	struct sup_status st;         /* what is published */
-	struct pid_record self;
-	struct logcap log;
-	struct ctl ctl;
-	int out_rd, out_wr, out_h;    /* the server's stdout+stderr pipe */
-	int ready_fd;                 /* the launching `start` waits on it */
-	int ready_timeout_s;
-	int grace_s;
-	int own_status;               /* 0 once another supervisor owns status.json */
-	int finished;
-	int exit_code;
-	int lfd;                      /* socket activation: the held listener */
-	int activation_h;             /* its path repair: a watch on run/ */
-	int activation_wd;
-
-	/* server lifecycle */
 	enum srv_state state;
 	pid_t srv;                    /* 0: no server process */
-	struct pid_record srv_rec;
 	int srv_h;                    /* its exit watch */
 	int srv_exit_status;          /* of the last exit, for SEV_EXIT */
 	int srv_timer_h;              /* the state's timer */
@@ -209,21 +194,38 @@ struct sup {
 	srv_outcome_fn *outcome_next; /* hears about the next incarnation */
 	srv_outcome_fn *outcome;      /* hears about this one */
 	enum err_code fail_code;      /* what the last failure was, for the outcome */
-
+	int out_rd, out_wr, out_h;    /* the server's stdout+stderr pipe */
+	int ready_fd;                 /* the launching `start` waits on it */
+	int ready_timeout_s;
+	int grace_s;
+	int own_status;               /* 0 once another supervisor owns status.json */
+	int finished;
+	int exit_code;
+	int lfd;                      /* socket activation: the held listener */
+	int activation_h;             /* its path repair: a watch on run/ */
+	int activation_wd;
 	/* readiness */
 	int probe_h, probe_ms, probe_fast;
 	struct wsprobe *ws;           /* codex-initialize probe (static storage) */
-	char probe_err[256];
 	int dw_fd, dw_h;              /* run/ watch while starting */
 	int notify_rd, notify_wr, notify_h;
 	int nsock, nsock_h;
-
-	/* update flow */
+	/* update flow: the schedule */
 	struct updater *upd;          /* static storage, touched only by a check */
-	struct pkgdir pk;
 	int upd_h;                    /* the next scheduled check */
 	int upd_phase;                /* UPH_* */
 	int upd_lock;                 /* daemon.lock from switch to verdict */
+	struct pid_record srv_rec;
+	struct pid_record self;
+	struct sup_status st;         /* what is published */
+	struct ctl ctl;
+	struct logcap log;
+	struct settings s;            /* its string stores are at its end */
+
+	/* ---- cold: only a check, an update or a self-refresh ---- */
+	char probe_err[256];
+	int pk_ready;                 /* pk is filled at the first check */
+	struct pkgdir pk;
 	char upd_req[64];             /* the request being answered, "" if scheduled */
 	char pend_req[64];            /* one that came in while busy */
 	int pend, pend_check;
@@ -236,8 +238,6 @@ struct sup {
 	struct upd_result upd_res;
 	unsigned char self_sha[32];
 	int has_self_sha;
-
-	/* self-refresh */
 	struct childrun vfy;          /* the new appd's --version */
 	char vfy_out[64];
 	char vfy_path[HOME_PATH_MAX];

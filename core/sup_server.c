@@ -14,6 +14,7 @@
 #include "core/base/fsutil.h"
 #include "core/sockprep.h"
 #include "core/spawn.h"
+#include "platform/compat.h"
 #include "platform/proc.h"
 
 #include <errno.h>
@@ -185,12 +186,34 @@ on_server_exit(struct reactor *r, int h, int status, void *arg)
 
 static struct err spawn_err;    /* outlives the failing spawn for the verdict */
 
+/* What one spawn needs only while it spawns (mapped for the call: a
+ * resident supervisor does not keep 20 KB of it). */
+struct spawn_scratch {
+	char argbuf[16384];
+	struct pidfile_resv rv;
+	char *argv[SETTINGS_MAX_ARGS + 9], *env[9];
+};
+
+static int spawn_with(struct sup *s, struct spawn_scratch *k, struct err *e);
+
 static int
 spawn_one(struct sup *s, struct err *e)
 {
-	static char argbuf[16384];
-	static struct pidfile_resv rv;
-	char *argv[SETTINGS_MAX_ARGS + 9], *env[9];
+	struct spawn_scratch *k = compat_map(sizeof *k);
+	int rc;
+
+	if (k == NULL)
+		return err_sys(e, ERR_SPAWN, "cannot start the server");
+	rc = spawn_with(s, k, e);
+	compat_unmap(k, sizeof *k);
+	return rc;
+}
+
+static int
+spawn_with(struct sup *s, struct spawn_scratch *k, struct err *e)
+{
+	char *const argbuf = k->argbuf, **const argv = k->argv, **const env = k->env;
+	struct pidfile_resv *const rvp = &k->rv;
 	struct spawn_opts o;
 	struct pid_record other;
 	sigset_t mask;
@@ -198,21 +221,21 @@ spawn_one(struct sup *s, struct err *e)
 	int rs, nfd;
 	pid_t pid;
 
-	if (settings_launch(&s->s, s->h, argbuf, sizeof argbuf, argv, env, e) < 0)
+	if (settings_launch(&s->s, s->h, argbuf, sizeof k->argbuf, argv, env, e) < 0)
 		return -1;
 	/* what a crashed incarnation left at the path goes first (the first
 	 * incarnation's path was prepared at startup) */
 	if (s->st.incarnation > 0 && s->lfd < 0 &&
 	    sock_prepare(s->h->socket, s->h->startup_lock, e) < 0)
 		return -1;
-	rs = pidfile_reserve(s->h->srv_pid, 2000, &rv, &other, e);
+	rs = pidfile_reserve(s->h->srv_pid, 2000, rvp, &other, e);
 	if (rs == 1)
 		return err_set(e, ERR_OTHER, "another app-server is recorded as running (pid %ld) in %s",
 		    other.pid, s->h->srv_pid);
 	if (rs < 0)
 		return -1;
 	if ((nfd = ready_prepare(s, e)) < -1) {
-		pidfile_abandon(&rv);
+		pidfile_abandon(rvp);
 		return -1;
 	}
 	str_fmt(banner, sizeof banner, "--- appd: starting %.180s (incarnation %d) ---\n",
@@ -232,7 +255,7 @@ spawn_one(struct sup *s, struct err *e)
 	pid = spawn_server(&o, e);
 	if (pid < 0) {
 		ready_end(s, 0);
-		pidfile_abandon(&rv);
+		pidfile_abandon(rvp);
 		return -1;
 	}
 	s->srv = pid;
@@ -243,11 +266,11 @@ spawn_one(struct sup *s, struct err *e)
 		memset(&s->srv_rec, 0, sizeof s->srv_rec);
 		s->srv_rec.pid = pid;
 		s->srv_rec.pgid = pid;
-		pidfile_abandon(&rv);
+		pidfile_abandon(rvp);
 	} else {
 		struct err *pe = sup_err();
 		s->srv_rec.pgid = pid;
-		if (pidfile_publish(&rv, &s->srv_rec, pe) < 0)
+		if (pidfile_publish(rvp, &s->srv_rec, pe) < 0)
 			sup_log("%s", pe->msg);
 	}
 	s->st.incarnation++;

@@ -301,6 +301,15 @@ upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms, lon
 		s->pend_locker = locker;
 		return;
 	}
+	if (!s->pk_ready) {
+		/* the packages paths, first needed now (not on the idle path) */
+		err_clear(&e);
+		if (install_paths(&s->pk, s->h->packages, &e) < 0) {
+			sup_log("update check: %s", e.msg);
+			return;
+		}
+		s->pk_ready = 1;
+	}
 	s->req_locker = locker;
 	sup_cancel(s, &s->upd_h);
 	err_clear(&e);

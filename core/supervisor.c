@@ -471,8 +471,6 @@ setup(struct sup *s, const struct sup_opts *o, int *adopted, struct err *e)
 			s->activation_h = reactor_io_add(&s->r, s->activation_wd, REACTOR_READ,
 			    on_run_dir, s);
 	}
-	if (install_paths(&s->pk, h->packages, e) < 0)
-		return -1;
 	upd_flow_init(s, o->handover, now);
 	return 0;
 }

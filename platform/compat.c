@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #if defined(__linux__)
 #include <sys/socket.h>
 #endif
@@ -164,4 +165,19 @@ compat_peer_uid(int fd, uid_t *uid)
 
 	return getpeereid(fd, uid, &gid);
 #endif
+}
+
+void *
+compat_map(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void
+compat_unmap(void *p, size_t n)
+{
+	if (p != NULL)
+		(void)munmap(p, n);
 }

@@ -67,6 +67,12 @@ int compat_has_splice(void);
  * EOF, or -1/errno (ENOSYS where there is no splice). */
 ssize_t compat_splice(int in, int out, size_t max);
 
+/* Zeroed private memory of `n` bytes for a transient buffer, returned
+ * to the kernel by compat_unmap (so a long-lived process does not keep
+ * the pages resident).  NULL/errno on failure. */
+void *compat_map(size_t n);
+void compat_unmap(void *p, size_t n);
+
 /* The uid of the process at the other end of a connected AF_UNIX socket
  * (SO_PEERCRED on Linux, getpeereid(3) on the BSDs and macOS).  0 or
  * -1/errno. */

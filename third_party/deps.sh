@@ -12,8 +12,9 @@ set -eu
 # gcc libc6-dev make  sanitizer build, fixtures, the build itself
 # ca-certificates  npm registry over HTTPS
 # strace procps   integration tests: an idle supervisor's system calls, pgrep
+# s6 runit        bench/bench_supervisor.py: s6-supervise and runsv side by side
 PKGS="musl-tools libjsmn-dev libcmocka-dev python3-pytest socat openssl
-xz-utils gcc libc6-dev make apt ca-certificates strace procps"
+xz-utils gcc libc6-dev make apt ca-certificates strace procps s6 runit"
 
 run() { echo "+ $*"; "$@"; }
 

@@ -1,7 +1,8 @@
 /*
  * cmd_release.c -- `appd release keygen` and `appd release sign`: the
  * publisher's side of the signed manifest (DESIGN.md "Updater"; formats
- * in core/sig.h and core/manifest.h).
+ * in core/update/sig.h and core/update/manifest.h; the work is
+ * core/update/release.h's).
  *
  *   appd release keygen --out KEY
  *       new P-256 key; KEY gets the private scalar (0600, never
@@ -24,6 +25,7 @@
 #include "platform/compat.h"
 #include "core/base/fsutil.h"
 #include "core/update/manifest.h"
+#include "core/update/release.h"
 #include "core/update/sig.h"
 
 #include <bearssl.h>
@@ -36,16 +38,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RELEASE_MAX_ARTIFACTS 32
-#define SERIAL_MAX 9007199254740991LL   /* 2^53 - 1: exact in every JSON reader */
-
-struct rel_artifact {
-	char name[MANIFEST_TARGET_MAX];
-	char url[MANIFEST_URL_MAX];
-	const char *file;
-	unsigned char sha256[SIG_SHA256_LEN];
-	unsigned long long size;
-};
 
 static const char *
 need_arg(int argc, char **argv, int *i, struct err *e)
@@ -105,60 +97,6 @@ release_keygen(int argc, char **argv)
 	return out_end(&o);
 }
 
-/* NAME=URL@FILE: the first '=' ends the name, the last '@' starts the
- * file (URLs may hold '@', artifact names never hold '='). */
-static int
-parse_artifact_arg(const char *arg, struct rel_artifact *a, struct err *e)
-{
-	const char *eq = strchr(arg, '='), *at = strrchr(arg, '@');
-	size_t n;
-
-	if (eq == NULL || at == NULL || at < eq)
-		return err_set(e, ERR_USAGE, "--artifact takes NAME=URL@FILE, not \"%s\"", arg);
-	n = (size_t)(eq - arg);
-	if (n >= sizeof a->name)
-		n = sizeof a->name - 1;
-	memcpy(a->name, arg, n);
-	a->name[n] = '\0';
-	if ((size_t)(eq - arg) >= sizeof a->name || !manifest_name_ok(a->name))
-		return err_set(e, ERR_USAGE, "--artifact name \"%.*s\" must be a target like "
-		    "x86_64-linux or appd-x86_64-linux ([a-z0-9_-], at most %d characters)",
-		    (int)(eq - arg), arg, MANIFEST_TARGET_MAX - 1);
-	n = (size_t)(at - eq - 1);
-	if (n >= sizeof a->url)
-		return err_set(e, ERR_USAGE, "--artifact URL is longer than %d bytes",
-		    MANIFEST_URL_MAX - 1);
-	memcpy(a->url, eq + 1, n);
-	a->url[n] = '\0';
-	if (strncmp(a->url, "https://", 8) != 0 || a->url[8] == '\0' ||
-	    strpbrk(a->url, " \t\r\n") != NULL)
-		return err_set(e, ERR_USAGE, "--artifact URL must be https://…, not \"%s\"",
-		    a->url);
-	a->file = at + 1;
-	if (a->file[0] == '\0')
-		return err_set(e, ERR_USAGE, "--artifact %s has no FILE after '@'", a->name);
-	return 0;
-}
-
-/* SHA-256 and size of a regular file, streamed. */
-static int
-hash_file(struct rel_artifact *a, struct err *e)
-{
-	if (sig_file_sha256(a->file, a->sha256, &a->size) == 0)
-		return 0;
-	err_ctx_str(e, "path", a->file);
-	if (errno == EINVAL)
-		return err_set(e, ERR_IO, "artifact %s is not a regular file", a->file);
-	return err_sys(e, ERR_IO, "cannot read artifact %s", a->file);
-}
-
-static int
-by_name(const void *x, const void *y)
-{
-	return strcmp(((const struct rel_artifact *)x)->name,
-	    ((const struct rel_artifact *)y)->name);
-}
-
 static int
 parse_int_arg(const char *flag, const char *val, long long lo, long long hi,
 	      long long *out, struct err *e)
@@ -175,70 +113,81 @@ parse_int_arg(const char *flag, const char *val, long long lo, long long hi,
 	return 0;
 }
 
+struct sign_args {
+	const char *key, *name, *version, *serial_s, *expires, *rollout_s, *dir;
+};
+
+/* The options of `release sign` into `a` and the artifacts into `r`. */
+static int
+sign_options(int argc, char **argv, struct sign_args *a, struct release_spec *r,
+    struct err *e)
+{
+	const char **slot;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *o = argv[i];
+
+		slot = strcmp(o, "--key") == 0 ? &a->key :
+		    strcmp(o, "--name") == 0 ? &a->name :
+		    strcmp(o, "--version") == 0 ? &a->version :
+		    strcmp(o, "--serial") == 0 ? &a->serial_s :
+		    strcmp(o, "--expires") == 0 ? &a->expires :
+		    strcmp(o, "--rollout") == 0 ? &a->rollout_s :
+		    strcmp(o, "--out") == 0 ? &a->dir : NULL;
+		if (slot != NULL) {
+			if ((*slot = need_arg(argc, argv, &i, e)) == NULL)
+				return -1;
+		} else if (strcmp(o, "--artifact") == 0) {
+			const char *v = need_arg(argc, argv, &i, e);
+
+			if (v == NULL)
+				return -1;
+			if (r->nart == RELEASE_MAX_ARTIFACTS)
+				return err_set(e, ERR_USAGE, "at most %d --artifact options",
+				    RELEASE_MAX_ARTIFACTS);
+			if (release_artifact_parse(v, &r->art[r->nart], e) < 0)
+				return -1;
+			for (int k = 0; k < r->nart; k++)
+				if (strcmp(r->art[k].name, r->art[r->nart].name) == 0)
+					return err_set(e, ERR_USAGE, "--artifact %s is given twice",
+					    r->art[r->nart].name);
+			r->nart++;
+		} else {
+			return err_set(e, ERR_USAGE, "unknown argument \"%s\" to release sign", o);
+		}
+	}
+	return 0;
+}
+
 static int
 release_sign(int argc, char **argv)
 {
-	static struct rel_artifact arts[RELEASE_MAX_ARTIFACTS];
-	static char js[MANIFEST_MAX_BYTES + 1];
-	static struct manifest check;
-	const char *key = NULL, *name = "app-server", *version = NULL, *serial_s = NULL;
-	const char *expires = NULL, *rollout_s = NULL, *dir = NULL, **slot;
-	char mpath[PATH_MAX], spath[PATH_MAX], sigtext[SIG_HEX_MAX + 2];
-	char hex[2 * SIG_SHA256_LEN + 1], pkhex[SIG_PUB_HEX_LEN + 1];
-	unsigned char sig[SIG_MAX_LEN];
-	long long serial, rollout = 100;
+	static struct release_artifact arts[RELEASE_MAX_ARTIFACTS];
+	char mpath[PATH_MAX], spath[PATH_MAX], pkhex[SIG_PUB_HEX_LEN + 1];
+	struct sign_args a = { NULL, "app-server", NULL, NULL, NULL, NULL, NULL };
+	const char *key, *name, *version, *expires, *dir;
+	struct release_spec r;
 	int64_t expires_ms;
-	struct sig_privkey sk;
-	struct sig_pubkey pk;
-	struct jsonw w;
-	struct stat st;
 	struct err e;
 	struct out o;
-	size_t siglen;
-	int i, nart = 0, cmp, rc;
+	int i, cmp;
 
 	err_clear(&e);
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		slot = strcmp(a, "--key") == 0 ? &key :
-		    strcmp(a, "--name") == 0 ? &name :
-		    strcmp(a, "--version") == 0 ? &version :
-		    strcmp(a, "--serial") == 0 ? &serial_s :
-		    strcmp(a, "--expires") == 0 ? &expires :
-		    strcmp(a, "--rollout") == 0 ? &rollout_s :
-		    strcmp(a, "--out") == 0 ? &dir : NULL;
-		if (slot != NULL) {
-			if ((*slot = need_arg(argc, argv, &i, &e)) == NULL)
-				return out_fail(&e);
-		} else if (strcmp(a, "--artifact") == 0) {
-			const char *v = need_arg(argc, argv, &i, &e);
-
-			if (v == NULL)
-				return out_fail(&e);
-			if (nart == RELEASE_MAX_ARTIFACTS) {
-				err_set(&e, ERR_USAGE, "at most %d --artifact options",
-				    RELEASE_MAX_ARTIFACTS);
-				return out_fail(&e);
-			}
-			if (parse_artifact_arg(v, &arts[nart], &e) < 0)
-				return out_fail(&e);
-			for (int k = 0; k < nart; k++)
-				if (strcmp(arts[k].name, arts[nart].name) == 0) {
-					err_set(&e, ERR_USAGE, "--artifact %s is given twice",
-					    arts[nart].name);
-					return out_fail(&e);
-				}
-			nart++;
-		} else {
-			err_set(&e, ERR_USAGE, "unknown argument \"%s\" to release sign", a);
-			return out_fail(&e);
-		}
-	}
+	memset(&r, 0, sizeof r);
+	r.art = arts;
+	r.rollout = 100;
+	if (sign_options(argc, argv, &a, &r, &e) < 0)
+		return out_fail(&e);
+	key = a.key;
+	name = a.name;
+	version = a.version;
+	expires = a.expires;
+	dir = a.dir;
 
 	/* check every argument before touching the key or any file */
-	if (key == NULL || version == NULL || serial_s == NULL || expires == NULL ||
-	    dir == NULL || nart == 0) {
+	if (key == NULL || version == NULL || a.serial_s == NULL || expires == NULL ||
+	    dir == NULL || r.nart == 0) {
 		err_set(&e, ERR_USAGE, "release sign needs --key KEY --version V --serial S "
 		    "--expires T --artifact NAME=URL@FILE... --out DIR");
 		return out_fail(&e);
@@ -254,9 +203,9 @@ release_sign(int argc, char **argv)
 		    version);
 		return out_fail(&e);
 	}
-	if (parse_int_arg("--serial", serial_s, 1, SERIAL_MAX, &serial, &e) < 0 ||
-	    (rollout_s != NULL &&
-	    parse_int_arg("--rollout", rollout_s, 0, 100, &rollout, &e) < 0))
+	if (parse_int_arg("--serial", a.serial_s, 1, RELEASE_SERIAL_MAX, &r.serial, &e) < 0 ||
+	    (a.rollout_s != NULL &&
+	    parse_int_arg("--rollout", a.rollout_s, 0, 100, &r.rollout, &e) < 0))
 		return out_fail(&e);
 	expires_ms = iso8601_parse(expires);
 	if (expires_ms < 0) {
@@ -268,88 +217,21 @@ release_sign(int argc, char **argv)
 		err_set(&e, ERR_USAGE, "--expires %s is in the past", expires);
 		return out_fail(&e);
 	}
-	if (str_fmt(mpath, sizeof mpath, "%s/manifest.json", dir) < 0 ||
-	    str_fmt(spath, sizeof spath, "%s/manifest.json.sig", dir) < 0) {
-		err_set(&e, ERR_USAGE, "--out path is too long");
-		return out_fail(&e);
-	}
-
-	for (i = 0; i < nart; i++)
-		if (hash_file(&arts[i], &e) < 0)
-			return out_fail(&e);
-	qsort(arts, (size_t)nart, sizeof arts[0], by_name);
-
-	jsonw_init(&w, js, sizeof js);
-	jsonw_obj_begin(&w);
-	jsonw_kint(&w, "schema", MANIFEST_SCHEMA);
-	jsonw_kstr(&w, "name", name);
-	jsonw_kstr(&w, "version", version);
-	jsonw_kint(&w, "serial", serial);
-	jsonw_kstr(&w, "expires", expires);
-	jsonw_kint(&w, "rolloutPercent", rollout);
-	jsonw_key(&w, "artifacts");
-	jsonw_obj_begin(&w);
-	for (i = 0; i < nart; i++) {
-		jsonw_key(&w, arts[i].name);
-		jsonw_obj_begin(&w);
-		jsonw_kstr(&w, "url", arts[i].url);
-		hex_encode(arts[i].sha256, SIG_SHA256_LEN, hex);
-		jsonw_kstr(&w, "sha256", hex);
-		jsonw_kint(&w, "size", (long long)arts[i].size);
-		jsonw_obj_end(&w);
-	}
-	jsonw_obj_end(&w);
-	jsonw_obj_end(&w);
-	if (jsonw_finish(&w) < 0 || w.len > MANIFEST_MAX_BYTES) {
-		err_set(&e, ERR_USAGE, "manifest would be larger than %d bytes",
-		    MANIFEST_MAX_BYTES);
-		return out_fail(&e);
-	}
-	/* what we write must be what appd reads */
-	if (manifest_parse(js, w.len, NULL, &check, &e) < 0)
+	r.name = name;
+	r.version = version;
+	r.expires = expires;
+	if (release_publish(&r, key, dir, mpath, spath, pkhex, &e) < 0)
 		return out_fail(&e);
 
-	if (sig_privkey_load(key, &sk, &e) < 0)
-		return out_fail(&e);
-	rc = sig_pubkey_of(&sk, &pk, &e);
-	if (rc == 0)
-		rc = sig_sign(&sk, js, w.len, sig, &siglen, &e);
-	compat_wipe(&sk, sizeof sk);
-	if (rc < 0)
-		return out_fail(&e);
-	sig_text_format(sig, siglen, sigtext);
-
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-		err_ctx_str(&e, "path", dir);
-		err_sys(&e, ERR_IO, "cannot create directory %s", dir);
-		return out_fail(&e);
-	}
-	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		err_ctx_str(&e, "path", dir);
-		err_set(&e, ERR_IO, "%s is not a directory", dir);
-		return out_fail(&e);
-	}
-	if (fs_write_atomic(mpath, js, w.len, 0644) < 0) {
-		err_ctx_str(&e, "path", mpath);
-		err_sys(&e, ERR_IO, "cannot write %s", mpath);
-		return out_fail(&e);
-	}
-	if (fs_write_atomic(spath, sigtext, strlen(sigtext), 0644) < 0) {
-		err_ctx_str(&e, "path", spath);
-		err_sys(&e, ERR_IO, "cannot write %s", spath);
-		return out_fail(&e);
-	}
-
-	sig_pubkey_hex(&pk, pkhex);
 	out_begin(&o, "signed");
 	out_abs_path(&o, "manifest", mpath);
 	out_abs_path(&o, "signature", spath);
 	jsonw_kstr(&o.w, "version", version);
-	jsonw_kint(&o.w, "serial", serial);
+	jsonw_kint(&o.w, "serial", r.serial);
 	jsonw_kstr(&o.w, "publicKey", pkhex);
 	jsonw_key(&o.w, "artifacts");
 	jsonw_arr_begin(&o.w);
-	for (i = 0; i < nart; i++)
+	for (i = 0; i < r.nart; i++)
 		jsonw_str(&o.w, arts[i].name);
 	jsonw_arr_end(&o.w);
 	jsonw_kstr(&o.w, "cliVersion", APPD_VERSION);

@@ -29,6 +29,39 @@ read_only_setup(int argc, const char *name, struct home *h, struct settings *s,
 	return 0;
 }
 
+/* The "server" object of `status`: from the live record (`mine`), or the
+ * last exit a supervisor that is gone left in its file. */
+static void
+out_server(struct out *o, const struct sup_status *st, int mine)
+{
+	jsonw_key(&o->w, "server");
+	jsonw_obj_begin(&o->w);
+	if (mine && st->server_pid > 0)
+		jsonw_kint(&o->w, "pid", st->server_pid);
+	jsonw_kstr(&o->w, "state", st->state);
+	jsonw_ktime(&o->w, "readyAt", st->ready_at);
+	jsonw_kint(&o->w, "incarnation", st->incarnation);
+	jsonw_kint(&o->w, "restarts", st->restarts);
+	if (st->has_last_exit) {
+		jsonw_key(&o->w, "lastExit");
+		jsonw_obj_begin(&o->w);
+		if (st->last_exit_signal)
+			jsonw_kint(&o->w, "signal", st->last_exit_signal);
+		else
+			jsonw_kint(&o->w, "code", st->last_exit_code);
+		jsonw_ktime(&o->w, "at", st->last_exit_at);
+		jsonw_obj_end(&o->w);
+	}
+	if (mine) {
+		jsonw_ktime(&o->w, "nextRestartAt", st->next_restart_at);
+		if (st->backoff_ms)
+			jsonw_kint(&o->w, "backoffMs", st->backoff_ms);
+	}
+	if (st->message[0])
+		jsonw_kstr(&o->w, "message", st->message);
+	jsonw_obj_end(&o->w);
+}
+
 int
 cmd_status(int argc, char **argv)
 {
@@ -75,34 +108,8 @@ cmd_status(int argc, char **argv)
 		if (status_read(h.status, &v.st, &fe) != 0)
 			memset(&v.st, 0, sizeof v.st);
 	}
-	if (mine || (!v.sup_active && st->has_last_exit)) {
-		jsonw_key(&o.w, "server");
-		jsonw_obj_begin(&o.w);
-		if (mine && st->server_pid > 0)
-			jsonw_kint(&o.w, "pid", st->server_pid);
-		jsonw_kstr(&o.w, "state", st->state);
-		jsonw_ktime(&o.w, "readyAt", st->ready_at);
-		jsonw_kint(&o.w, "incarnation", st->incarnation);
-		jsonw_kint(&o.w, "restarts", st->restarts);
-		if (st->has_last_exit) {
-			jsonw_key(&o.w, "lastExit");
-			jsonw_obj_begin(&o.w);
-			if (st->last_exit_signal)
-				jsonw_kint(&o.w, "signal", st->last_exit_signal);
-			else
-				jsonw_kint(&o.w, "code", st->last_exit_code);
-			jsonw_ktime(&o.w, "at", st->last_exit_at);
-			jsonw_obj_end(&o.w);
-		}
-		if (mine) {
-			jsonw_ktime(&o.w, "nextRestartAt", st->next_restart_at);
-			if (st->backoff_ms)
-				jsonw_kint(&o.w, "backoffMs", st->backoff_ms);
-		}
-		if (st->message[0])
-			jsonw_kstr(&o.w, "message", st->message);
-		jsonw_obj_end(&o.w);
-	}
+	if (mine || (!v.sup_active && st->has_last_exit))
+		out_server(&o, st, mine);
 	if (mine && st->socket_activation) {
 		jsonw_key(&o.w, "socketActivation");
 		jsonw_obj_begin(&o.w);

@@ -79,18 +79,6 @@ installed_version(const struct pkgdir *pk, const struct settings *s, char *out, 
 	(void)install_link_version(pk->current, s->upd.target, out, cap, &e);
 }
 
-static void
-upd_opts_fill(struct upd_opts *o, const struct home *h, const struct settings *s,
-    const struct pkgdir *pk, int check, int fetch_timeout_s, char *mid, size_t cap)
-{
-	memset(o, 0, sizeof *o);
-	str_fmt(mid, cap, "%s/machine-id", h->state);
-	o->cfg = &s->upd;
-	o->pk = pk;
-	o->check_only = check;
-	o->fetch_timeout_ms = (uint64_t)fetch_timeout_s * 1000;
-	o->machine_id_fallback = mid;
-}
 
 /* A check's failure as the command's error (exit 7, reason). */
 static int
@@ -101,112 +89,6 @@ fail_rejected(const char *reason, const char *version, const char *msg, struct e
 	if (version && version[0])
 		err_ctx_str(e, "version", version);
 	return err_set(e, ERR_REJECTED, "%s", msg);
-}
-
-/* ---- asking the running supervisor ---- */
-
-struct req_wait {
-	const char *state_path;
-	const char *id;
-	struct upd_state *st;
-};
-
-/* Has packages/updater.json answered our request? */
-static int
-req_answered(void *arg)
-{
-	struct req_wait *w = arg;
-	struct err e;
-
-	err_clear(&e);
-	return updstate_read(w->state_path, w->st, &e) == 0 &&
-	    strcmp(w->st->request_id, w->id) == 0;
-}
-
-/*
- * Hand a check to the supervisor `sup`: write state/update-request.json,
- * SIGUSR1, then wait (lc_wait_dir on packages/, the supervisor's exit, a
- * deadline of `timeout_s`) for packages/updater.json to carry our id.
- * `locked`: we hold daemon.lock (the supervisor then does not take it).
- */
-static int
-delegate(const struct home *h, const struct pkgdir *pk, const struct pid_record *sup,
-    int check, int fetch_timeout_s, int timeout_s, int locked, struct upd_state *st,
-    struct err *e)
-{
-	char id[64], path[HOME_PATH_MAX + 32], req[256];
-	struct req_wait w = { pk->state, id, st };
-	int r;
-
-	str_fmt(id, sizeof id, "%ld-%lld", (long)getpid(), (long long)wall_ms());
-	str_fmt(path, sizeof path, "%s/%s", h->state, SUP_UPDATE_REQUEST);
-	str_fmt(req, sizeof req, "{\"id\":\"%s\",\"checkOnly\":%s,\"fetchTimeoutMs\":%lld,"
-	    "\"lockedBy\":%ld}\n", id, check ? "true" : "false", (long long)fetch_timeout_s * 1000,
-	    locked ? (long)getpid() : 0L);
-	if (fs_replace(path, req, strlen(req), 0600) < 0)
-		return err_sys(e, ERR_IO, "cannot write %s", path);
-	if (proc_signal_ident((pid_t)sup->pid, sup->start_ticks, SIGUSR1, 0) < 0)
-		return err_sys(e, ERR_IO, "cannot signal the supervisor (pid %ld)", sup->pid);
-	r = lc_wait_dir(pk->root, sup, timeout_s * 1000, req_answered, &w, e);
-	if (r == 1)
-		return 0;
-	if (r == -2)
-		return err_set(e, ERR_NOT_RUNNING, "the supervisor (pid %ld) exited before "
-		    "answering the update request", sup->pid);
-	if (r == 0)
-		return err_set(e, ERR_OTHER, "no answer from the supervisor (pid %ld) to the "
-		    "update request within %d s", sup->pid, timeout_s);
-	return -1;
-}
-
-/* ---- checking in this process (no supervisor) ---- */
-
-/*
- * Run a check here and make its result live: switch `current` to what it
- * installed, record the state.  Caller holds daemon.lock and no
- * supervisor runs.  Fills `st` as the supervisor would.
- */
-static int
-check_here(const struct home *h, const struct settings *s, const struct pkgdir *pk,
-    int check, int fetch_timeout_s, struct upd_state *st, int bootstrap, struct err *e)
-{
-	static struct updater u;
-	struct upd_opts o;
-	const struct upd_result *res = &u.res;
-	char mid[HOME_PATH_MAX + 16], prev[MANIFEST_VERSION_MAX];
-
-	upd_opts_fill(&o, h, s, pk, check, fetch_timeout_s, mid, sizeof mid);
-	if (updater_run_sync(&u, &o, e) < 0)
-		return -1;
-	str_copy(prev, sizeof prev, res->installed);
-	if (res->kind == UPD_INSTALLED) {
-		install_fault("before-switch");
-		if (res->release[0] && install_switch(pk, res->release, e) < 0)
-			return -1;
-		updater_accept(&u);
-		str_copy(u.st.previous_version, sizeof u.st.previous_version, prev);
-		u.st.last_pid = 0;
-		{
-			struct err pe;
-			err_clear(&pe);
-			(void)install_prune(pk, NULL, &pe);
-		}
-	} else if (res->kind == UPD_NO_UPDATE) {
-		updater_accept(&u);
-	}
-	updstate_record(&u.st, res->kind, res->kind == UPD_REJECTED ? res->reason : NULL,
-	    res->version, res->err.msg);
-	/* a check changes nothing; a first bootstrap that failed leaves
-	 * nothing behind */
-	if (res->kind == UPD_AVAILABLE ||
-	    (res->kind == UPD_REJECTED && bootstrap && res->installed[0] == '\0')) {
-		*st = u.st;
-		return 0;
-	}
-	u.st.next_check_at = 0;
-	u.st.request_id[0] = '\0';
-	*st = u.st;
-	return updstate_write(pk->state, &u.st, e);
 }
 
 /* ---- appd update ---- */
@@ -240,12 +122,12 @@ cmd_update(int argc, char **argv)
 	if (r < 0)
 		return out_fail(&e);
 	if (r == 1) {
-		if (delegate(&h, &pk, &sup, a.check, a.fetch_timeout_s, a.timeout_s, 0, &st, &e) < 0)
+		if (lc_update_request(&h, &pk, &sup, a.check, a.fetch_timeout_s, a.timeout_s, 0, &st, &e) < 0)
 			return out_fail(&e);
 	} else {
 		if ((lock = cmd_lock(&h, "update", a.lock_timeout_s, &e)) < 0)
 			return out_fail(&e);
-		if (check_here(&h, &s, &pk, a.check, a.fetch_timeout_s, &st, 0, &e) < 0)
+		if (upd_check_here(&h, &s, &pk, a.check, a.fetch_timeout_s, &st, 0, &e) < 0)
 			return out_fail(&e);
 	}
 	if (updstate_kind(&st) == UPD_REJECTED) {
@@ -306,6 +188,51 @@ save_settings(const struct home *h, const struct settings_updater *u, int rc, st
 	return settings_set(h->settings, "remoteControlEnabled", rc ? "true" : "false", e);
 }
 
+/* A rerun with a supervisor: it checks with the saved source; a change
+ * of the remote-control flag restarts the server in place. */
+static int
+bootstrap_rerun(const struct home *h, struct settings *s, const struct pkgdir *pk,
+    const struct pid_record *sup, const struct upd_args *a, int rc_changed,
+    struct start_result *res, struct err *e)
+{
+	struct upd_state st;
+	struct sup_status sst;
+
+	if (save_settings(h, &s->upd, a->remote_control, e) < 0 ||
+	    lc_update_request(h, pk, sup, 0, a->fetch_timeout_s, a->timeout_s, 1, &st, e) < 0)
+		return -1;
+	if (updstate_kind(&st) == UPD_REJECTED)
+		return fail_rejected(st.last_reason, st.last_version, st.last_message, e);
+	if (settings_load(h->settings, s, e) < 0)
+		return -1;
+	if (rc_changed && lc_restart_in_place(h, sup, s->grace_s, s->ready_timeout_s, &sst, e) < 0)
+		return err_managed(e, h, s), -1;
+	err_clear(e);
+	if (lc_start(h, s, s->ready_timeout_s, res, e) < 0)
+		return err_managed(e, h, s), -1;
+	return 0;
+}
+
+/* The first bootstrap: check and install here, then save the source and
+ * start (a rejected first check leaves nothing behind). */
+static int
+bootstrap_first(const struct home *h, struct settings *s, const struct pkgdir *pk,
+    const struct upd_args *a, struct start_result *res, struct err *e)
+{
+	struct upd_state st;
+
+	if (upd_check_here(h, s, pk, 0, a->fetch_timeout_s, &st, 1, e) < 0)
+		return -1;
+	if (updstate_kind(&st) == UPD_REJECTED)
+		return fail_rejected(st.last_reason, st.last_version, st.last_message, e);
+	if (save_settings(h, &s->upd, a->remote_control, e) < 0 ||
+	    settings_load(h->settings, s, e) < 0)
+		return -1;
+	if (lc_start(h, s, s->ready_timeout_s, res, e) < 0)
+		return err_managed(e, h, s), -1;
+	return 0;
+}
+
 int
 cmd_bootstrap(int argc, char **argv)
 {
@@ -314,7 +241,6 @@ cmd_bootstrap(int argc, char **argv)
 	struct settings s;
 	struct pkgdir pk;
 	struct pid_record sup;
-	struct upd_state st;
 	struct start_result res;
 	struct sup_status sst;
 	struct sig_pubkey pkey;
@@ -366,34 +292,9 @@ cmd_bootstrap(int argc, char **argv)
 	r = lc_supervisor(&h, &sup, &e);
 	if (r < 0)
 		return out_fail(&e);
-	if (r == 1) {
-		/* rerun: the running supervisor checks with the saved source */
-		if (save_settings(&h, &s.upd, a.remote_control, &e) < 0 ||
-		    delegate(&h, &pk, &sup, 0, a.fetch_timeout_s, a.timeout_s, 1, &st, &e) < 0)
-			return out_fail(&e);
-		if (updstate_kind(&st) == UPD_REJECTED)
-			return fail_rejected(st.last_reason, st.last_version, st.last_message, &e),
-			    out_fail(&e);
-		if (settings_load(h.settings, &s, &e) < 0)
-			return out_fail(&e);
-		if (rc_changed && lc_restart_in_place(&h, &sup, s.grace_s, s.ready_timeout_s, &sst,
-		    &e) < 0)
-			return err_managed(&e, &h, &s), out_fail(&e);
-		err_clear(&e);
-		if (lc_start(&h, &s, s.ready_timeout_s, &res, &e) < 0)
-			return err_managed(&e, &h, &s), out_fail(&e);
-	} else {
-		if (check_here(&h, &s, &pk, 0, a.fetch_timeout_s, &st, 1, &e) < 0)
-			return out_fail(&e);
-		if (updstate_kind(&st) == UPD_REJECTED)
-			return fail_rejected(st.last_reason, st.last_version, st.last_message, &e),
-			    out_fail(&e);
-		if (save_settings(&h, &s.upd, a.remote_control, &e) < 0 ||
-		    settings_load(h.settings, &s, &e) < 0)
-			return out_fail(&e);
-		if (lc_start(&h, &s, s.ready_timeout_s, &res, &e) < 0)
-			return err_managed(&e, &h, &s), out_fail(&e);
-	}
+	if ((r == 1 ? bootstrap_rerun(&h, &s, &pk, &sup, &a, rc_changed, &res, &e) :
+	    bootstrap_first(&h, &s, &pk, &a, &res, &e)) < 0)
+		return out_fail(&e);
 	lock_release(lock);
 	installed_version(&pk, &s, cur, sizeof cur);
 	out_begin(&o, "bootstrapped");

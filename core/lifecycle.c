@@ -2,6 +2,8 @@
 #include "core/lifecycle.h"
 #include "core/base/fmt.h"
 #include "core/control.h"
+#include "core/supervisor.h"
+#include "core/update/updater.h"
 #include "platform/compat.h"
 #include "core/base/fsutil.h"
 #include "core/logcap.h"
@@ -396,17 +398,78 @@ fork_supervisor(const struct home *h, int ready_wr, int timeout_s, struct err *e
 	return pid;
 }
 
+/* Read the supervisor's ready line from `fd`; on failure wait for the
+ * supervisor `pid` to be gone, so nothing is left running when we report. */
+static int
+read_report(const struct home *h, const struct settings *s, int timeout_s, int fd, pid_t pid,
+    struct start_result *res, struct err *e)
+{
+	static struct launch l;
+	struct sup_report rep;
+	int64_t wait_ms;
+
+	memset(&l, 0, sizeof l);
+	l.fd = fd;
+	if (reactor_init(&l.w.r) < 0) {
+		close(fd);
+		return err_sys(e, ERR_IO, "cannot create the event loop");
+	}
+	reactor_io_add(&l.w.r, l.fd, REACTOR_READ, l_read, &l);
+	reactor_child_add(&l.w.r, pid, l_child, &l);
+	/* the supervisor has its own readiness deadline and grace; this one
+	 * only bounds a supervisor that hangs */
+	wait_ms = (int64_t)timeout_s * 1000 + (int64_t)s->grace_s * 1000 + 15000;
+	reactor_timer_add(&l.w.r, (uint64_t)wait_ms, w_timeout, &l.w);
+	while (!l.w.done && !l.w.timed_out)
+		if (reactor_run_once(&l.w.r, -1) < 0)
+			break;
+	close(l.fd);
+	if (l.w.done && !l.eof && sup_report_parse(l.line, &rep) == 0 && rep.ready) {
+		reactor_fini(&l.w.r);
+		res->started = 1;
+		res->server_pid = rep.server_pid;
+		res->sup_pid = pid;
+		return 0;
+	}
+	/* failure: the supervisor tears everything down and exits */
+	l.w.timed_out = 0;
+	l.w.done = 0;
+	if (!l.child_done) {
+		reactor_timer_add(&l.w.r, (uint64_t)s->grace_s * 1000 + 10000, w_timeout, &l.w);
+		while (!l.child_done && !l.w.timed_out)
+			if (reactor_run_once(&l.w.r, -1) < 0)
+				break;
+	}
+	reactor_fini(&l.w.r);
+	fill_tail(h, e);
+	err_ctx_str(e, "socketPath", h->socket);
+	if (l.len > 0 && sup_report_parse(l.line, &rep) == 0) {
+		if (rep.exit_signal)
+			err_ctx_num(e, "exitSignal", rep.exit_signal);
+		else if (rep.exit_code >= 0)
+			err_ctx_num(e, "exitCode", rep.exit_code);
+		return err_set(e, rep.code, "%s", rep.message);
+	}
+	if (!l.child_done) {
+		kill(pid, SIGKILL);
+		return err_set(e, ERR_NOT_READY, "the supervisor did not report within %lld ms; "
+		    "it was killed (see %s)", (long long)wait_ms, h->sup_log);
+	}
+	return err_set(e, ERR_OTHER, "the supervisor exited (status %d) without reporting; see %s",
+	    WIFEXITED(l.child_status) ? WEXITSTATUS(l.child_status) : 128 + WTERMSIG(l.child_status),
+	    h->sup_log);
+}
+
+/* The seed's reservation around the launch: supervisor.pid is reserved,
+ * the supervisor forked, its identity published, then its report read. */
 static int
 launch(const struct home *h, const struct settings *s, int timeout_s,
     struct start_result *res, struct err *e)
 {
-	static struct launch l;
 	struct pidfile_resv rv;
 	struct pid_record other, rec;
-	struct sup_report rep;
 	int rp[2], rs;
 	pid_t pid;
-	int64_t wait_ms;
 
 	rs = pidfile_reserve(h->sup_pid, PIDFILE_LOCK_TIMEOUT_MS, &rv, &other, e);
 	if (rs < 0)
@@ -443,57 +506,7 @@ launch(const struct home *h, const struct settings *s, int timeout_s,
 		close(rp[0]);
 		return -1;
 	}
-	memset(&l, 0, sizeof l);
-	l.fd = rp[0];
-	if (reactor_init(&l.w.r) < 0) {
-		close(rp[0]);
-		return err_sys(e, ERR_IO, "cannot create the event loop");
-	}
-	reactor_io_add(&l.w.r, l.fd, REACTOR_READ, l_read, &l);
-	reactor_child_add(&l.w.r, pid, l_child, &l);
-	/* the supervisor has its own readiness deadline and grace; this one
-	 * only bounds a supervisor that hangs */
-	wait_ms = (int64_t)timeout_s * 1000 + (int64_t)s->grace_s * 1000 + 15000;
-	reactor_timer_add(&l.w.r, (uint64_t)wait_ms, w_timeout, &l.w);
-	while (!l.w.done && !l.w.timed_out)
-		if (reactor_run_once(&l.w.r, -1) < 0)
-			break;
-	close(l.fd);
-	if (l.w.done && !l.eof && sup_report_parse(l.line, &rep) == 0 && rep.ready) {
-		reactor_fini(&l.w.r);
-		res->started = 1;
-		res->server_pid = rep.server_pid;
-		res->sup_pid = pid;
-		return 0;
-	}
-	/* failure: the supervisor tears everything down and exits; wait for
-	 * it so nothing is left running when we report */
-	l.w.timed_out = 0;
-	l.w.done = 0;
-	if (!l.child_done) {
-		reactor_timer_add(&l.w.r, (uint64_t)s->grace_s * 1000 + 10000, w_timeout, &l.w);
-		while (!l.child_done && !l.w.timed_out)
-			if (reactor_run_once(&l.w.r, -1) < 0)
-				break;
-	}
-	reactor_fini(&l.w.r);
-	fill_tail(h, e);
-	err_ctx_str(e, "socketPath", h->socket);
-	if (l.len > 0 && sup_report_parse(l.line, &rep) == 0) {
-		if (rep.exit_signal)
-			err_ctx_num(e, "exitSignal", rep.exit_signal);
-		else if (rep.exit_code >= 0)
-			err_ctx_num(e, "exitCode", rep.exit_code);
-		return err_set(e, rep.code, "%s", rep.message);
-	}
-	if (!l.child_done) {
-		kill(pid, SIGKILL);
-		return err_set(e, ERR_NOT_READY, "the supervisor did not report within %lld ms; "
-		    "it was killed (see %s)", (long long)wait_ms, h->sup_log);
-	}
-	return err_set(e, ERR_OTHER, "the supervisor exited (status %d) without reporting; see %s",
-	    WIFEXITED(l.child_status) ? WEXITSTATUS(l.child_status) : 128 + WTERMSIG(l.child_status),
-	    h->sup_log);
+	return read_report(h, s, timeout_s, rp[0], pid, res, e);
 }
 
 int
@@ -667,4 +680,54 @@ lc_view(const struct home *h, struct lc_view *v, struct err *e)
 	else
 		v->state = "starting";
 	return 0;
+}
+
+/* ---- an update through the running supervisor ---- */
+
+struct req_wait {
+	const char *state_path;
+	const char *id;
+	struct upd_state *st;
+};
+
+/* Has packages/updater.json answered our request? */
+static int
+req_answered(void *arg)
+{
+	struct req_wait *w = arg;
+	struct err e;
+
+	err_clear(&e);
+	return updstate_read(w->state_path, w->st, &e) == 0 &&
+	    strcmp(w->st->request_id, w->id) == 0;
+}
+
+int
+lc_update_request(const struct home *h, const struct pkgdir *pk, const struct pid_record *sup,
+    int check, int fetch_timeout_s, int timeout_s, int locked, struct upd_state *st,
+    struct err *e)
+{
+	char id[64], path[HOME_PATH_MAX + 32], req[256];
+	struct req_wait w = { pk->state, id, st };
+	int r;
+
+	str_fmt(id, sizeof id, "%ld-%lld", (long)getpid(), (long long)wall_ms());
+	str_fmt(path, sizeof path, "%s/%s", h->state, SUP_UPDATE_REQUEST);
+	str_fmt(req, sizeof req, "{\"id\":\"%s\",\"checkOnly\":%s,\"fetchTimeoutMs\":%lld,"
+	    "\"lockedBy\":%ld}\n", id, check ? "true" : "false", (long long)fetch_timeout_s * 1000,
+	    locked ? (long)getpid() : 0L);
+	if (fs_replace(path, req, strlen(req), 0600) < 0)
+		return err_sys(e, ERR_IO, "cannot write %s", path);
+	if (proc_signal_ident((pid_t)sup->pid, sup->start_ticks, SIGUSR1, 0) < 0)
+		return err_sys(e, ERR_IO, "cannot signal the supervisor (pid %ld)", sup->pid);
+	r = lc_wait_dir(pk->root, sup, timeout_s * 1000, req_answered, &w, e);
+	if (r == 1)
+		return 0;
+	if (r == -2)
+		return err_set(e, ERR_NOT_RUNNING, "the supervisor (pid %ld) exited before "
+		    "answering the update request", sup->pid);
+	if (r == 0)
+		return err_set(e, ERR_OTHER, "no answer from the supervisor (pid %ld) to the "
+		    "update request within %d s", sup->pid, timeout_s);
+	return -1;
 }

@@ -70,6 +70,20 @@ int lc_wait_ready(const struct home *h, const struct pid_record *sup, int after_
 int lc_restart_in_place(const struct home *h, const struct pid_record *sup, int grace_s,
 			int timeout_s, struct sup_status *st, struct err *e);
 
+/*
+ * Hand an update check to the supervisor `sup`: write
+ * state/update-request.json, SIGUSR1, then wait (lc_wait_dir on
+ * packages/, the supervisor's exit, a deadline of `timeout_s`) for
+ * packages/updater.json to carry our request id; `st` gets it.  `locked`:
+ * the caller holds daemon.lock (the supervisor then does not take it).
+ * ERR_NOT_RUNNING when the supervisor exits first, ERR_OTHER on no answer.
+ */
+struct pkgdir;
+struct upd_state;
+int lc_update_request(const struct home *h, const struct pkgdir *pk, const struct pid_record *sup,
+		      int check, int fetch_timeout_s, int timeout_s, int locked,
+		      struct upd_state *st, struct err *e);
+
 /* 1 when a server answers on the socket but appd does not manage it (no
  * live supervisor and no record of ours), 0 when not, -1 on error. */
 int lc_unmanaged(const struct home *h, struct err *e);

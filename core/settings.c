@@ -261,6 +261,8 @@ parse_rc(const struct jsonr *r, struct settings *s, struct err *e, const char *p
 	return 0;
 }
 
+/* Every member of DESIGN.md "Settings" in turn, each check next to its
+ * member. */
 static int
 load(const char *path, struct settings *s, struct err *e)
 {

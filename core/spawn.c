@@ -30,6 +30,8 @@ place(int fd, int target)
 	return dup2(fd, target) < 0 ? -1 : 0;
 }
 
+/* The fork/exec sequence in the order the child must do it; splitting
+ * it would scatter the async-signal-safe part across functions. */
 pid_t
 spawn_server(const struct spawn_opts *o, struct err *e)
 {

@@ -58,6 +58,8 @@ put_int(struct out *o, uintmax_t v, int neg, unsigned base, int upper, int width
 		pad(o, ' ', width - len);
 }
 
+/* One pass over the format with one switch over the conversions: split
+ * up, the parsing state would have to travel between the pieces. */
 int
 fmt_v(char *buf, size_t cap, const char *fmt, va_list ap)
 {

@@ -430,6 +430,8 @@ start_fail(struct relay *rl, const char *what, int idx)
 	return -1;
 }
 
+/* Set-up in the order it can be undone: arguments, flags read before any
+ * is changed, directions, non-blocking mode, watches. */
 int
 relay_start(struct relay *rl, struct reactor *r, int in_fd, int sock_fd, int out_fd,
     unsigned flags, relay_done_cb *done, void *arg)

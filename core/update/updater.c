@@ -1,5 +1,6 @@
 /* updater.c -- see updater.h. */
 #include "core/update/updater.h"
+#include "core/home.h"
 #include "core/base/fsutil.h"
 #include "core/base/jsonr.h"
 #include "core/base/jsonw.h"
@@ -592,4 +593,62 @@ updater_run_sync(struct updater *u, const struct upd_opts *o, struct err *e)
 		}
 	reactor_fini(&r);
 	return rc;
+}
+
+/* ---- a check in the calling process (no supervisor) ---- */
+
+static void
+upd_opts_fill(struct upd_opts *o, const struct home *h, const struct settings *s,
+    const struct pkgdir *pk, int check, int fetch_timeout_s, char *mid, size_t cap)
+{
+	memset(o, 0, sizeof *o);
+	str_fmt(mid, cap, "%s/machine-id", h->state);
+	o->cfg = &s->upd;
+	o->pk = pk;
+	o->check_only = check;
+	o->fetch_timeout_ms = (uint64_t)fetch_timeout_s * 1000;
+	o->machine_id_fallback = mid;
+}
+
+int
+upd_check_here(const struct home *h, const struct settings *s, const struct pkgdir *pk,
+    int check, int fetch_timeout_s, struct upd_state *st, int bootstrap, struct err *e)
+{
+	static struct updater u;
+	struct upd_opts o;
+	const struct upd_result *res = &u.res;
+	char mid[HOME_PATH_MAX + 16], prev[MANIFEST_VERSION_MAX];
+
+	upd_opts_fill(&o, h, s, pk, check, fetch_timeout_s, mid, sizeof mid);
+	if (updater_run_sync(&u, &o, e) < 0)
+		return -1;
+	str_copy(prev, sizeof prev, res->installed);
+	if (res->kind == UPD_INSTALLED) {
+		install_fault("before-switch");
+		if (res->release[0] && install_switch(pk, res->release, e) < 0)
+			return -1;
+		updater_accept(&u);
+		str_copy(u.st.previous_version, sizeof u.st.previous_version, prev);
+		u.st.last_pid = 0;
+		{
+			struct err pe;
+			err_clear(&pe);
+			(void)install_prune(pk, NULL, &pe);
+		}
+	} else if (res->kind == UPD_NO_UPDATE) {
+		updater_accept(&u);
+	}
+	updstate_record(&u.st, res->kind, res->kind == UPD_REJECTED ? res->reason : NULL,
+	    res->version, res->err.msg);
+	/* a check changes nothing; a first bootstrap that failed leaves
+	 * nothing behind */
+	if (res->kind == UPD_AVAILABLE ||
+	    (res->kind == UPD_REJECTED && bootstrap && res->installed[0] == '\0')) {
+		*st = u.st;
+		return 0;
+	}
+	u.st.next_check_at = 0;
+	u.st.request_id[0] = '\0';
+	*st = u.st;
+	return updstate_write(pk->state, &u.st, e);
 }

@@ -163,4 +163,18 @@ enum upd_kind updstate_kind(const struct upd_state *st);
  * -1 with `e` set when it could not start. */
 int updater_run_sync(struct updater *u, const struct upd_opts *o, struct err *e);
 
+/*
+ * Run one check in this process and make its result live (the `update`
+ * and first `bootstrap` paths when no supervisor runs; the caller holds
+ * daemon.lock): switch `current` to what it installed, record the
+ * verdict (updstate_record) and save packages/updater.json.  A check-only
+ * run, and a first bootstrap that was rejected, change nothing.  `st`
+ * gets the state as the supervisor would publish it.  0, or -1 (`e`)
+ * when the check could not run or the switch failed.
+ */
+struct home;
+int upd_check_here(const struct home *h, const struct settings *s, const struct pkgdir *pk,
+		   int check, int fetch_timeout_s, struct upd_state *st, int bootstrap,
+		   struct err *e);
+
 #endif

@@ -15,7 +15,7 @@ err_clear(struct err *e)
 	e->tail = NULL;
 }
 
-static void
+void
 err_vset(struct err *e, enum err_code code, const char *fmt, va_list ap)
 {
 	e->code = code;

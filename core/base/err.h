@@ -56,6 +56,9 @@ void err_clear(struct err *e);
  * `return err_set(e, ...)`.  Context is kept. */
 int err_set(struct err *e, enum err_code code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* err_set with a va_list (for functions that wrap it). */
+void err_vset(struct err *e, enum err_code code, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 /* Same, appending ": strerror(errno)" (errno read at call time). */
 int err_sys(struct err *e, enum err_code code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

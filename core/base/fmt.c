@@ -1,5 +1,6 @@
 /* fmt.c -- see fmt.h. */
 #include "core/base/fmt.h"
+#include "core/base/fsutil.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -198,20 +199,10 @@ fmt_fd(int fd, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
-	size_t n, off = 0;
 	int k;
 
 	va_start(ap, fmt);
 	k = fmt_v(buf, sizeof buf, fmt, ap);
 	va_end(ap);
-	n = (size_t)k < sizeof buf ? (size_t)k : sizeof buf - 1;
-	while (off < n) {
-		ssize_t w = write(fd, buf + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		off += (size_t)w;
-	}
-	return 0;
+	return fd_write_all(fd, buf, (size_t)k < sizeof buf ? (size_t)k : sizeof buf - 1);
 }

@@ -3,8 +3,8 @@
 
 #include <stdint.h>
 
-static int
-hexval(char c)
+int
+hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -38,7 +38,7 @@ hex_decode(const char *hex, size_t hexlen, void *out, size_t cap, size_t *outlen
 	if (hexlen % 2 != 0 || hexlen / 2 > cap)
 		return -1;
 	for (i = 0; i < hexlen / 2; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -1;

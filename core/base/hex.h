@@ -12,6 +12,9 @@
  * bytes; always NUL-terminated. */
 void hex_encode(const void *in, size_t n, char *out);
 
+/* The value of hex digit `c` (either case), or -1. */
+int hex_digit(int c);
+
 /* Decode exactly `hexlen` hex digits (either case) from `hex` into `out`
  * (`cap` bytes).  `*outlen` (may be NULL) gets hexlen/2.  0, or -1 when
  * the length is odd, the result would not fit, or a character is not a

@@ -201,8 +201,7 @@ fail(struct dnshelper *d, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	d->err.code = ERR_IO;
-	fmt_v(d->err.msg, sizeof d->err.msg, fmt, ap);
+	err_vset(&d->err, ERR_IO, fmt, ap);
 	va_end(ap);
 	d->naddr = 0;
 	finish(d);

@@ -1,5 +1,6 @@
 /* http.c -- see http.h. */
 #include "core/net/http.h"
+#include "core/base/hex.h"
 
 #include <string.h>
 #include <strings.h>
@@ -183,17 +184,6 @@ feed_head(struct http_parser *h, const unsigned char *p, size_t n, enum http_ev 
 	return n;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* A chunk-size line ended: data follows, or the trailer. */
 static void
@@ -213,10 +203,10 @@ feed_chunked(struct http_parser *h, const unsigned char *p, size_t n, enum http_
 
 		switch (h->chunk_state) {
 		case CK_SIZE:
-			if (hexval(c) >= 0) {
+			if (hex_digit(c) >= 0) {
 				if (++h->chunk_digits > 15)
 					return fail(h, "chunk size too large", i, ev);
-				h->remaining = h->remaining << 4 | (uint64_t)hexval(c);
+				h->remaining = h->remaining << 4 | (uint64_t)hex_digit(c);
 			} else if (h->chunk_digits == 0) {
 				return fail(h, "bad chunk size", i, ev);
 			} else if (c == ';' || c == ' ' || c == '\t' || c == '\r') {

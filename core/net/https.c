@@ -400,8 +400,7 @@ fail(struct https_fetch *f, enum https_fail kind, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	f->res.fail = kind;
-	f->res.err.code = ERR_IO;
-	fmt_v(f->res.err.msg, sizeof f->res.err.msg, fmt, ap);
+	err_vset(&f->res.err, ERR_IO, fmt, ap);
 	va_end(ap);
 	err_ctx_str(&f->res.err, "url", f->res.url);
 	return finish(f);
@@ -1194,8 +1193,7 @@ start_error(struct https_fetch *f, int en, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	f->res.err.code = ERR_IO;
-	fmt_v(f->res.err.msg, sizeof f->res.err.msg, fmt, ap);
+	err_vset(&f->res.err, ERR_IO, fmt, ap);
 	va_end(ap);
 	errno = en;
 	return -1;

@@ -89,8 +89,7 @@ fail(struct relay *rl, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	rl->err.code = ERR_IO;
-	fmt_v(rl->err.msg, sizeof rl->err.msg, fmt, ap);
+	err_vset(&rl->err, ERR_IO, fmt, ap);
 	va_end(ap);
 	rl->ok = 0;
 	return finish(rl);

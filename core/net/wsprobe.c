@@ -111,8 +111,7 @@ fail(struct wsprobe *p, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	p->err.code = ERR_NOT_READY;
-	fmt_v(p->err.msg, sizeof p->err.msg, fmt, ap);
+	err_vset(&p->err, ERR_NOT_READY, fmt, ap);
 	va_end(ap);
 	p->ok = 0;
 	return finish(p);

@@ -8,6 +8,9 @@
 #   make bench                       # the normal entry point (sets APPD, APPD_FIXTURES)
 #   APPD=/abs/build/appd APPD_FIXTURES=/abs/build/fixtures bench/run.sh
 #
+# Then appd's supervisor next to s6-supervise and runsv (bench/bench_supervisor.py:
+# crash -> accepting, start -> ready, idle system calls, memory; BENCH_SUPERVISOR=0
+# skips it).
 # Knobs (env): BENCH_STATUS_RUNS (default 300), BENCH_CYCLES (default 40),
 #              BENCH_IDLE_SECONDS (default 2); BENCH_CODEX=0 skips the codex
 #              side-by-side (its own knobs: see bench/bench_codex.py);
@@ -36,6 +39,10 @@ done
 # /usr/bin/python3 on purpose (stdlib only; a pyenv python3 may come first on PATH).
 rc=0
 /usr/bin/python3 "$here/bench_lifecycle.py" || rc=$?
+if [ "${BENCH_SUPERVISOR:-1}" != 0 ]; then
+    echo
+    /usr/bin/python3 "$here/bench_supervisor.py" || rc=$?
+fi
 if [ "${BENCH_CODEX:-1}" != 0 ]; then
     echo
     /usr/bin/python3 "$here/bench_codex.py" || rc=$?

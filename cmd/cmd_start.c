@@ -177,6 +177,9 @@ cmd_start(int argc, char **argv)
 		return err_managed(&e, &h, &s), out_fail(&e);
 	lock_release(lock);
 	out_begin(&o, res.started ? "started" : "alreadyRunning");
+	if (res.replaced_stale)
+		out_warn(&o, "the previous supervisor did not answer within 1 s; it was stopped "
+		    "and replaced");
 	jsonw_kstr(&o.w, "backend", "pid");
 	if (res.started)
 		jsonw_kint(&o.w, "pid", res.server_pid);

@@ -521,6 +521,15 @@ lc_start(const struct home *h, const struct settings *s, int timeout_s,
 	r = lc_supervisor(h, &sup, e);
 	if (r < 0)
 		return -1;
+	if (r == 1 && lc_live(h, &sup, &st) == 0) {
+		/* alive but not answering within 1 s (stopped, hung): stale.
+		 * Stop it -- CONT, TERM, then KILL -- and start afresh. */
+		int stopped;
+		res->replaced_stale = 1;
+		if (lc_stop(h, s->grace_s, 0, &stopped, e) < 0)
+			return -1;
+		r = 0;
+	}
 	if (r == 1) {
 		if (lc_wait_ready(h, &sup, 0, timeout_s * 1000, &st, e) < 0)
 			return -1;

@@ -20,13 +20,16 @@
 
 struct start_result {
 	int started;            /* 1 launched now, 0 already running */
+	int replaced_stale;     /* a supervisor that did not answer was stopped first */
 	long server_pid;
 	long sup_pid;
 };
 
 /* Idempotent start: wait for a running supervisor's server to be ready,
  * or kill an orphaned tree and launch a supervisor, waiting `timeout_s`
- * for its readiness report.  A failure (ERR_EXITED, ERR_NOT_READY,
+ * for its readiness report.  A supervisor that is alive but does not
+ * answer on its control socket within 1 s (SIGSTOPped, hung) is stale: it
+ * is stopped (escalating to KILL) and replaced.  A failure (ERR_EXITED, ERR_NOT_READY,
  * ERR_SPAWN...) leaves nothing running; `e` gets the log tail. */
 int lc_start(const struct home *h, const struct settings *s, int timeout_s,
 	     struct start_result *res, struct err *e);

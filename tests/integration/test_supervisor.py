@@ -183,3 +183,22 @@ def test_the_supervisor_is_named_appd(home):
     assert os.path.realpath("/proc/%d/exe" % sup) == os.path.realpath(APPD)
     p = subprocess.run(["pgrep", "-x", "appd"], capture_output=True, text=True)
     assert str(sup) in p.stdout.split()
+
+
+def test_start_replaces_a_supervisor_that_does_not_answer(home):
+    r = home.start_server("--listen", "{socket}")
+    assert r.rc == 0, r
+    sup, srv = r.json["supervisorPid"], r.json["pid"]
+    os.kill(sup, signal.SIGSTOP)
+    try:
+        s = home.run("start", timeout=60)
+        assert s.rc == 0 and s.json["status"] == "started", s
+        assert any("did not answer" in w for w in s.json.get("warnings", [])), s
+        assert s.json["supervisorPid"] != sup and s.json["pid"] != srv
+        assert not pid_alive(sup) and not pid_alive(srv)
+        assert home.run("status").json["supervisor"]["fresh"] is True
+    finally:
+        try:
+            os.kill(sup, signal.SIGCONT)
+        except OSError:
+            pass

@@ -311,8 +311,9 @@ def main():
     print("| start -> ready, `notify` readiness vs `s6-svc -wU -u` | %s | %s | %.2f | %d |"
           % (ms(med(sn)), ms(med(ss)), med(sn) / med(ss), len(sn)))
     print()
-    print("Idle supervisor, updater on (next check %s), %d s under `strace -f`: **%d system calls**"
-          " (%s), status.json rewritten: %s.\n" % (idle["nextCheckAt"], IDLE_S, idle["calls"],
+    print("Idle supervisor, updater on (next check %s), %d s under `strace -f`: **%d line(s)**"
+          " (%s; one epoll wait is the call it slept in when strace attached: no wakeup),"
+          " status.json rewritten: %s.\n" % (idle["nextCheckAt"], IDLE_S, idle["calls"],
                                                    "; ".join(idle["first"]) or "none",
                                                    "yes" if idle["writes"] else "no"))
     print("| idle supervisor | VmRSS | RssAnon | RssFile | Pss |")

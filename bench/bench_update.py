@@ -305,7 +305,8 @@ class ReleaseServer:
                     "    self.set_ciphers(%r)\n"
                     "ssl.SSLContext.load_cert_chain = load_and_restrict\n"
                     "sys.argv[0] = %r\n"
-                    "release_server.main()\n"
+                    "release_server.tls_http.main(lambda addr, ctx, logf, a: "
+                    "release_server.Server(addr, ctx, a.root, logf), extra_args=('--root',))\n"
                     % (os.path.dirname(RELEASE_SERVER), ciphers, RELEASE_SERVER))
             argv = ["/usr/bin/python3", "-c", code] + args
         else:

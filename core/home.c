@@ -24,7 +24,7 @@ int
 home_resolve(struct home *h, struct err *e)
 {
 	const char *env = getenv("APPD_HOME");
-	char raw[PATH_MAX];
+	char raw[HOME_PATH_MAX];
 	size_t n;
 
 	if (env != NULL && env[0] != '\0') {
@@ -38,7 +38,7 @@ home_resolve(struct home *h, struct err *e)
 			return err_set(e, ERR_IO, "HOME is too long");
 	}
 	if (raw[0] != '/') {
-		char cwd[PATH_MAX];
+		char cwd[HOME_PATH_MAX];
 		if (getcwd(cwd, sizeof cwd) == NULL)
 			return err_sys(e, ERR_IO, "cannot resolve relative APPD_HOME");
 		if (join(h->root, cwd, raw, e) < 0)

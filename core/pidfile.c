@@ -34,7 +34,7 @@ pidrec_capture(pid_t pid, struct pid_record *rec)
 	if (proc_boot_id(rec->boot_id) < 0)
 		return -1;
 	{
-		char exe[PATH_MAX];
+		char exe[512];          /* informational, kept to 255 bytes */
 		if (proc_exe(pid, exe, sizeof exe) < 0)
 			exe[0] = '\0';
 		fmt_n(rec->exe, sizeof rec->exe, "%.255s", exe);
@@ -160,7 +160,7 @@ locked_read(const char *path, enum pidfile_state *st, struct pid_record *rec, st
 int
 pidfile_peek(const char *path, enum pidfile_state *st, struct pid_record *rec, struct err *e)
 {
-	char lp[PATH_MAX];
+	char lp[FS_PATH_MAX];
 	int k = load(path, rec, e);
 
 	if (k < 0)
@@ -179,7 +179,7 @@ int
 pidfile_read_state(const char *path, enum pidfile_state *st, struct pid_record *rec,
     struct err *e)
 {
-	char lp[PATH_MAX];
+	char lp[FS_PATH_MAX];
 	int k, fd, r;
 
 	k = load(path, rec, e);
@@ -216,7 +216,7 @@ pidfile_read_state(const char *path, enum pidfile_state *st, struct pid_record *
 static int
 take_lock(const char *path, int64_t timeout_ms, const char *busy_fmt, struct err *e)
 {
-	char lp[PATH_MAX];
+	char lp[FS_PATH_MAX];
 	int fd;
 
 	if (lock_path(path, lp, sizeof lp) < 0)

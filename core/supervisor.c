@@ -296,7 +296,7 @@ on_run_dir(struct reactor *r, int h, int ev, void *arg)
 static int
 read_stop_grace(struct sup *s)
 {
-	char path[PATH_MAX], buf[256];
+	char path[HOME_PATH_MAX + 32], buf[256];
 	jsmntok_t tok[8];
 	struct jsonr r;
 	long long g;
@@ -526,10 +526,8 @@ fini:
 	reactor_fini(&s.r);
 unclaim:
 	{
-		struct err e2;
-		err_clear(&e2);
 		if (!o->reserved)
-			(void)pidfile_clear_own(h->sup_pid, &s.self, &e2);
+			(void)pidfile_clear_own(h->sup_pid, &s.self, sup_err());
 	}
 early:
 	report_fail(&s, e->code == ERR_NONE ? ERR_OTHER : e->code, -1, 0, e->msg);

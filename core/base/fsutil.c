@@ -121,7 +121,7 @@ fs_read_file(const char *path, char *buf, size_t cap, size_t *len)
 int
 fs_sync_parent(const char *path)
 {
-	char dir[PATH_MAX];
+	char dir[FS_PATH_MAX];
 	const char *slash = strrchr(path, '/');
 	int fd, r;
 
@@ -149,7 +149,7 @@ fs_sync_parent(const char *path)
 static int
 write_replace(const char *path, const void *data, size_t len, mode_t mode, int durable)
 {
-	char tmp[PATH_MAX];
+	char tmp[FS_PATH_MAX];
 	int fd, e;
 	int n = fmt_n(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
 

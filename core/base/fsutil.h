@@ -8,6 +8,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The longest path the file helpers build (a file plus a temp suffix,
+ * or its directory): far below PATH_MAX, so their frames stay small on
+ * the resident supervisor's stack.  Longer paths fail with ENAMETOOLONG. */
+#define FS_PATH_MAX 1024
 #include <sys/types.h>
 
 #include "core/base/err.h"

@@ -85,6 +85,8 @@ srv_enter(struct sup *s, enum srv_state st, const char *msg, int publish)
 	sup_cancel(s, &s->srv_pub_h);
 	if (s->state == SRV_STARTING && st != SRV_STARTING)
 		ready_end(s, st == SRV_RUNNING);
+	if (st != s->state)
+		s->forced = 0;          /* a KILL belongs to the stop or restart it ended */
 	s->state = st;
 	str_copy(s->st.state, sizeof s->st.state, state_names[st]);
 	if (msg)
@@ -164,7 +166,6 @@ note_exit(struct sup *s, char *msg, size_t cap)
 	if (s->st.ready && now - s->st.ready_at >= SUP_HEALTHY_MS)
 		s->interval_ms = SUP_BACKOFF_MIN_MS;
 	s->srv = 0;
-	s->forced = 0;
 	s->st.server_pid = 0;
 	s->st.server_pgid = 0;
 	s->st.ready = 0;
@@ -269,6 +270,7 @@ spawn_with(struct sup *s, struct spawn_scratch *k, struct err *e)
 		pidfile_abandon(rvp);
 	} else {
 		struct err *pe = sup_err();
+
 		s->srv_rec.pgid = pid;
 		if (pidfile_publish(rvp, &s->srv_rec, pe) < 0)
 			sup_log("%s", pe->msg);
@@ -315,7 +317,7 @@ a_spawn(struct sup *s)
 static void
 policy_restart(struct sup *s, int clean, const char *msg)
 {
-	int64_t now = (int64_t)reactor_clock_ms(), delay;
+	int64_t now = (int64_t)reactor_clock_ms(), delay, next;
 	char m[128];
 
 	if (s->s.restart == RESTART_NEVER || (clean && s->s.restart == RESTART_ON_FAILURE)) {
@@ -325,18 +327,17 @@ policy_restart(struct sup *s, int clean, const char *msg)
 	delay = s->started_ms + s->interval_ms - now;
 	s->st.backoff_ms = s->interval_ms;
 	s->st.restarts++;
+	next = s->interval_ms * 2 > SUP_BACKOFF_MAX_MS ? SUP_BACKOFF_MAX_MS : s->interval_ms * 2;
 	if (delay <= 0) {
 		sup_log("restarting now (the last start was over %lld ms ago)",
 		    (long long)s->interval_ms);
-		s->interval_ms = s->interval_ms * 2 > SUP_BACKOFF_MAX_MS ? SUP_BACKOFF_MAX_MS :
-		    s->interval_ms * 2;
+		s->interval_ms = next;
 		a_spawn(s);
 		return;
 	}
 	str_fmt(m, sizeof m, "restarting in %lld ms", (long long)delay);
 	sup_log("%s (minimum interval between starts %lld ms)", m, (long long)s->interval_ms);
-	s->interval_ms = s->interval_ms * 2 > SUP_BACKOFF_MAX_MS ? SUP_BACKOFF_MAX_MS :
-	    s->interval_ms * 2;
+	s->interval_ms = next;
 	s->st.next_restart_at = wall_ms() + delay;
 	srv_enter(s, SRV_BACKOFF, m, 1);
 	arm(s, delay);
@@ -360,7 +361,6 @@ static void
 a_term_restart(struct sup *s)
 {
 	term_group(s);
-	s->forced = 0;
 	srv_enter(s, SRV_RESTARTING, NULL, 1);
 	arm(s, (int64_t)s->grace_s * 1000);
 }
@@ -439,12 +439,9 @@ a_term_stop(struct sup *s)
 {
 	term_group(s);
 	kill_children(SIGTERM);
-	s->forced = 0;
 	srv_enter(s, SRV_STOPPING, NULL, 0);
 	s->srv_pub_h = reactor_timer_add(&s->r, STOPPING_PUBLISH_MS, on_stopping_publish, s);
 	arm(s, (int64_t)s->grace_s * 1000);
-	if (s->grace_s == 0)
-		srv_event(s, SEV_TIMER);
 }
 
 static void
@@ -452,7 +449,7 @@ a_stop_idle(struct sup *s)
 {
 	srv_enter(s, SRV_STOPPING, NULL, 0);
 	kill_children(SIGTERM);
-	arm(s, (int64_t)s->grace_s * 1000 + 1);
+	arm(s, (int64_t)s->grace_s * 1000);
 	srv_check_gone(s);
 }
 
@@ -496,46 +493,29 @@ a_gone(struct sup *s)
 
 /* ---- the interface ---- */
 
+/* What each action of the table runs (SA_UNDEFINED and SA_IGNORE: nothing). */
+static void (*const actions[])(struct sup *) = {
+	[SA_SPAWN] = a_spawn,
+	[SA_READY] = a_ready,
+	[SA_NOT_READY] = a_not_ready,
+	[SA_EXITED] = a_exited,
+	[SA_TERM_RESTART] = a_term_restart,
+	[SA_RESPAWN] = a_respawn,
+	[SA_TERM_STOP] = a_term_stop,
+	[SA_STOP_IDLE] = a_stop_idle,
+	[SA_KILL] = a_kill,
+	[SA_GONE] = a_gone,
+};
+
 void
 srv_event(struct sup *s, enum srv_event ev)
 {
-	switch (srv_action_of(s->state, ev)) {
-	case SA_UNDEFINED:
-	case SA_IGNORE:
-		break;
-	case SA_SPAWN:
-		if (s->state == SRV_BACKOFF && ev == SEV_TIMER)
-			sup_log("backoff over");
-		a_spawn(s);
-		break;
-	case SA_READY:
-		a_ready(s);
-		break;
-	case SA_NOT_READY:
-		a_not_ready(s);
-		break;
-	case SA_EXITED:
-		a_exited(s);
-		break;
-	case SA_TERM_RESTART:
-		a_term_restart(s);
-		break;
-	case SA_RESPAWN:
-		a_respawn(s);
-		break;
-	case SA_TERM_STOP:
-		a_term_stop(s);
-		break;
-	case SA_STOP_IDLE:
-		a_stop_idle(s);
-		break;
-	case SA_KILL:
-		a_kill(s);
-		break;
-	case SA_GONE:
-		a_gone(s);
-		break;
-	}
+	enum srv_action a = srv_action_of(s->state, ev);
+
+	if (a == SA_SPAWN && s->state == SRV_BACKOFF && ev == SEV_TIMER)
+		sup_log("backoff over");
+	if (actions[a] != NULL)
+		actions[a](s);
 }
 
 void

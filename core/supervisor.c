@@ -100,6 +100,7 @@ record_taken(struct sup *s)
 {
 	static struct sup_status cur;
 	struct err *e = sup_err();
+
 	return status_read(s->h->status, &cur, e) == 0 && cur.server_id[0] != '\0' &&
 	    strcmp(cur.server_id, s->st.server_id) != 0 &&
 	    proc_matches((pid_t)cur.sup_pid, cur.sup_start_ticks, cur.boot_id) == 1;
@@ -317,6 +318,7 @@ reload_settings(struct sup *s)
 {
 	static struct settings ns;
 	struct err *e = sup_err();
+
 	if (settings_load(s->h->settings, &ns, e) < 0) {
 		sup_log("SIGHUP: keeping the old settings: %s", e->msg);
 		return;

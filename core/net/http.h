@@ -32,6 +32,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define HTTP_HDR_MAX 16384
 #define HTTP_FIELDS_MAX 64
@@ -79,5 +80,13 @@ int http_body_begin(struct http_parser *h, int no_body);
  * close-delimited body, or nothing was pending), else HTTP_EV_ERROR
  * (h->error: "truncated ..."). */
 enum http_ev http_eof(struct http_parser *h);
+
+/*
+ * Retry-After value -> seconds from `now` (Unix time): delta-seconds, or
+ * an HTTP-date (IMF-fixdate, RFC 850 or asctime form, RFC 9110 5.6.7);
+ * a date in the past gives 0.  -1 when the value parses as neither.
+ * Delta-seconds are capped at 10^9.
+ */
+long long http_retry_after(const char *value, time_t now);
 
 #endif

@@ -2,7 +2,6 @@
 #include "core/net/https.h"
 #include "core/net/http.h"
 #include "core/net/job.h"
-#include "core/base/scan.h"
 #include "core/base/fmt.h"
 #include "core/base/entropy.h"
 #include "core/base/fsutil.h"
@@ -147,103 +146,7 @@ br_error_text(int code)
 	return NULL;
 }
 
-/* ---- pure helpers: dates, URLs ---- */
-
-static int
-month_index(const char *s)
-{
-	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-
-	for (int i = 0; i < 12; i++)
-		if (strncasecmp(s, months + 3 * i, 3) == 0)
-			return i + 1;
-	return 0;
-}
-
-/* hh:mm:ss */
-static int
-clock_time(const char **p, int *hh, int *mm, int *ss)
-{
-	return scan_digits(p, 2, hh) < 0 || scan_lit(p, ":") < 0 || scan_digits(p, 2, mm) < 0 ||
-	    scan_lit(p, ":") < 0 || scan_digits(p, 2, ss) < 0 ? -1 : 0;
-}
-
-/* IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday,
- * 06-Nov-94 08:49:37 GMT" (two-digit year) or asctime "Sun Nov  6
- * 08:49:37 1994", the whole of `s` (trailing blanks allowed). */
-static int
-http_date(const char *s, char wd[16], char mon[4], char tz[4], int *d, int *y,
-    int *hh, int *mm, int *ss)
-{
-	const char *p = s;
-
-	if (scan_alpha(&p, wd, 16) < 0)
-		return -1;
-	if (scan_lit(&p, ", ") == 0) {
-		const char *q = p;
-		if (scan_digits(&q, 2, d) == 0 && scan_lit(&q, " ") == 0 &&
-		    scan_alpha(&q, mon, 4) == 0 && scan_lit(&q, " ") == 0 &&
-		    scan_digits(&q, 4, y) == 0 && scan_lit(&q, " ") == 0 &&
-		    clock_time(&q, hh, mm, ss) == 0 && scan_lit(&q, " ") == 0 &&
-		    scan_alpha(&q, tz, 4) == 0) {
-			p = q;
-		} else if (scan_digits(&p, 2, d) == 0 && scan_lit(&p, "-") == 0 &&
-		    scan_alpha(&p, mon, 4) == 0 && scan_lit(&p, "-") == 0 &&
-		    scan_digits(&p, 2, y) == 0 && scan_lit(&p, " ") == 0 &&
-		    clock_time(&p, hh, mm, ss) == 0 && scan_lit(&p, " ") == 0 &&
-		    scan_alpha(&p, tz, 4) == 0) {
-			*y += *y < 70 ? 2000 : 1900;
-		} else {
-			return -1;
-		}
-	} else {
-		if (scan_lit(&p, " ") < 0 || scan_alpha(&p, mon, 4) < 0 || scan_lit(&p, " ") < 0)
-			return -1;
-		scan_blank(&p);         /* "Nov  6": a day is space-padded */
-		if (scan_digits(&p, 2, d) < 0 || scan_lit(&p, " ") < 0 ||
-		    clock_time(&p, hh, mm, ss) < 0 || scan_lit(&p, " ") < 0 ||
-		    scan_digits(&p, 4, y) < 0)
-			return -1;
-		memcpy(tz, "GMT", 4);
-	}
-	scan_blank(&p);
-	return *p == '\0' && strcmp(tz, "GMT") == 0 ? 0 : -1;
-}
-
-long long
-https_retry_after(const char *v, time_t now)
-{
-	char mon[4], wd[16], tz[4];
-	int d, y, hh, mm, ss, m;
-	long long t;
-	const char *p = v;
-
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (isdigit((unsigned char)*p)) {
-		long long s = 0;
-
-		while (isdigit((unsigned char)*p)) {
-			if (s < 1000000000LL)
-				s = s * 10 + (*p - '0');
-			p++;
-		}
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p != '\0')
-			return -1;
-		return s > 1000000000LL ? 1000000000LL : s;
-	}
-	/* the three forms of RFC 9110 §5.6.7 */
-	if (http_date(p, wd, mon, tz, &d, &y, &hh, &mm, &ss) < 0)
-		return -1;
-	m = month_index(mon);
-	if (m == 0 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 || y < 1970)
-		return -1;
-	t = days_from_civil(y, (unsigned)m, (unsigned)d) * 86400 +
-	    hh * 3600 + mm * 60 + ss;
-	return t > (long long)now ? t - (long long)now : 0;
-}
+/* ---- URLs ---- */
 
 static int
 host_char(int c)
@@ -901,7 +804,7 @@ on_header(struct https_fetch *f)
 	if ((v = http_header(hp, "ETag")) != NULL && strlen(v) < sizeof f->res.etag)
 		memcpy(f->res.etag, v, strlen(v) + 1);
 	if ((v = http_header(hp, "Retry-After")) != NULL)
-		f->res.retry_after = https_retry_after(v, time(NULL));
+		f->res.retry_after = http_retry_after(v, time(NULL));
 	if ((v = http_header(hp, "Location")) != NULL) {
 		if (strlen(v) > HTTPS_URL_MAX)
 			return proto(f, "Location too long");

@@ -231,13 +231,6 @@ const char *https_fail_name(enum https_fail fail);
  * codes as "BR_ERR_?".  Static strings. */
 const char *https_br_error_name(int code);
 
-/*
- * Retry-After value -> seconds from `now` (Unix time): delta-seconds, or
- * an HTTP-date (IMF-fixdate, RFC 850 or asctime form, RFC 9110 5.6.7);
- * a date in the past gives 0.  -1 when the value parses as neither.
- * Delta-seconds are capped at 10^9.
- */
-long long https_retry_after(const char *value, time_t now);
 
 /*
  * Split an https URL: host (lower-cased, brackets kept off an IPv6

@@ -86,7 +86,7 @@ struct relay_end {
 
 struct relay_dir {
 	int src, dst;           /* RELAY_IN / RELAY_SOCK / RELAY_OUT */
-	int splice;             /* 1: may splice (a pipe end, Linux) */
+	int splice;             /* 1: may splice (a pipe end, where compat_has_splice()) */
 	int bulk;               /* splicing now (while nothing is buffered) */
 	int wait_dst;           /* splice: waiting for dst (else for src) */
 	int blocked;            /* buffer: dst refused more (EAGAIN / partial) */

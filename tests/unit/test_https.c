@@ -581,17 +581,17 @@ test_retry_after(void **state)
 	time_t t = 784111777;   /* Sun, 06 Nov 1994 08:49:37 GMT */
 
 	(void)state;
-	assert_int_equal(https_retry_after("120", 0), 120);
-	assert_int_equal(https_retry_after(" 0 ", 0), 0);
-	assert_int_equal(https_retry_after("99999999999999", 0), 1000000000LL);
-	assert_int_equal(https_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", t - 100), 100);
-	assert_int_equal(https_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", t - 5), 5);
-	assert_int_equal(https_retry_after("Sun Nov  6 08:49:37 1994", t - 7), 7);
-	assert_int_equal(https_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", t + 50), 0);
-	assert_int_equal(https_retry_after("soon", 0), -1);
-	assert_int_equal(https_retry_after("12abc", 0), -1);
-	assert_int_equal(https_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", 0), -1);
-	assert_int_equal(https_retry_after("", 0), -1);
+	assert_int_equal(http_retry_after("120", 0), 120);
+	assert_int_equal(http_retry_after(" 0 ", 0), 0);
+	assert_int_equal(http_retry_after("99999999999999", 0), 1000000000LL);
+	assert_int_equal(http_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", t - 100), 100);
+	assert_int_equal(http_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", t - 5), 5);
+	assert_int_equal(http_retry_after("Sun Nov  6 08:49:37 1994", t - 7), 7);
+	assert_int_equal(http_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", t + 50), 0);
+	assert_int_equal(http_retry_after("soon", 0), -1);
+	assert_int_equal(http_retry_after("12abc", 0), -1);
+	assert_int_equal(http_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", 0), -1);
+	assert_int_equal(http_retry_after("", 0), -1);
 	assert_string_equal(https_br_error_name(54), "BR_ERR_X509_EXPIRED");
 	assert_string_equal(https_br_error_name(BR_ERR_RECV_FATAL_ALERT + 42),
 	    "BR_ERR_RECV_FATAL_ALERT+42");

@@ -4,6 +4,7 @@
  * (except `logs`, `supervise` and `--version`).
  */
 #include "cmd/appd.h"
+#include "platform/target.h"
 #include "core/base/fmt.h"
 
 #include <stdio.h>
@@ -70,7 +71,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "proxy") == 0)
 		return cmd_proxy(argc - 1, argv + 1);
 	if (strcmp(cmd, "--version") == 0) {
-		fmt_fd(1, "appd %s\n", APPD_VERSION);
+		fmt_fd(1, "appd %s %s\n", APPD_VERSION, APPD_TARGET);
 		return 0;
 	}
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

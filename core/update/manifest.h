@@ -14,9 +14,12 @@
  *
  * Artifact names: "<target>" is the app-server build for a target
  * ("x86_64-linux", "aarch64-linux", …: [a-z0-9_-], 1..63 characters);
- * "appd-<target>" is appd's own binary for that target (optional; the
- * supervisor installs it and re-execs when its SHA-256 differs from the
- * running binary's -- its freshness comes from the manifest serial).
+ * "appd-<target>" is appd's own binary (optional; the supervisor installs
+ * it and re-execs when its SHA-256 differs from the running binary's --
+ * its freshness comes from the manifest serial).  That <target> is always
+ * the running binary's compile-time APPD_TARGET (platform/target.h), even
+ * when updater.target names another app-server build, so a fleet of mixed
+ * architectures each takes its own appd from one manifest.
  * "version" is the app-server's version.  rolloutPercent is optional
  * (0..100, default 100; 0 is the kill switch).  URLs must be https://.
  *

@@ -1,12 +1,14 @@
 #!/bin/sh
-# fetch-bearssl.sh -- obtain BearSSL from Debian's source package, verify it,
-# and unpack it into an ignored cache. No third-party source is committed.
+# fetch-debsrc.sh -- obtain a pinned upstream tarball from Debian's source
+# package, verify it, and unpack it into an ignored cache. No third-party
+# source is committed.
 #
-#   third_party/fetch-bearssl.sh [DEST]
+#   third_party/fetch-debsrc.sh NAME [DEST]
 #
-# DEST defaults to <repo>/.cache/bearssl. On success DEST/src holds the pristine
-# upstream tree (DEST/src/inc, DEST/src/src, ...) and the script prints its
-# path. Re-running is a no-op once DEST/src is unpacked and verified.
+# NAME is one of the pins below (bearssl, musl). DEST defaults to
+# <repo>/.cache/NAME. On success DEST/src holds the pristine upstream tree and
+# the script prints its path. Re-running is a no-op once DEST/src is unpacked
+# and verified.
 #
 # The source package is retrieved with apt's own machinery (`apt-get source
 # --download-only`) through a temporary sources list derived from the system's
@@ -15,24 +17,39 @@
 # a temporary directory that is removed on exit.
 set -eu
 
-PKG=bearssl
-VERSION=0.6+dfsg.1-3
-ORIG=bearssl_0.6+dfsg.1.orig.tar.xz
-ORIG_SHA256=102a625bd8f6155260867a50c508df8d8c3f796985dd744df1a68e5cd1a79004
+# ---- pins: source package, Debian version, orig tarball, its SHA-256, and a
+# file whose presence proves the layout -----------------------------------------
+case "${1:-}" in
+bearssl)
+    PKG=bearssl
+    VERSION=0.6+dfsg.1-3
+    ORIG=bearssl_0.6+dfsg.1.orig.tar.xz
+    ORIG_SHA256=102a625bd8f6155260867a50c508df8d8c3f796985dd744df1a68e5cd1a79004
+    PROOF=inc/bearssl.h ;;
+musl)
+    PKG=musl
+    VERSION=1.2.3-1
+    ORIG=musl_1.2.3.orig.tar.gz
+    ORIG_SHA256=7d5b0b6062521e4627e099e4c9dc8248d32a30285e959b7eecaa780cf8cfd4a4
+    PROOF=include/stdio.h ;;
+*)
+    echo "usage: fetch-debsrc.sh bearssl|musl [DEST]" >&2; exit 2 ;;
+esac
+shift
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-dest=${1:-$repo/.cache/bearssl}
+dest=${1:-$repo/.cache/$PKG}
 stamp=$dest/src/.appd-verified
 
-die() { printf 'fetch-bearssl: error: %s\n' "$*" >&2; exit 1; }
-log() { printf 'fetch-bearssl: %s\n' "$*" >&2; }
+die() { printf 'fetch-debsrc: error: %s\n' "$*" >&2; exit 1; }
+log() { printf 'fetch-debsrc: %s\n' "$*" >&2; }
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
 # ---- fast path: already unpacked and verified -------------------------------
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$ORIG_SHA256" ] &&
-   [ -f "$dest/src/inc/bearssl.h" ]; then
+   [ -f "$dest/src/$PROOF" ]; then
     printf '%s\n' "$dest/src"
     exit 0
 fi
@@ -50,7 +67,7 @@ if [ -f "$dl/$ORIG" ] && [ "$(sha256_of "$dl/$ORIG")" = "$ORIG_SHA256" ]; then
     log "using cached $dl/$ORIG"
 else
     rm -f "$dl/$ORIG"
-    tmp=$(mktemp -d "${TMPDIR:-/tmp}/fetch-bearssl.XXXXXX")
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/fetch-debsrc.XXXXXX")
     trap 'rm -rf "$tmp"' EXIT
     trap 'exit 130' INT TERM HUP
     # apt downloads as the unprivileged _apt user; let it traverse $tmp.
@@ -122,7 +139,7 @@ got=$(sha256_of "$dl/$ORIG")
 rm -rf "$dest/src" "$dest/src.tmp"
 mkdir -p "$dest/src.tmp"
 tar -xf "$dl/$ORIG" -C "$dest/src.tmp" --strip-components=1 --no-same-owner
-[ -f "$dest/src.tmp/inc/bearssl.h" ] || die "unexpected tarball layout (no inc/bearssl.h)"
+[ -f "$dest/src.tmp/$PROOF" ] || die "unexpected tarball layout (no $PROOF)"
 printf '%s\n' "$ORIG_SHA256" >"$dest/src.tmp/.appd-verified"
 mv "$dest/src.tmp" "$dest/src"
 log "unpacked $PKG $VERSION into $dest/src"

@@ -99,6 +99,7 @@ cmd_status(int argc, char **argv)
 		jsonw_ktime(&o.w, "startedAt", st->started_at);
 		jsonw_ktime(&o.w, "lastSeenAt", st->last_seen_at);
 		jsonw_kbool(&o.w, "fresh", v.fresh);
+		jsonw_kbool(&o.w, "subreaper", !st->no_subreaper);
 	}
 	jsonw_obj_end(&o.w);
 	if (!v.sup_active) {
@@ -122,6 +123,8 @@ cmd_status(int argc, char **argv)
 	jsonw_kstr(&o.w, "home", h.root);
 	if (se.code != ERR_NONE)
 		out_warn(&o, se.msg);
+	if (mine && st->no_subreaper)
+		out_warn(&o, STATUS_NO_SUBREAPER_WARNING);
 	out_common(&o, &h, &s);
 	return out_end(&o);
 }

@@ -3,6 +3,7 @@
 #include "cmd/appd.h"
 #include "core/base/fmt.h"
 #include "core/lock.h"
+#include "core/status.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +43,14 @@ cmd_stop(int argc, char **argv)
 		settings_defaults(&s);
 		fmt_n(msg, sizeof msg, "%.900s; stopping with default settings", se.msg);
 		out_warn(&o, msg);
+	}
+	{
+		/* the running supervisor's own word on its host */
+		struct sup_status st;
+		struct err fe;
+		err_clear(&fe);
+		if (status_read(h.status, &st, &fe) == 0 && st.no_subreaper)
+			out_warn(&o, STATUS_NO_SUBREAPER_WARNING);
 	}
 	explicit_grace = grace >= 0;
 	if (grace < 0)

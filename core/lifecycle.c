@@ -115,6 +115,27 @@ wait_pid_exit(pid_t pid, int64_t ms)
 
 /* ---- orphans ---- */
 
+/* The orphaned server's descendants: nobody adopted them (the supervisor
+ * that was their subreaper is gone), so they are found by the tree walk
+ * below the server and in its process group (proc_tree), before any
+ * signal, while the parent links still hold.  `sig` (TERM brings a CONT)
+ * by identity to each of `tree` still alive; how many are. */
+static int
+signal_tree(struct proc_info *tree, int n, int sig)
+{
+	int live = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (proc_matches(tree[i].pid, tree[i].start_ticks, NULL) != 1)
+			continue;
+		live++;
+		(void)proc_signal_ident(tree[i].pid, tree[i].start_ticks, sig, 0);
+		if (sig == SIGTERM)
+			(void)proc_signal_ident(tree[i].pid, tree[i].start_ticks, SIGCONT, 0);
+	}
+	return live;
+}
+
 int
 lc_kill_orphan(const struct home *h, int grace_s, int *killed, struct err *e)
 {
@@ -134,15 +155,36 @@ lc_kill_orphan(const struct home *h, int grace_s, int *killed, struct err *e)
 	/* an active record and no supervisor: the server tree was left
 	 * behind (supervisor SIGKILLed); it is ours by identity */
 	*killed = 1;
-	if (proc_signal_ident((pid_t)rec.pid, rec.start_ticks, SIGTERM, 0) == 0) {
-		if (rec.pgid > 1) {
-			proc_signal_group((pid_t)rec.pgid, SIGTERM);
-			proc_signal_group((pid_t)rec.pgid, SIGCONT);
+	{
+		struct proc_info tree[64];
+		pid_t root = (pid_t)rec.pid;
+		int64_t deadline = (int64_t)reactor_clock_ms() + (int64_t)grace_s * 1000;
+		int n = proc_tree(&root, 1, rec.pgid > 1 ? (pid_t)rec.pgid : 0, 0, tree, 64);
+
+		if (n < 0)
+			n = 0;
+		if (proc_signal_ident((pid_t)rec.pid, rec.start_ticks, SIGTERM, 0) == 0) {
+			if (rec.pgid > 1) {
+				proc_signal_group((pid_t)rec.pgid, SIGTERM);
+				proc_signal_group((pid_t)rec.pgid, SIGCONT);
+			}
+			signal_tree(tree, n, SIGTERM);
+			if (wait_pid_exit((pid_t)rec.pid, (int64_t)grace_s * 1000) == 0) {
+				proc_signal_ident((pid_t)rec.pid, rec.start_ticks, SIGKILL, 0);
+				wait_pid_exit((pid_t)rec.pid, KILL_WAIT_MS);
+			}
 		}
-		if (wait_pid_exit((pid_t)rec.pid, (int64_t)grace_s * 1000) == 0) {
-			proc_signal_ident((pid_t)rec.pid, rec.start_ticks, SIGKILL, 0);
-			wait_pid_exit((pid_t)rec.pid, KILL_WAIT_MS);
+		/* what remains of the tree has the rest of the grace period */
+		for (int i = 0; i < n; i++) {
+			int64_t left = deadline - (int64_t)reactor_clock_ms();
+			if (left <= 0)
+				break;
+			if (proc_matches(tree[i].pid, tree[i].start_ticks, NULL) == 1)
+				(void)wait_pid_exit(tree[i].pid, left);
 		}
+		if (signal_tree(tree, n, SIGKILL) > 0)
+			for (int i = 0; i < n; i++)
+				(void)wait_pid_exit(tree[i].pid, KILL_WAIT_MS);
 	}
 	/* stragglers in its group go with it (the group id cannot be reused
 	 * while any member lives) */

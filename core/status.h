@@ -49,7 +49,16 @@ struct sup_status {
 	int64_t last_repair_at;
 	int64_t next_check_at;   /* updater: next scheduled check, 0: none */
 	int checking;            /* updater: a check or an update is running */
+	int no_subreaper;        /* this host gave the supervisor no subreaper */
 };
+
+/* The warning `status` and `stop` give when the supervisor recorded
+ * no_subreaper (platform/proc.h proc_set_subreaper, proc_tree). */
+#define STATUS_NO_SUBREAPER_WARNING \
+	"this host gives the supervisor no child subreaper: stop finds the " \
+	"server's descendants by walking the process tree, but one that " \
+	"double-forks out of the server's process group and session cannot " \
+	"be tracked here"
 
 /* A record, as a file or as the control socket's answer, fits here. */
 #define STATUS_MAX_BYTES 4096

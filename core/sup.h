@@ -188,6 +188,7 @@ struct sup {
 	int srv_timer_h;              /* the state's timer */
 	int srv_pub_h;                /* stopping: publish only if it lasts */
 	int forced;                   /* KILL sent in this stop or restart */
+	int no_subreaper;             /* orphans go to init: stop walks the tree */
 	int respawn_failed;           /* the restart follows a failure */
 	int64_t started_ms;           /* the last spawn attempt (monotonic) */
 	int64_t interval_ms;          /* minimum start-to-start interval */

@@ -116,6 +116,97 @@ kill_children(int sig)
 	return live;
 }
 
+/*
+ * Without a subreaper (s->no_subreaper) an orphan of the server goes to
+ * init, so a stop finds the server's descendants itself: the process tree
+ * below the server and below what was found before, its process group
+ * while it lives, and our session (we lead it), walked at the TERM and
+ * again at every check (proc_tree).  Each is remembered by identity and
+ * signalled by identity, so a pid reused meanwhile is never hit; its exit
+ * is watched where the OS can (pidfd, kqueue), else the grace timer ends
+ * the wait.  Static: only a stop touches these pages.
+ */
+#define STRAYS_MAX   128
+#define STRAY_WATCHES 16
+static struct proc_info strays[STRAYS_MAX];
+static int strays_h[STRAYS_MAX];
+static int nstrays, nstray_watches;
+
+static void
+on_stray_exit(struct reactor *r, int h, int status, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)r; (void)status;
+	for (int i = 0; i < nstrays; i++)
+		if (strays_h[i] == h)
+			strays_h[i] = -1;
+	nstray_watches--;
+	srv_check_gone(s);
+}
+
+static void
+strays_walk(struct sup *s)
+{
+	struct proc_info found[64];
+	pid_t roots[STRAYS_MAX + 1];
+	int nroots = 0, n;
+
+	if (s->srv > 0)
+		roots[nroots++] = s->srv;
+	for (int i = 0; i < nstrays; i++)
+		roots[nroots++] = strays[i].pid;
+	n = proc_tree(roots, nroots, s->srv > 0 ? (pid_t)s->srv_rec.pgid : 0,
+	    getsid(0) == getpid() ? getpid() : 0, found, 64);
+	for (int i = 0; i < n && nstrays < STRAYS_MAX; i++) {
+		int k = nstrays++;
+		strays[k] = found[i];
+		strays_h[k] = -1;
+		if (nstray_watches < STRAY_WATCHES &&
+		    (strays_h[k] = reactor_pid_add(&s->r, found[i].pid, on_stray_exit, s)) >= 0)
+			nstray_watches++;
+		sup_log("stop: descendant pid %ld found by the tree walk", (long)found[i].pid);
+	}
+}
+
+/* `sig` (0: none; TERM brings a CONT) to every remembered descendant still
+ * alive, forgetting the others.  How many are alive. */
+static int
+strays_signal(struct sup *s, int sig)
+{
+	int live = 0;
+
+	for (int i = 0; i < nstrays; i++) {
+		struct proc_info *p = &strays[i];
+		if (proc_matches(p->pid, p->start_ticks, NULL) != 1) {
+			if (strays_h[i] >= 0) {
+				sup_cancel(s, &strays_h[i]);
+				nstray_watches--;
+			}
+			continue;
+		}
+		if (sig)
+			(void)proc_signal_ident(p->pid, p->start_ticks, sig, 0);
+		if (sig == SIGTERM)
+			(void)proc_signal_ident(p->pid, p->start_ticks, SIGCONT, 0);
+		strays_h[live] = strays_h[i];
+		strays[live++] = *p;
+	}
+	nstrays = live;
+	return live;
+}
+
+/* Signal what is left of the server's descendants: our children (with a
+ * subreaper, orphans among them), else the tree walked from the server. */
+static int
+kill_descendants(struct sup *s, int sig)
+{
+	if (!s->no_subreaper)
+		return kill_children(sig);
+	strays_walk(s);
+	return strays_signal(s, sig) + kill_children(sig);
+}
+
 static void
 term_group(struct sup *s)
 {
@@ -437,8 +528,10 @@ on_stopping_publish(struct reactor *r, int h, int ev, void *arg)
 static void
 a_term_stop(struct sup *s)
 {
+	if (s->no_subreaper)
+		strays_walk(s);         /* while the parent links still hold */
 	term_group(s);
-	kill_children(SIGTERM);
+	kill_descendants(s, SIGTERM);
 	srv_enter(s, SRV_STOPPING, NULL, 0);
 	s->srv_pub_h = reactor_timer_add(&s->r, STOPPING_PUBLISH_MS, on_stopping_publish, s);
 	arm(s, (int64_t)s->grace_s * 1000);
@@ -448,7 +541,7 @@ static void
 a_stop_idle(struct sup *s)
 {
 	srv_enter(s, SRV_STOPPING, NULL, 0);
-	kill_children(SIGTERM);
+	kill_descendants(s, SIGTERM);
 	arm(s, (int64_t)s->grace_s * 1000);
 	srv_check_gone(s);
 }
@@ -463,7 +556,7 @@ a_kill(struct sup *s)
 		if (s->srv > 0 && s->srv_rec.pgid > 1)
 			proc_signal_group((pid_t)s->srv_rec.pgid, SIGKILL);
 		if (s->state == SRV_STOPPING)
-			kill_children(SIGKILL);
+			kill_descendants(s, SIGKILL);
 		arm(s, FINAL_MS);
 		return;
 	}
@@ -559,7 +652,7 @@ srv_check_gone(struct sup *s)
 {
 	if (s->state != SRV_STOPPING || s->srv > 0)
 		return;
-	if (kill_children(s->forced ? SIGKILL : 0) > 0)
+	if (kill_descendants(s, s->forced ? SIGKILL : 0) > 0)
 		return;
 	sup_finish(s);
 }

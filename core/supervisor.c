@@ -439,7 +439,13 @@ setup(struct sup *s, const struct sup_opts *o, int *adopted, struct err *e)
 	const struct home *h = s->h;
 	int64_t now;
 
-	(void)proc_set_subreaper();
+	if (proc_set_subreaper() < 0) {
+		s->no_subreaper = 1;
+		s->st.no_subreaper = 1;
+		sup_log("no child subreaper on this host (%s): stop walks the process "
+		    "tree; a descendant that double-forks out of the server's group "
+		    "and session cannot be tracked", strerror(errno));
+	}
 	(void)proc_set_name("appd");
 	if (reactor_init(&s->r) < 0)
 		return err_sys(e, ERR_IO, "cannot create the event loop");

@@ -59,9 +59,27 @@ int proc_pidfd_open(pid_t pid);
 /* Up to `cap` pids whose parent is `ppid` (scans /proc).  Count or -1. */
 int proc_children(pid_t ppid, pid_t *out, int cap);
 
-/* Make this process a child subreaper (PR_SET_CHILD_SUBREAPER); orphans
- * of our descendants are re-parented to us.  0 or -1/errno (ENOSYS off
- * Linux). */
+/*
+ * The process tree below `roots` (nroots pids): every live, non-zombie
+ * process whose parent is a root or was itself found, or that is in
+ * process group `pgid`, or in session `sid` (either <= 1 skips it).  The
+ * roots themselves, pid 1 and the caller are never listed.  This is how
+ * descendants are found where no subreaper collects orphans: a process
+ * whose parent has exited is re-parented to init and is found only while
+ * it keeps the group or the session -- one that double-forks and calls
+ * setsid(2) or setpgid(2) escapes, and nothing on such a host can track it.
+ * Linux: /proc/PID/stat (proc(5)); FreeBSD: sysctl KERN_PROC_PROC
+ * (ki_ppid, ki_pgid, ki_sid); macOS: proc_listallpids + PROC_PIDTBSDINFO.
+ * Up to `cap` entries into `out` (caller-owned); the count, or -1/errno.
+ */
+int proc_tree(const pid_t *roots, int nroots, pid_t pgid, pid_t sid,
+	      struct proc_info *out, int cap);
+
+/* Make this process a child subreaper, so orphans of our descendants are
+ * re-parented to us (Linux PR_SET_CHILD_SUBREAPER, prctl(2); FreeBSD
+ * procctl(PROC_REAP_ACQUIRE)).  0, or -1/errno: EINVAL on kernels before
+ * 3.4 and under qemu-user, ENOSYS on macOS, which has none, and whenever
+ * APPD_NO_SUBREAPER=1 is set (the tests' switch for that path). */
 int proc_set_subreaper(void);
 
 /* Absolute path of the running executable. */

@@ -259,9 +259,72 @@ proc_children(pid_t ppid, pid_t *out, int cap)
 	return n;
 }
 
+/* 1 when `pid` is among the first `n` entries of `v`. */
+static int
+in_tree(const struct proc_info *v, int n, pid_t pid)
+{
+	for (int i = 0; i < n; i++)
+		if (v[i].pid == pid)
+			return 1;
+	return 0;
+}
+
+static int
+is_root(const pid_t *roots, int nroots, pid_t pid)
+{
+	for (int i = 0; i < nroots; i++)
+		if (roots[i] == pid)
+			return 1;
+	return 0;
+}
+
+int
+proc_tree(const pid_t *roots, int nroots, pid_t pgid, pid_t sid,
+	  struct proc_info *out, int cap)
+{
+	pid_t self = getpid();
+	int n = 0, grew = 1;
+
+	/* one pass over /proc per generation found: a child listed before
+	 * its parent is picked up by the next pass */
+	while (grew && n < cap) {
+		DIR *d = opendir("/proc");
+		struct dirent *de;
+
+		if (d == NULL)
+			return -1;
+		grew = 0;
+		while ((de = readdir(d)) != NULL && n < cap) {
+			struct proc_info pi;
+			char *end;
+			long pid = strtol(de->d_name, &end, 10);
+
+			if (*end != '\0' || pid <= 1 || pid == self ||
+			    is_root(roots, nroots, (pid_t)pid) || in_tree(out, n, (pid_t)pid))
+				continue;
+			if (proc_read((pid_t)pid, &pi) != PROC_ALIVE)
+				continue;
+			if ((pgid > 1 && pi.pgid == pgid) || (sid > 1 && pi.sid == sid) ||
+			    is_root(roots, nroots, pi.ppid) || in_tree(out, n, pi.ppid)) {
+				out[n++] = pi;
+				grew = 1;
+			}
+		}
+		closedir(d);
+	}
+	return n;
+}
+
 int
 proc_set_subreaper(void)
 {
+	/* tests force the path of kernels and sandboxes without one */
+	const char *force = getenv("APPD_NO_SUBREAPER");
+
+	if (force != NULL && strcmp(force, "1") == 0) {
+		errno = ENOSYS;
+		return -1;
+	}
 	return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
 

@@ -19,6 +19,48 @@ APPD = os.environ.get("APPD", os.path.abspath("build/appd"))
 FIXTURES = os.environ.get("APPD_FIXTURES", os.path.abspath("build/fixtures"))
 TESTSERVER = os.path.join(FIXTURES, "testserver")
 
+# The target of the binary under test (make integration-target sets it);
+# by default this host's. The fixtures and the test driver stay native.
+_HOST_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}.get(os.uname().machine,
+                                                         os.uname().machine)
+HOST_TARGET = _HOST_ARCH + "-linux"
+TARGET = os.environ.get("APPD_TARGET") or HOST_TARGET
+# Under qemu-user (binfmt_misc) appd's /proc/PID/exe is the emulator, its
+# cmdline starts with the emulator and the file, its memory figures include
+# the emulator's, the emulator's own threads make system calls, and qemu
+# 7.2 refuses PR_SET_CHILD_SUBREAPER. i386 runs natively on x86_64.
+EMULATED = TARGET not in (HOST_TARGET, "i386-linux" if HOST_TARGET == "x86_64-linux" else "")
+
+
+def skip_if_emulated(reason):
+    """Skip a test whose subject qemu-user makes meaningless; the reason
+    is printed with pytest -rs."""
+    if EMULATED:
+        pytest.skip("%s under qemu-user: %s" % (TARGET, reason))
+
+
+def read_cmdline(pid):
+    """argv of `pid` as bytes, without the qemu-user binfmt_misc prefix
+    (with the P flag the kernel passes the interpreter and the file's path
+    before the original argv)."""
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        args = f.read().split(b"\0")
+    if EMULATED and args and (b"qemu" in args[0] and
+                              (args[0].endswith(b"-binfmt-P") or args[0].endswith(b"-static"))):
+        args = args[2:]
+    return args
+
+
+def proc_image(pid):
+    """The program file `pid` runs: /proc/PID/exe natively; under qemu-user
+    the file binfmt_misc handed the emulator (the second cmdline word)."""
+    if EMULATED:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            args = f.read().split(b"\0")
+        if len(args) > 1 and b"qemu" in args[0]:
+            return args[1].decode()
+    return os.readlink("/proc/%d/exe" % pid)
+
 
 class Result:
     def __init__(self, proc):

@@ -23,7 +23,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 CERTS_SH = os.path.join(REPO, "tests", "unit", "certs.sh")
 RELEASE_SERVER = os.path.join(REPO, "tests", "fixtures", "release_server.py")
 
-TARGET = platform.machine() + "-linux"
+TARGET = os.environ.get("APPD_TARGET") or (
+    {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine(), platform.machine()) + "-linux")
 APPD_TARGET = "appd-" + TARGET
 # a valid target that is never this host's
 OTHER_TARGET = "sparc64-linux" if TARGET != "sparc64-linux" else "riscv64-linux"
@@ -234,11 +235,12 @@ class Publisher:
 
     def publish(self, version, serial, server, *, prefix="", data=None, fname=None,
                 target=TARGET, name=None, expires=FUTURE, key=None,
-                appd_data=None, appd_prefix="", artifact_server=None):
+                appd_data=None, appd_prefix="", artifact_server=None, extra=None):
         """Publish app-server `version` (a wrapper script unless `data`),
         URL https://localhost:<port>/<prefix><fname> on `artifact_server`
         (default: `server`), as artifact `target`; with `appd_data`, also
-        an appd-<target> artifact.  Signs with `key` (default: ours)."""
+        an appd-<target> artifact; `extra` maps more artifact names to their
+        bytes (other targets' builds).  Signs with `key` (default: ours)."""
         art_srv = artifact_server or server
         fname = fname or "app-server-%s-s%d" % (version, serial)
         files, urls, args = {}, {}, []
@@ -249,6 +251,9 @@ class Publisher:
             afname = "appd-s%d" % serial
             files[APPD_TARGET] = self.add_file(afname, appd_data)
             urls[APPD_TARGET] = art_srv.url(appd_prefix + afname)
+        for n, blob in (extra or {}).items():
+            files[n] = self.add_file("%s-s%d" % (n, serial), blob)
+            urls[n] = art_srv.url(prefix + "%s-s%d" % (n, serial))
         for n in files:
             args += ["--artifact", "%s=%s@%s" % (n, urls[n], files[n])]
         if name is not None:
@@ -356,9 +361,9 @@ def server_info(sock_path, timeout=5.0):
 
 
 def proc_cmdline(pid):
+    from conftest import read_cmdline
     try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        return [a.decode(errors="replace") for a in read_cmdline(pid) if a]
     except OSError:
         return []
 

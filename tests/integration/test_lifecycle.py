@@ -10,7 +10,7 @@ import concurrent.futures as cf
 
 import pytest
 
-from conftest import APPD, TESTSERVER, marked_pids, pid_alive, wait_until
+from conftest import APPD, TESTSERVER, marked_pids, pid_alive, read_cmdline, wait_until
 
 COMMON = {"status", "socketPath", "cliVersion"}
 
@@ -140,8 +140,7 @@ def test_sixteen_concurrent_starts_make_one_server(home):
     procs = marked_pids(home.path)
     cmds = []
     for p in procs:
-        with open("/proc/%d/cmdline" % p, "rb") as f:
-            cmds.append(f.read().split(b"\0"))
+        cmds.append(read_cmdline(p))
     sups = [c for c in cmds if c[1:2] == [b"supervise"]]
     servers = [c for c in cmds if c[0] == TESTSERVER.encode()]
     assert len(sups) == 1, cmds
@@ -187,7 +186,7 @@ def test_killed_supervisor_orphan_is_replaced_by_identity(home):
     assert r2.json["pid"] != srv
     assert not pid_alive(srv)
     servers = [p for p in marked_pids(home.path)
-               if open("/proc/%d/cmdline" % p, "rb").read().startswith(TESTSERVER.encode())]
+               if read_cmdline(p)[0] == TESTSERVER.encode()]
     assert servers == [r2.json["pid"]]
 
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import APPD, TESTSERVER, marked_pids, pid_alive, wait_until
+from conftest import APPD, TESTSERVER, marked_pids, pid_alive, read_cmdline, wait_until
 
 
 def proc_start_ticks(pid):
@@ -24,8 +24,7 @@ def cmdlines(home):
     out = []
     for p in marked_pids(home.path):
         try:
-            with open("/proc/%d/cmdline" % p, "rb") as f:
-                out.append((p, f.read().split(b"\0")))
+            out.append((p, read_cmdline(p)))
         except OSError:
             pass
     return out

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import marked_pids, pid_alive, wait_until
+from conftest import marked_pids, pid_alive, proc_image, wait_until
 from releases import (OTHER_TARGET, PAST, TARGET, Publisher, ReleaseServer,
                       appd_variant, files_under, is_executable_file, make_certs,
                       never_ready_script, parse_iso, proc_cmdline, proc_environ,
@@ -808,7 +808,7 @@ def test_self_update_reexecs_supervisor_in_place(rig):
     h = rig.home
     rel1, b = rig.bootstrapped()
     srv_pid, sup = b["pid"], rig.supervisor_pid()
-    exe_before = os.readlink("/proc/%d/exe" % sup)
+    exe_before = proc_image(sup)
     new_appd = appd_variant("s6")
     rig.pub.publish("1.0.0", 6, rig.srv, fname=rel1.webfile, appd_data=new_appd)
     r = rig.update()
@@ -818,11 +818,11 @@ def test_self_update_reexecs_supervisor_in_place(rig):
 
     def exe():
         try:
-            return os.readlink("/proc/%d/exe" % sup)
+            return proc_image(sup)
         except OSError:
             return ""
     assert wait_until(lambda: want.fullmatch(exe()), timeout=5), (exe_before, exe(), r.json)
-    with open("/proc/%d/exe" % sup, "rb") as f:
+    with open(proc_image(sup), "rb") as f:
         assert hashlib.sha256(f.read()).hexdigest() == hashlib.sha256(new_appd).hexdigest()
     assert os.stat(exe()).st_mode & 0o111
     # same processes: the supervisor kept its pid, the server was not restarted
@@ -840,18 +840,43 @@ def test_self_update_reexecs_supervisor_in_place(rig):
     assert wait_until(lambda: not pid_alive(sup) and not pid_alive(srv_pid), timeout=3)
 
 
+def test_self_update_in_a_mixed_fleet_takes_this_binarys_own_target(rig):
+    """One manifest for a fleet of mixed architectures: the supervisor takes
+    appd-<its compile-time target> and leaves the other target's appd (here
+    a program that does not run as appd) and app-server build alone."""
+    h = rig.home
+    other = "aarch64-linux" if TARGET != "aarch64-linux" else "x86_64-linux"
+    rel1, b = rig.bootstrapped()
+    srv_pid, sup = b["pid"], rig.supervisor_pid()
+    mine = appd_variant("mixed")
+    rig.pub.publish("1.0.0", 6, rig.srv, fname=rel1.webfile, appd_data=mine,
+                    extra={"appd-" + other: b"#!/bin/sh\necho wrong target\nexit 1\n",
+                           other: b"#!/bin/sh\nexit 1\n"})
+    r = rig.update()
+    assert r.rc == 0 and r.json["status"] != "error", r
+    want = re.compile(re.escape(h.file("packages/appd/appd-")) + r"[0-9a-f]{16}")
+    assert wait_until(lambda: want.fullmatch(proc_image(sup) if pid_alive(sup) else ""),
+                      timeout=10), open(h.file("state/supervisor.log")).read()
+    with open(proc_image(sup), "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == hashlib.sha256(mine).hexdigest()
+    st = rig.status()
+    assert st["target"] == TARGET
+    assert st["pid"] == srv_pid and st["installedVersion"] == "1.0.0"
+    assert "does not run as appd" not in open(h.file("state/supervisor.log")).read()
+
+
 def test_self_update_to_an_appd_that_does_not_run_keeps_the_supervisor(rig):
     h = rig.home
     rel1, b = rig.bootstrapped()
     srv_pid, sup = b["pid"], rig.supervisor_pid()
-    exe_before = os.readlink("/proc/%d/exe" % sup)
+    exe_before = proc_image(sup)
     broken = b"#!/bin/sh\necho not appd\nexit 1\n"
     rig.pub.publish("1.0.0", 6, rig.srv, fname=rel1.webfile, appd_data=broken)
     r = rig.update()
     assert r.rc == 0, r
     log = h.file("state/supervisor.log")
     assert wait_until(lambda: "does not run as appd" in open(log).read(), timeout=5)
-    assert os.readlink("/proc/%d/exe" % sup) == exe_before
+    assert proc_image(sup) == exe_before
     assert rig.supervisor_pid() == sup and pid_alive(sup) and pid_alive(srv_pid)
     # still fully working: a check is answered, and stop stops
     r = rig.update()

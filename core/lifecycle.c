@@ -284,7 +284,7 @@ lc_wait_dir(const char *dir, const struct pid_record *sup, int timeout_ms,
 		if (reactor_run_once(&dw.w.r, -1) < 0)
 			break;
 	reactor_fini(&dw.w.r);
-	close(dw.dw_fd);
+	dirwatch_close(dw.dw_fd);
 	/* what the supervisor wrote before it went counts */
 	rc = dw.w.done || check(arg) ? 1 : dw.sup_gone ? -2 : 0;
 	return rc;

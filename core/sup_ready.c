@@ -239,7 +239,7 @@ ready_end(struct sup *s, int keep_watch)
 		return;
 	sup_cancel(s, &s->dw_h);
 	if (s->dw_fd >= 0)
-		close(s->dw_fd);
+		dirwatch_close(s->dw_fd);
 	s->dw_fd = -1;
 }
 

@@ -2,7 +2,7 @@
  * dirwatch.h -- an fd that becomes readable when entries appear in,
  * move into or leave a directory (Linux: inotify(7) IN_CREATE|IN_MOVED_TO|
  * IN_DELETE; kqueue ports: EVFILT_VNODE NOTE_WRITE on the directory fd).
- * Used to wake waiters when status.json is replaced or a socket appears,
+ * dirwatch_linux.c, dirwatch_kqueue.c.  Used to wake waiters when status.json is replaced or a socket appears,
  * instead of polling.
  */
 #ifndef APPD_DIRWATCH_H
@@ -12,5 +12,7 @@
 int dirwatch_open(const char *dir);
 /* Consume pending notifications (call from the read callback). */
 void dirwatch_drain(int fd);
+/* Close the watch (and, on kqueue, the directory it holds open). */
+void dirwatch_close(int fd);
 
 #endif

@@ -22,6 +22,13 @@ dirwatch_open(const char *dir)
 }
 
 void
+dirwatch_close(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+void
 dirwatch_drain(int fd)
 {
 	char buf[4096];

@@ -1,10 +1,14 @@
 /*
  * proc.h -- process identity and signalling by identity, per OS.
  *
- * Identity = (boot id, pid, start time in clock ticks since boot): a pid
- * is reused, this triple is not.  Linux reads /proc/PID/stat (proc(5):
- * field 3 state, 4 ppid, 5 pgrp, 22 starttime) and
- * /proc/sys/kernel/random/boot_id; never ps(1).  A zombie ('Z') or a
+ * Identity = (boot id, pid, start time): a pid is reused, this triple is
+ * not.  The start time's unit is the OS's own, compared only with itself.
+ * Linux reads /proc/PID/stat (proc(5): field 3 state, 4 ppid, 5 pgrp, 6
+ * session, 22 starttime in clock ticks since boot) and
+ * /proc/sys/kernel/random/boot_id; FreeBSD sysctl KERN_PROC_PID
+ * (kinfo_proc ki_start, microseconds) and kern.boottime; macOS
+ * proc_pidinfo(PROC_PIDTBSDINFO) (pbi_start_tvsec/usec, microseconds)
+ * and kern.bootsessionuuid; never ps(1).  A zombie ('Z') or a
  * dead task ('X') counts as exited.  Signals go through a pidfd
  * (pidfd_open(2), pidfd_send_signal(2)) when the kernel has one, so the
  * identity checked is the process signalled.
@@ -74,6 +78,12 @@ int proc_children(pid_t ppid, pid_t *out, int cap);
  */
 int proc_tree(const pid_t *roots, int nroots, pid_t pgid, pid_t sid,
 	      struct proc_info *out, int cap);
+
+/* Every pid on the system, up to `cap` (PROC_LIST_MAX is what proc_tree
+ * reads): Linux readdir of /proc, FreeBSD sysctl KERN_PROC_PROC, macOS
+ * proc_listallpids(3).  The count, or -1/errno. */
+#define PROC_LIST_MAX 4096
+int proc_list_all(pid_t *out, int cap);
 
 /* Make this process a child subreaper, so orphans of our descendants are
  * re-parented to us (Linux PR_SET_CHILD_SUBREAPER, prctl(2); FreeBSD

@@ -130,25 +130,6 @@ proc_self_exe(char *out, size_t cap)
 }
 
 int
-proc_matches(pid_t pid, unsigned long long start_ticks, const char *boot_id)
-{
-	struct proc_info pi;
-	char boot[64];
-	int st;
-
-	if (boot_id != NULL && boot_id[0] != '\0') {
-		if (proc_boot_id(boot) < 0)
-			return -1;
-		if (strcmp(boot, boot_id) != 0)
-			return 0;
-	}
-	st = proc_read(pid, &pi);
-	if (st < 0)
-		return -1;
-	return st == PROC_ALIVE && pi.start_ticks == start_ticks;
-}
-
-int
 proc_pidfd_open(pid_t pid)
 {
 	long fd = syscall(SYS_pidfd_open, (long)pid, 0L);
@@ -181,25 +162,15 @@ proc_signal_ident(pid_t pid, unsigned long long start_ticks, int sig, int value)
 	si.si_uid = getuid();
 	si.si_value.sival_int = value;
 	if (pfd >= 0) {
-		r = (int)syscall(SYS_pidfd_send_signal, pfd, sig, &si, 0);
+		/* no siginfo unless there is a value to carry: qemu-user on MIPS
+		 * refuses one for SIGUSR1/SIGUSR2 (it does not translate si_signo) */
+		r = (int)syscall(SYS_pidfd_send_signal, pfd, sig, value ? &si : NULL, 0);
 		e = errno;
 		close(pfd);
 		errno = e;
 		return r < 0 ? -1 : 0;
 	}
 	return sigqueue(pid, sig, si.si_value);
-}
-
-int
-proc_signal_group(pid_t pgid, int sig)
-{
-	if (pgid <= 1) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (kill(-pgid, sig) < 0 && errno != ESRCH)
-		return -1;
-	return 0;
 }
 
 /* Our own children from /proc/PID/task/PID/children (Linux 3.5+,
@@ -236,82 +207,38 @@ own_children(pid_t self, pid_t *out, int cap)
 int
 proc_children(pid_t ppid, pid_t *out, int cap)
 {
-	DIR *d;
-	struct dirent *de;
-	int fast, n = 0;
+	pid_t all[PROC_LIST_MAX];
+	int fast, n = 0, nall;
 
 	if (ppid == getpid() && (fast = own_children(ppid, out, cap)) >= 0)
 		return fast;
-	d = opendir("/proc");
-	if (d == NULL)
+	if ((nall = proc_list_all(all, PROC_LIST_MAX)) < 0)
 		return -1;
-	while ((de = readdir(d)) != NULL && n < cap) {
+	for (int i = 0; i < nall && n < cap; i++) {
 		struct proc_info pi;
-		char *end;
-		long pid = strtol(de->d_name, &end, 10);
-
-		if (*end != '\0' || pid <= 0)
-			continue;
-		if (proc_read((pid_t)pid, &pi) > 0 && pi.ppid == ppid)
-			out[n++] = (pid_t)pid;
+		if (proc_read(all[i], &pi) > 0 && pi.ppid == ppid)
+			out[n++] = all[i];
 	}
-	closedir(d);
 	return n;
 }
 
-/* 1 when `pid` is among the first `n` entries of `v`. */
-static int
-in_tree(const struct proc_info *v, int n, pid_t pid)
-{
-	for (int i = 0; i < n; i++)
-		if (v[i].pid == pid)
-			return 1;
-	return 0;
-}
-
-static int
-is_root(const pid_t *roots, int nroots, pid_t pid)
-{
-	for (int i = 0; i < nroots; i++)
-		if (roots[i] == pid)
-			return 1;
-	return 0;
-}
-
 int
-proc_tree(const pid_t *roots, int nroots, pid_t pgid, pid_t sid,
-	  struct proc_info *out, int cap)
+proc_list_all(pid_t *out, int cap)
 {
-	pid_t self = getpid();
-	int n = 0, grew = 1;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
 
-	/* one pass over /proc per generation found: a child listed before
-	 * its parent is picked up by the next pass */
-	while (grew && n < cap) {
-		DIR *d = opendir("/proc");
-		struct dirent *de;
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL && n < cap) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
 
-		if (d == NULL)
-			return -1;
-		grew = 0;
-		while ((de = readdir(d)) != NULL && n < cap) {
-			struct proc_info pi;
-			char *end;
-			long pid = strtol(de->d_name, &end, 10);
-
-			if (*end != '\0' || pid <= 1 || pid == self ||
-			    is_root(roots, nroots, (pid_t)pid) || in_tree(out, n, (pid_t)pid))
-				continue;
-			if (proc_read((pid_t)pid, &pi) != PROC_ALIVE)
-				continue;
-			if ((pgid > 1 && pi.pgid == pgid) || (sid > 1 && pi.sid == sid) ||
-			    is_root(roots, nroots, pi.ppid) || in_tree(out, n, pi.ppid)) {
-				out[n++] = pi;
-				grew = 1;
-			}
-		}
-		closedir(d);
+		if (*end == '\0' && pid > 0)
+			out[n++] = (pid_t)pid;
 	}
+	closedir(d);
 	return n;
 }
 

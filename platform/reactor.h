@@ -17,20 +17,19 @@
  *
  * Backends and how each call maps:
  *
- *   call                 epoll (Linux, reactor_epoll.c)      kqueue (BSD/macOS; the backend the
- *                                                             portability issue adds, not yet written)
+ *   call                 epoll (Linux, reactor_epoll.c)      kqueue (FreeBSD/macOS, reactor_kqueue.c)
  *   reactor_init         epoll_create1(EPOLL_CLOEXEC)         kqueue() + FD_CLOEXEC
- *   reactor_io_add/set   epoll_ctl ADD/MOD, EPOLLIN/OUT       EVFILT_READ / EVFILT_WRITE, EV_ADD/
- *                                                             EV_ENABLE/EV_DISABLE
- *   reactor_io_del       epoll_ctl DEL                        EV_DELETE on both filters
- *   reactor_timer_*      heap only; the earliest deadline     heap only, same code (EVFILT_TIMER
- *                        becomes epoll_wait's timeout         is not needed; it is the fallback
- *                                                             if a port wants kernel timers)
- *   reactor_signal_add   sigprocmask(SIG_BLOCK) + one         EVFILT_SIGNAL + signal(SIG_IGN)
- *                        signalfd(SFD_CLOEXEC|SFD_NONBLOCK)   (never for SIGCHLD)
- *                        re-armed with the whole trapped set
- *   reactor_child_add    pidfd_open(pid) watched for EPOLLIN,  EVFILT_PROC NOTE_EXIT|NOTE_EXITSTATUS,
- *                        reaped with waitid(P_PIDFD, WNOHANG); ESRCH => reap at once with waitpid
+ *   reactor_io_add/set   epoll_ctl ADD/MOD, EPOLLIN/OUT       EVFILT_READ / EVFILT_WRITE, EV_ADD
+ *                                                             and EV_DELETE per direction
+ *   reactor_io_del       epoll_ctl DEL                        EV_DELETE on the registered filters
+ *   reactor_timer_*      heap only; the earliest deadline     heap only, same code: the earliest
+ *                        becomes epoll_wait's timeout         deadline is kevent's timeout
+ *   reactor_signal_add   sigprocmask(SIG_BLOCK) + one         sigprocmask(SIG_BLOCK) + EVFILT_SIGNAL
+ *                        signalfd(SFD_CLOEXEC|SFD_NONBLOCK)   per signal; the pending one is taken
+ *                        re-armed with the whole trapped set  with sigwait when reported
+ *   reactor_child_add    pidfd_open(pid) watched for EPOLLIN,  EVFILT_PROC NOTE_EXIT, EV_ONESHOT;
+ *                        reaped with waitid(P_PIDFD, WNOHANG); reaped with waitpid(WNOHANG);
+ *                                                             ESRCH (a zombie) => reap at once
  *                        ENOSYS => SIGCHLD on the signalfd +
  *                        waitpid(pid, WNOHANG) per child
  *   reactor_pid_add      pidfd_open(pid), EPOLLIN on exit,    EVFILT_PROC NOTE_EXIT

@@ -3,8 +3,6 @@
  * level-triggered epoll, one signalfd for the trapped signals, pidfds for
  * process exits.
  */
-#ifdef __linux__
-
 #include "platform/reactor_backend.h"
 
 #include <errno.h>
@@ -263,9 +261,3 @@ reactor_be_wait(struct reactor *r, int timeout_ms, struct reactor_fired *out)
 	}
 	return k;
 }
-
-#else
-/* Not Linux: this backend does not apply (kqueue needs its own file,
- * not yet written).  Keep the unit non-empty. */
-typedef int reactor_epoll_unused;
-#endif

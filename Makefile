@@ -307,6 +307,27 @@ check-macos:
 	  printf 'check-macos: %s: %s\n' $$t "$$(file -b $(B)/$$t/appd | cut -d, -f1)"; \
 	done
 
+# The reactor unit suite against reactor_kqueue.c, on this Linux host,
+# with libkqueue (which emulates kqueue over epoll, signalfd and pidfds)
+# built and installed outside the repository under KQUEUE_PREFIX: it needs
+# $(KQUEUE_PREFIX)/include/kqueue/sys/event.h and $(KQUEUE_PREFIX)/lib/libkqueue.
+# README "Platforms" says how to build it.
+KQ := $(B)/kqueue
+KQ_CFLAGS := $(CSTD) -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+             -DAPPD_TEST_LIBKQUEUE=1 -I$(KQUEUE_PREFIX)/include/kqueue -I.
+KQ_SRCS := platform/reactor.c platform/reactor_kqueue.c tests/unit/test_reactor.c
+check-kqueue:
+	@if [ -z "$(KQUEUE_PREFIX)" ] || [ ! -f "$(KQUEUE_PREFIX)/include/kqueue/sys/event.h" ]; then \
+	  echo 'check-kqueue: set KQUEUE_PREFIX to an installed libkqueue (README "Platforms")' >&2; \
+	  exit 2; fi
+	@mkdir -p $(KQ)
+	@set -e; for f in $(KQ_SRCS); do \
+	  echo "  CC      $$f (kqueue)"; \
+	  $(CC) $(KQ_CFLAGS) -c $$f -o $(KQ)/$$(basename $$f .c).o; done
+	$(CC) -fsanitize=address,undefined -o $(KQ)/test_reactor $(KQ)/*.o \
+	  -L$(KQUEUE_PREFIX)/lib -Wl,-rpath,$(abspath $(KQUEUE_PREFIX))/lib -lkqueue -lpthread -lcmocka
+	./$(KQ)/test_reactor
+
 check-cross:
 	@$(MAKE) --no-print-directory deps DEPS_QUIET=1
 	@$(MAKE) --no-print-directory fixtures

@@ -9,6 +9,7 @@
 
 #include "core/base/fsutil.h"
 #include "core/update/manifest.h"
+#include "platform/target.h"
 #include "core/update/sig.h"
 #include "core/update/machineid.h"
 
@@ -368,17 +369,22 @@ target_artifacts(void **state)
 
 	(void)state;
 	policy(&p);
+	/* appd's own artifact is appd-<the compile-time target>, whatever
+	 * app-server build updater.target picks; another target's appd is
+	 * never taken */
 	len = make_manifest(buf, sizeof buf, "1.4.2", 42, 100,
-	    ",\"appd-x86_64-linux\":{\"url\":\"https://example.com/appd\",\"sha256\":\""
+	    ",\"appd-" APPD_TARGET "\":{\"url\":\"https://example.com/appd\",\"sha256\":\""
 	    SHA_A "\",\"size\":4},\"aarch64-linux\":{\"url\":\"https://example.com/b\","
-	    "\"sha256\":\"" SHA_A "\",\"size\":5}");
+	    "\"sha256\":\"" SHA_A "\",\"size\":5},\"appd-sparc64-linux\":{\"url\":"
+	    "\"https://example.com/wrong\",\"sha256\":\"" SHA_A "\",\"size\":6}");
 	assert_int_equal(check(&p, &k1, buf, len, &m, &e), 0);
 	assert_true(m.appd.present);
 	assert_string_equal(m.appd.url, "https://example.com/appd");
 	p.target = "aarch64-linux";
 	assert_int_equal(check(&p, &k1, buf, len, &m, &e), 0);
 	assert_int_equal(m.server.size, 5);
-	assert_false(m.appd.present);
+	assert_true(m.appd.present);
+	assert_string_equal(m.appd.url, "https://example.com/appd");
 	p.target = "riscv64-linux";
 	assert_int_equal(check(&p, &k1, buf, len, &m, &e), -1);
 	assert_int_equal(m.reason, MR_TARGET);

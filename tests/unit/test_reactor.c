@@ -834,7 +834,14 @@ test_child_errors(void **state)
 	assert_int_equal(reactor_child_add(&R, pid, cb_record, NULL), -1);
 	assert_int_equal(errno, ECHILD);
 	assert_int_equal(reactor_pid_add(&R, pid, cb_record, NULL), -1);
+#if defined(APPD_TEST_LIBKQUEUE)
+	/* libkqueue's EVFILT_PROC knows only live children of ours: it
+	 * refuses a reaped pid with an errno of its own (EFAULT in 2.7.0),
+	 * where the kqueue(2) of FreeBSD and macOS says ESRCH */
+	assert_true(errno != 0);
+#else
 	assert_int_equal(errno, R.no_pidfd ? ENOSYS : ESRCH);
+#endif
 	/* Not our child. */
 	assert_int_equal(reactor_child_add(&R, getppid(), cb_record, NULL), -1);
 	assert_int_equal(errno, ECHILD);
@@ -863,6 +870,13 @@ test_pid_grandchild(void **state)
 	(void)state;
 	if (!have_pidfd)
 		skip();         /* e.g. under valgrind 3.19 */
+#if defined(APPD_TEST_LIBKQUEUE)
+	/* libkqueue watches only our own children; a grandchild's exit never
+	 * fires there (kqueue(2) proper watches any process) */
+	print_message("test_pid_grandchild: skipped: libkqueue's EVFILT_PROC "
+	    "watches only the caller's children\n");
+	skip();
+#endif
 	assert_int_equal(pipe2(info, O_CLOEXEC), 0);
 	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
 	mid = spawn();

@@ -8,6 +8,8 @@
 #   make bench                       # the normal entry point (sets APPD, APPD_FIXTURES)
 #   APPD=/abs/build/appd APPD_FIXTURES=/abs/build/fixtures bench/run.sh
 #
+# Then each target's binary size from dist/ (bench/bench_size.py; `make bench`
+# runs `make dist` first).
 # Then appd's supervisor next to s6-supervise and runsv (bench/bench_supervisor.py:
 # crash -> accepting, start -> ready, idle system calls, memory; BENCH_SUPERVISOR=0
 # skips it).
@@ -39,6 +41,10 @@ done
 # /usr/bin/python3 on purpose (stdlib only; a pyenv python3 may come first on PATH).
 rc=0
 /usr/bin/python3 "$here/bench_lifecycle.py" || rc=$?
+if [ -d "$root/dist" ]; then
+    echo
+    /usr/bin/python3 "$here/bench_size.py" "$root/dist" || rc=$?
+fi
 if [ "${BENCH_SUPERVISOR:-1}" != 0 ]; then
     echo
     /usr/bin/python3 "$here/bench_supervisor.py" || rc=$?

@@ -162,7 +162,8 @@ def pid_alive(pid):
 
 
 def wait_until(pred, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
+    # a bound, not a measurement: under emulation everything is slower
+    deadline = time.monotonic() + timeout * (3 if EMULATED else 1)
     while time.monotonic() < deadline:
         if pred():
             return True

@@ -6,6 +6,8 @@
 #include "platform/proc.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -95,3 +97,42 @@ proc_tree(const pid_t *roots, int nroots, pid_t pgid, pid_t sid,
 	return n;
 }
 
+
+int
+proc_children_scan(pid_t ppid, pid_t *out, int cap)
+{
+	pid_t all[PROC_LIST_MAX];
+	int n = 0, nall = proc_list_all(all, PROC_LIST_MAX);
+
+	if (nall < 0)
+		return -1;
+	for (int i = 0; i < nall && n < cap; i++) {
+		struct proc_info pi;
+		if (proc_read(all[i], &pi) > 0 && pi.ppid == ppid)
+			out[n++] = all[i];
+	}
+	return n;
+}
+
+int
+proc_subreaper_refused(void)
+{
+	const char *force = getenv("APPD_NO_SUBREAPER");
+
+	if (force != NULL && strcmp(force, "1") == 0) {
+		errno = ENOSYS;
+		return 1;
+	}
+	return 0;
+}
+
+void
+proc_exec_path(char *const argv[], const char *fallback)
+{
+	char self[PATH_MAX];
+
+	if (proc_self_exe(self, sizeof self) == 0)
+		execv(self, argv);
+	if (fallback != NULL)
+		execv(fallback, argv);
+}

@@ -85,6 +85,13 @@ int proc_tree(const pid_t *roots, int nroots, pid_t pgid, pid_t sid,
 #define PROC_LIST_MAX 4096
 int proc_list_all(pid_t *out, int cap);
 
+/* For the OS files: proc_children by a scan of proc_list_all; 1 (errno
+ * ENOSYS) when APPD_NO_SUBREAPER=1 asks proc_set_subreaper to fail; execv
+ * of the file proc_self_exe names, else `fallback`. */
+int proc_children_scan(pid_t ppid, pid_t *out, int cap);
+int proc_subreaper_refused(void);
+void proc_exec_path(char *const argv[], const char *fallback);
+
 /* Make this process a child subreaper, so orphans of our descendants are
  * re-parented to us (Linux PR_SET_CHILD_SUBREAPER, prctl(2); FreeBSD
  * procctl(PROC_REAP_ACQUIRE)).  0, or -1/errno: EINVAL on kernels before

@@ -182,10 +182,5 @@ proc_set_name(const char *name)
 void
 proc_exec_self(char *const argv[], const char *fallback)
 {
-	char self[PATH_MAX];
-
-	if (proc_self_exe(self, sizeof self) == 0)
-		execv(self, argv);
-	if (fallback != NULL)
-		execv(fallback, argv);
+	proc_exec_path(argv, fallback);
 }

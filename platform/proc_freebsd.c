@@ -163,8 +163,7 @@ proc_children(pid_t ppid, pid_t *out, int cap)
 {
 	struct procctl_reaper_pidinfo info[256];
 	struct procctl_reaper_pids rp;
-	pid_t all[PROC_LIST_MAX];
-	int n = 0, nall;
+	int n = 0;
 
 	if (ppid == getpid()) {
 		memset(&rp, 0, sizeof rp);
@@ -178,25 +177,14 @@ proc_children(pid_t ppid, pid_t *out, int cap)
 			return n;
 		}
 	}
-	if ((nall = proc_list_all(all, PROC_LIST_MAX)) < 0)
-		return -1;
-	for (int i = 0; i < nall && n < cap; i++) {
-		struct proc_info pi;
-		if (proc_read(all[i], &pi) > 0 && pi.ppid == ppid)
-			out[n++] = all[i];
-	}
-	return n;
+	return proc_children_scan(ppid, out, cap);
 }
 
 int
 proc_set_subreaper(void)
 {
-	const char *force = getenv("APPD_NO_SUBREAPER");
-
-	if (force != NULL && strcmp(force, "1") == 0) {
-		errno = ENOSYS;
+	if (proc_subreaper_refused())
 		return -1;
-	}
 	return procctl(P_PID, getpid(), PROC_REAP_ACQUIRE, NULL);
 }
 
@@ -211,10 +199,5 @@ proc_set_name(const char *name)
 void
 proc_exec_self(char *const argv[], const char *fallback)
 {
-	char self[PATH_MAX];
-
-	if (proc_self_exe(self, sizeof self) == 0)
-		execv(self, argv);
-	if (fallback != NULL)
-		execv(fallback, argv);
+	proc_exec_path(argv, fallback);
 }

@@ -207,19 +207,11 @@ own_children(pid_t self, pid_t *out, int cap)
 int
 proc_children(pid_t ppid, pid_t *out, int cap)
 {
-	pid_t all[PROC_LIST_MAX];
-	int fast, n = 0, nall;
+	int fast;
 
 	if (ppid == getpid() && (fast = own_children(ppid, out, cap)) >= 0)
 		return fast;
-	if ((nall = proc_list_all(all, PROC_LIST_MAX)) < 0)
-		return -1;
-	for (int i = 0; i < nall && n < cap; i++) {
-		struct proc_info pi;
-		if (proc_read(all[i], &pi) > 0 && pi.ppid == ppid)
-			out[n++] = all[i];
-	}
-	return n;
+	return proc_children_scan(ppid, out, cap);
 }
 
 int
@@ -246,12 +238,8 @@ int
 proc_set_subreaper(void)
 {
 	/* tests force the path of kernels and sandboxes without one */
-	const char *force = getenv("APPD_NO_SUBREAPER");
-
-	if (force != NULL && strcmp(force, "1") == 0) {
-		errno = ENOSYS;
+	if (proc_subreaper_refused())
 		return -1;
-	}
 	return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
 

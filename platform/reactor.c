@@ -455,9 +455,8 @@ child_exited(pid_t pid)
 	return si.si_pid == pid;
 }
 
-/* Reap our exited child `pid`; its status, or -1 if someone else did. */
-static int
-child_reap(pid_t pid)
+int
+reactor_reap_pid(pid_t pid, int *status)
 {
 	pid_t got;
 	int st;
@@ -465,7 +464,19 @@ child_reap(pid_t pid)
 	do
 		got = waitpid(pid, &st, WNOHANG);
 	while (got < 0 && errno == EINTR);
-	return got == pid ? st : -1;
+	if (got == 0)
+		return 0;
+	*status = got == pid ? st : -1;
+	return 1;
+}
+
+/* Reap our exited child `pid`; its status, or -1 if someone else did. */
+static int
+child_reap(pid_t pid)
+{
+	int st = -1;
+
+	return reactor_reap_pid(pid, &st) == 1 ? st : -1;
 }
 
 /* CHILD watch h has exited: reap and fire it on the next turn. */

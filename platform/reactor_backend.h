@@ -27,6 +27,10 @@ struct reactor_fired {
 int reactor_slot_get(struct reactor *r, enum reactor_kind kind);
 void reactor_slot_put(struct reactor *r, int h);
 
+/* waitpid(pid, WNOHANG), EINTR retried: 1 and *status when reaped (-1
+ * when somebody else reaped it: ECHILD), 0 while it has not exited. */
+int reactor_reap_pid(pid_t pid, int *status);
+
 /* Provided by the backend.  All return 0 (or a count) or -1/errno. */
 int reactor_be_init(struct reactor *r);
 void reactor_be_fini(struct reactor *r);

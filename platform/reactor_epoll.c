@@ -152,8 +152,6 @@ reactor_be_reap(struct reactor *r, int h, int *status)
 {
 	struct reactor_watch *w = &r->w[h];
 	siginfo_t si;
-	pid_t got;
-	int st;
 
 	for (;;) {
 		memset(&si, 0, sizeof si);
@@ -172,13 +170,7 @@ reactor_be_reap(struct reactor *r, int h, int *status)
 	}
 	/* Linux 5.3 has pidfd_open but not P_PIDFD.  The pid is safe to use:
 	 * our unreaped child keeps it. */
-	do
-		got = waitpid((pid_t)w->ident, &st, WNOHANG);
-	while (got < 0 && errno == EINTR);
-	if (got == 0)
-		return 0;
-	*status = got > 0 ? st : -1;
-	return 1;
+	return reactor_reap_pid((pid_t)w->ident, status);
 }
 
 void

@@ -175,16 +175,7 @@ reactor_be_proc(struct reactor *r, int h)
 int
 reactor_be_reap(struct reactor *r, int h, int *status)
 {
-	pid_t got;
-	int st;
-
-	do
-		got = waitpid((pid_t)r->w[h].ident, &st, WNOHANG);
-	while (got < 0 && errno == EINTR);
-	if (got == 0)
-		return 0;
-	*status = got > 0 ? st : -1;    /* ECHILD: reaped by someone else */
-	return 1;
+	return reactor_reap_pid((pid_t)r->w[h].ident, status);
 }
 
 void

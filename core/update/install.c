@@ -139,6 +139,41 @@ rm_tree(int dfd, const char *name, int depth)
 	return unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -1 : 0;
 }
 
+/* Remove a whole release (or any entry) so that nobody, not even a crash
+ * half-way, sees it half-removed: rename it first to a leftover name,
+ * ".rm-<pid>-<name>", which a later prune removes if we die (dead_leftover),
+ * then remove that.  0, or -1/errno. */
+static int
+retire(int dfd, const char *name)
+{
+	char aside[NAME_CAP + 32];
+
+	if (str_fmt(aside, sizeof aside, ".rm-%ld-%s", (long)getpid(), name) < 0 ||
+	    renameat(dfd, name, dfd, aside) < 0)
+		return errno == ENOENT ? 0 : rm_tree(dfd, name, RM_DEPTH);
+	install_fault("during-prune");
+	return rm_tree(dfd, aside, RM_DEPTH);
+}
+
+/* retire() for `name` in directory `dir`. */
+static int
+retire_path(const char *dir, const char *name)
+{
+	int fd = xopenat(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0), r;
+
+	if (fd < 0)
+		return -1;
+	r = retire(fd, name);
+	drop(fd, NULL);
+	return r;
+}
+
+static int
+name_is_leftover(const char *name)
+{
+	return name[0] == '.';
+}
+
 int
 install_paths(struct pkgdir *p, const char *dir, struct err *e)
 {
@@ -208,7 +243,7 @@ install_commit(const struct pkgdir *p, const char *release, const char *name,
 	what = "install";
 	path = rel;
 	if (str_fmt(rel, sizeof rel, "%s/%s", p->releases, release) < 0 ||
-	    (lstat(rel, &st) == 0 && rm_tree(AT_FDCWD, rel, RM_DEPTH) < 0) ||
+	    (lstat(rel, &st) == 0 && retire_path(p->releases, release) < 0) ||
 	    rename(stage, rel) < 0)
 		goto fail;
 	stage[0] = '\0';
@@ -350,7 +385,7 @@ install_release_version(const char *release, const char *target, char *version, 
 static int
 dead_leftover(const char *name)
 {
-	static const char *const pre[] = { ".dl-", ".stage-", ".link-" };
+	static const char *const pre[] = { ".dl-", ".stage-", ".link-", ".rm-" };
 	size_t i, n;
 	char *end;
 	long pid;
@@ -413,7 +448,8 @@ prune_dir(struct prune *pr, const char *dir, int kind)
 	while ((de = readdir(d)) != NULL) {
 		if (!prune_this(pr, kind, fd, de->d_name))
 			continue;
-		if (rm_tree(fd, de->d_name, RM_DEPTH) == 0)
+		if ((name_is_leftover(de->d_name) ? rm_tree(fd, de->d_name, RM_DEPTH) :
+		     retire(fd, de->d_name)) == 0)
 			pr->removed++;
 		else if (!pr->failed++)
 			err_sys(pr->e, ERR_IO, "cannot remove %s/%s", dir, de->d_name);

@@ -127,7 +127,8 @@ int install_prune(const struct pkgdir *p, const char *keep_appd, struct err *e);
 /* Fault injection for crash-safety tests: raise(SIGKILL) when the
  * environment variable APPD_TEST_FAULT equals `point`.  Points:
  * "after-download" and "after-verify" (the caller's), "during-commit",
- * "during-switch" (see above). */
+ * "during-switch" (see above), "during-prune" (a release renamed aside,
+ * not yet removed). */
 void install_fault(const char *point);
 
 #endif

@@ -1019,6 +1019,32 @@ def test_crash_while_installing_leaves_a_complete_release(rig, point):
     releases_are_complete(rig)
 
 
+def test_crash_while_pruning_leaves_only_complete_releases(rig):
+    """A release is pruned by renaming it aside first: killed half-way,
+    no entry of packages/releases is a half-removed release, and the next
+    update removes what was left aside."""
+    h = rig.home
+    rig.bootstrapped()
+    assert h.run("stop").rc == 0
+    for version, serial in (("2.0.0", 6), ("3.0.0", 7)):
+        rig.pub.publish(version, serial, rig.srv)
+        r = rig.update(env={"APPD_TEST_FAULT": "during-prune"} if version == "3.0.0" else None)
+    # the 3.0.0 update switched, then died pruning 1.0.0
+    assert r.rc == -signal.SIGKILL, r
+    assert rig.current() == release_dir("3.0.0")
+    names = rig.releases()
+    assert [n for n in names if n.startswith(".rm-")], names
+    assert sorted(n for n in names if not n.startswith(".")) == \
+        ["2.0.0-" + TARGET, "3.0.0-" + TARGET], names
+    for n in names:
+        if not n.startswith("."):
+            assert is_executable_file(h.file("packages/releases/%s/bin/app-server" % n)), n
+    rig.pub.publish("4.0.0", 8, rig.srv)
+    u = rig.update()
+    assert u.rc == 0 and u.json["status"] == "updated", u
+    releases_are_complete(rig)
+
+
 def test_supervisor_killed_during_stalled_download(rig):
     h = rig.home
     rel1, b = rig.bootstrapped()

@@ -49,7 +49,14 @@ proc_read(pid_t pid, struct proc_info *out)
 		errno = EINVAL;
 		return -1;
 	}
-	fmt_n(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	/* our own through the main thread's file: qemu-user answers
+	 * /proc/self/stat and /proc/<own pid>/stat itself, with a start time
+	 * one tick off the kernel's -- what every other process reads for
+	 * us -- and the task file is the kernel's, with the same fields */
+	if (pid == getpid())
+		fmt_n(path, sizeof path, "/proc/%ld/task/%ld/stat", (long)pid, (long)pid);
+	else
+		fmt_n(path, sizeof path, "/proc/%ld/stat", (long)pid);
 	if (read_small(path, buf, sizeof buf) < 0)
 		return errno == ENOENT || errno == ESRCH ? PROC_GONE : -1;
 	/* comm may hold spaces and parentheses: the state follows the last ')' */

@@ -136,6 +136,19 @@ signal_tree(struct proc_info *tree, int n, int sig)
 	return live;
 }
 
+/* Wait until each of `tree` has exited or the monotonic `deadline` (ms). */
+static void
+wait_tree(const struct proc_info *tree, int n, int64_t deadline)
+{
+	for (int i = 0; i < n; i++) {
+		int64_t left = deadline - (int64_t)reactor_clock_ms();
+		if (left <= 0)
+			return;
+		if (proc_matches(tree[i].pid, tree[i].start_ticks, NULL) == 1)
+			(void)wait_pid_exit(tree[i].pid, left);
+	}
+}
+
 int
 lc_kill_orphan(const struct home *h, int grace_s, int *killed, struct err *e)
 {
@@ -174,17 +187,11 @@ lc_kill_orphan(const struct home *h, int grace_s, int *killed, struct err *e)
 				wait_pid_exit((pid_t)rec.pid, KILL_WAIT_MS);
 			}
 		}
-		/* what remains of the tree has the rest of the grace period */
-		for (int i = 0; i < n; i++) {
-			int64_t left = deadline - (int64_t)reactor_clock_ms();
-			if (left <= 0)
-				break;
-			if (proc_matches(tree[i].pid, tree[i].start_ticks, NULL) == 1)
-				(void)wait_pid_exit(tree[i].pid, left);
-		}
+		/* what remains of the tree has the rest of the grace period,
+		 * then one KILL_WAIT_MS for all of it: one deadline each */
+		wait_tree(tree, n, deadline);
 		if (signal_tree(tree, n, SIGKILL) > 0)
-			for (int i = 0; i < n; i++)
-				(void)wait_pid_exit(tree[i].pid, KILL_WAIT_MS);
+			wait_tree(tree, n, (int64_t)reactor_clock_ms() + KILL_WAIT_MS);
 	}
 	/* stragglers in its group go with it (the group id cannot be reused
 	 * while any member lives) */

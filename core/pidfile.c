@@ -132,7 +132,7 @@ load(const char *path, struct pid_record *rec, struct err *e)
 			err_ctx_str(e, "path", path);
 			return err_set(e, ERR_PIDFILE, "invalid pid file contents in %s (too large)", path);
 		}
-		return err_sys(e, ERR_IO, "failed to read pid file %s", path);
+		return fs_read_fail(e, ERR_IO, "pid file", path);
 	}
 	if (is_blank(buf, len))
 		return 1;

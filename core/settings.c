@@ -260,8 +260,7 @@ load(const char *path, struct settings *s, struct err *e)
 			return 0;
 		if (errno == EFBIG)
 			return bad(e, path, "larger than 64 KiB");
-		err_ctx_str(e, "path", path);
-		return err_sys(e, ERR_SETTINGS, "failed to read settings %s", path);
+		return fs_read_fail(e, ERR_SETTINGS, "settings", path);
 	}
 	s->from_file = 1;
 	if (jsonr_parse(&r, text, len, tok, sizeof scratch->tok / sizeof scratch->tok[0]) < 0)
@@ -360,10 +359,8 @@ settings_set(const char *path, const char *key, const char *value, struct err *e
 	size_t len = 0;
 
 	if (fs_read_file(path, text, sizeof text, &len) < 0) {
-		if (errno != ENOENT) {
-			err_ctx_str(e, "path", path);
-			return err_sys(e, ERR_SETTINGS, "failed to read settings %s", path);
-		}
+		if (errno != ENOENT)
+			return fs_read_fail(e, ERR_SETTINGS, "settings", path);
 		len = 0;
 	}
 	if (jsonr_set(text, len, key, value, out, sizeof out - 1) < 0) {

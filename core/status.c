@@ -110,7 +110,7 @@ status_read(const char *path, struct sup_status *st, struct err *e)
 	if (fs_read_file(path, buf, sizeof buf, &len) < 0) {
 		if (errno == ENOENT)
 			return 1;
-		return err_sys(e, ERR_IO, "failed to read %s", path);
+		return fs_read_fail(e, ERR_IO, "status file", path);
 	}
 	if (status_parse(buf, len, st) < 0) {
 		err_ctx_str(e, "path", path);

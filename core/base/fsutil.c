@@ -78,13 +78,31 @@ fd_above_stdio(int fd)
 }
 
 int
+fs_read_fail(struct err *e, enum err_code code, const char *what, const char *path)
+{
+	err_ctx_str(e, "path", path);
+	if (errno == EINVAL)
+		return err_set(e, code, "%s %s is not a regular file (a FIFO, socket, device or "
+		    "directory is never read); it was left as it is", what, path);
+	return err_sys(e, code, "failed to read %s %s", what, path);
+}
+
+int
 fs_read_file(const char *path, char *buf, size_t cap, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO put where a state file belongs must not block
+	 * the open; only a regular file is read */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	size_t got = 0;
+	struct stat st;
 
 	if (fd < 0)
 		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
 	for (;;) {
 		ssize_t r;
 

@@ -18,8 +18,12 @@
 #include "core/base/err.h"
 
 /* Read the whole file into `buf` (cap bytes, NUL-terminated, so at most
- * cap-1 bytes of content).  EFBIG when it does not fit. */
+ * cap-1 bytes of content).  EFBIG when it does not fit; EINVAL when `path`
+ * is not a regular file (opened with O_NONBLOCK, so a FIFO never blocks). */
 int fs_read_file(const char *path, char *buf, size_t cap, size_t *len);
+/* The error for a failed fs_read_file of `what` ("status file") at `path`,
+ * with errno as it left it; context "path".  Always -1. */
+int fs_read_fail(struct err *e, enum err_code code, const char *what, const char *path);
 
 /* Write `data` to `path` atomically: a temp file in the same directory,
  * fsync, rename(2) over `path`, fsync of the directory (DESIGN.md "Home

@@ -51,7 +51,7 @@ sig_file_sha256(const char *path, unsigned char out[SIG_SHA256_LEN], unsigned lo
 	unsigned long long n = 0;
 	struct stat st;
 	ssize_t r;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);    /* a FIFO never blocks */
 
 	if (fd < 0)
 		return -1;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,25 +195,45 @@ trust_add_pem(struct trust_store *ts, const void *pem, size_t len,
 	return a + b;
 }
 
+/* a system bundle is about 220 KB; this bounds a hostile one */
+#define TRUST_FILE_MAX (8 << 20)
+
 int
 trust_load_file(struct trust_store *ts, const char *path, struct err *e)
 {
 	unsigned char buf[4096];
+	struct stat st;
+	size_t total = 0;
 	int fd, rc;
 	ssize_t n;
 
 	trust_reset(ts);
+	/* O_NONBLOCK: a FIFO must not block the open (nor the supervisor's
+	 * loop); only a regular file of at most TRUST_FILE_MAX is read */
 	do
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0) {
 		err_sys(e, ERR_IO, "cannot open CA bundle %s", path);
 		err_ctx_str(e, "path", path);
 		return -1;
 	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > TRUST_FILE_MAX) {
+		close(fd);
+		err_ctx_str(e, "path", path);
+		return err_set(e, ERR_IO, "CA bundle %s must be a regular file of at most %d "
+		    "bytes", path, TRUST_FILE_MAX);
+	}
 	br_pem_decoder_init(&ts->pc);
 	for (;;) {
 		n = read(fd, buf, sizeof buf);
+		if (n > 0 && (total += (size_t)n) > TRUST_FILE_MAX) {
+			close(fd);
+			trust_reset(ts);
+			err_ctx_str(e, "path", path);
+			return err_set(e, ERR_IO, "CA bundle %s grew past %d bytes while read",
+			    path, TRUST_FILE_MAX);
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {

@@ -1045,6 +1045,48 @@ def test_crash_while_pruning_leaves_only_complete_releases(rig):
     releases_are_complete(rig)
 
 
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_a_ca_file_that_never_ends_or_blocks_is_refused_at_once(rig, kind, tmp_path):
+    """--ca-file /dev/zero used to spin past 40 s and a FIFO to block the
+    open forever: only a regular file is a CA bundle."""
+    path = "/dev/zero" if kind == "device" else str(tmp_path / "ca.fifo")
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)
+    t0 = time.monotonic()
+    r = rig.bootstrap(ca=False, *("--ca-file", path), fetch_timeout=3, timeout=30)
+    assert time.monotonic() - t0 < 10, r
+    assert r.rc != 0 and r.json["status"] == "error", r
+    assert path in r.json["message"] and "regular file" in r.json["message"], r
+    assert marked_pids(rig.home.path) == []
+
+
+def test_a_fifo_as_updater_ca_file_does_not_stall_the_supervisor(rig, tmp_path):
+    """updater.caFile becomes a FIFO under a running supervisor: the check
+    it makes on SIGUSR1 fails at once, and the supervisor still restarts a
+    killed server and stops within the grace period."""
+    h = rig.home
+    rig.bootstrapped()
+    sup = rig.supervisor_pid()
+    fifo = str(tmp_path / "ca.fifo")
+    os.mkfifo(fifo, 0o600)
+    st = h.read_json("settings.json")
+    st["updater"]["caFile"] = fifo
+    h.write_settings(st)
+    os.kill(sup, signal.SIGHUP)          # re-read settings (restarts the server)
+    assert wait_until(lambda: rig.status()["status"] == "running", timeout=20)
+    os.kill(sup, signal.SIGUSR1)
+    log = h.file("state/supervisor.log")
+    assert wait_until(lambda: "regular file" in open(log).read(), timeout=10), open(log).read()
+    pid = rig.status()["pid"]
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: rig.status().get("pid") not in (None, pid) and
+                      rig.status()["status"] == "running", timeout=20), rig.status()
+    t0 = time.monotonic()
+    s = h.run("stop", "--grace", "1")
+    assert s.rc == 0 and s.json["status"] == "stopped", s
+    assert time.monotonic() - t0 < 5, s
+
+
 def test_supervisor_killed_during_stalled_download(rig):
     h = rig.home
     rel1, b = rig.bootstrapped()

@@ -6,6 +6,7 @@
 #include "cmd/appd.h"
 #include "platform/target.h"
 #include "core/base/fmt.h"
+#include "core/base/fsutil.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +45,7 @@ main(int argc, char **argv)
 	static struct err e;
 	const char *cmd = argc > 1 ? argv[1] : "";
 
+	(void)fd_std_open();
 	if (strcmp(cmd, "start") == 0)
 		return cmd_start(argc - 1, argv + 1);
 	if (strcmp(cmd, "stop") == 0)

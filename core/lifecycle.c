@@ -434,9 +434,9 @@ fork_supervisor(const struct home *h, int ready_wr, int timeout_s, struct err *e
 		fd = open(h->sup_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 			_exit(127);
-		/* every other fd of ours is CLOEXEC; close inherited strays */
-		for (int k = 4; k < 1024; k++)
-			(void)fcntl(k, F_SETFD, FD_CLOEXEC);
+		/* every other fd of ours is CLOEXEC; so are inherited strays,
+		 * at any number */
+		compat_cloexec_from(4);
 		if (chdir("/") < 0)
 			_exit(127);
 		setenv("APPD_HOME", h->root, 1);

@@ -99,6 +99,9 @@ spawn_server(const struct spawn_opts *o, struct err *e)
 			putenv((char *)*p);
 		if (o->cwd && chdir(o->cwd) < 0)
 			child_fail(efd);
+		/* nothing else reaches the server, whatever our own parent left
+		 * open (a service manager, a shell with fd 1500) */
+		compat_cloexec_from(nfd >= 0 ? (lfd >= 0 ? 5 : 4) : lfd >= 0 ? 4 : 3);
 		execvp(o->argv[0], o->argv);
 		child_fail(efd);
 	}

@@ -7,6 +7,12 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <dirent.h>
+#include <stdlib.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
 #if defined(__linux__)
 #include <sys/socket.h>
 #endif
@@ -180,4 +186,41 @@ compat_unmap(void *p, size_t n)
 {
 	if (p != NULL)
 		(void)munmap(p, n);
+}
+
+void
+compat_cloexec_from(int low)
+{
+	struct rlimit rl;
+	long top = 1 << 20;
+
+#if defined(__linux__)
+#if !defined(SYS_close_range)
+#define SYS_close_range 436
+#endif
+	/* CLOSE_RANGE_CLOEXEC is 4 (linux/close_range.h) */
+	if (syscall(SYS_close_range, (unsigned)low, ~0u, 4u) == 0)
+		return;
+	{
+		DIR *d = opendir("/proc/self/fd");
+		struct dirent *de;
+
+		if (d != NULL) {
+			int self = dirfd(d);
+			while ((de = readdir(d)) != NULL) {
+				long fd = strtol(de->d_name, NULL, 10);
+				if (de->d_name[0] >= '0' && de->d_name[0] <= '9' &&
+				    fd >= low && fd != self)
+					(void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+			}
+			closedir(d);
+			return;
+		}
+	}
+#endif
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (long)rl.rlim_cur < top)
+		top = (long)rl.rlim_cur;
+	for (long fd = low; fd < top; fd++)
+		(void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
 }

@@ -73,6 +73,14 @@ ssize_t compat_splice(int in, int out, size_t max);
 void *compat_map(size_t n);
 void compat_unmap(void *p, size_t n);
 
+/* Mark every fd >= `low` close-on-exec: what a process inherited, at any
+ * number (not only below 1024), must not reach what it executes.  Linux:
+ * close_range(2) with CLOSE_RANGE_CLOEXEC (5.11), else each entry of
+ * /proc/self/fd; elsewhere (and as the last resort) each fd up to
+ * RLIMIT_NOFILE, at most 1 << 20.  Safe between fork and exec of a
+ * single-threaded process.  Never fails. */
+void compat_cloexec_from(int low);
+
 /* The uid of the process at the other end of a connected AF_UNIX socket
  * (SO_PEERCRED on Linux, getpeereid(3) on the BSDs and macOS).  0 or
  * -1/errno. */

@@ -78,6 +78,27 @@ fd_above_stdio(int fd)
 }
 
 int
+fd_std_open(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		int got;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		/* the lowest free number: this one */
+		got = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+		if (got < 0)
+			return -1;
+		if (got != fd) {
+			close(got);
+			errno = EBADF;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
 fs_read_fail(struct err *e, enum err_code code, const char *what, const char *path)
 {
 	err_ctx_str(e, "path", path);

@@ -55,6 +55,10 @@ int fd_cloexec(int fd);
 int fd_nonblock(int fd);
 /* Move fd to a number >= 3 (so it cannot collide with stdio), CLOEXEC. */
 int fd_above_stdio(int fd);
+/* Open /dev/null on each of fds 0, 1 and 2 that is closed, as daemons do,
+ * so that no socket or file of ours lands there (a client that ran
+ * `appd proxy <&-`).  0, or -1/errno when /dev/null cannot be opened. */
+int fd_std_open(void);
 
 /* Wall clock in ms since the epoch; ISO-8601 UTC "2026-11-21T10:00:00.123Z". */
 int64_t wall_ms(void);

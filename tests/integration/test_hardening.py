@@ -51,3 +51,46 @@ def test_a_directory_at_a_pidfile_is_named(home):
     r = home.run("status")
     assert r.json["status"] == "error", r
     assert "state/supervisor.pid is not a regular file" in r.json["message"], r
+
+
+def test_inherited_fds_above_1024_reach_neither_supervisor_nor_server(home):
+    """An fd above 1024 inherited by `start` (a shell's `exec 1500>&1`)
+    reached the supervisor and the server, and when it was the caller's
+    output pipe the caller waited for an EOF that never came (609 s)."""
+    import resource
+    home.write_settings({"server": {"command": [TESTSERVER, "--listen", "{socket}"]}})
+    rd, wr = os.pipe()
+    high = 1500
+
+    def child():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+        os.dup2(wr, high)        # inheritable, like the shell's exec 1500>&1
+
+    p = subprocess.Popen([APPD, "start"], env=home.env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                         preexec_fn=child, close_fds=False)
+    os.close(wr)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, (out, err)
+    import json
+    j = json.loads(out.decode().strip().splitlines()[-1])
+    for pid in (j["supervisorPid"], j["pid"]):
+        assert not os.path.exists("/proc/%d/fd/%d" % (pid, high)), pid
+    # nobody holds the pipe's write end any more: its reader sees EOF now
+    os.set_blocking(rd, False)
+    try:
+        assert os.read(rd, 1) == b""
+    finally:
+        os.close(rd)
+
+
+@pytest.mark.parametrize("redir", ["<&-", ">&-"])
+def test_a_closed_standard_fd_is_not_taken_by_a_socket(home, redir):
+    """`appd proxy <&-` used to fail with "relay: bad arguments": the
+    socket had landed on fd 0. Closed standard fds are /dev/null now."""
+    r = home.start_server("--listen", "{socket}")
+    assert r.rc == 0, r
+    p = subprocess.run(["sh", "-c", '"$0" proxy ' + redir, APPD], env=home.env,
+                       capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p
+    assert b"bad arguments" not in p.stdout + p.stderr, p

@@ -265,6 +265,13 @@ load(const char *path, struct settings *s, struct err *e)
 	s->from_file = 1;
 	if (jsonr_parse(&r, text, len, tok, sizeof scratch->tok / sizeof scratch->tok[0]) < 0)
 		return bad(e, path, "not a JSON object");
+	{
+		char dup[64], why[96];
+		if (jsonr_dup_key(&r, dup, sizeof dup)) {
+			fmt_n(why, sizeof why, "the member \"%s\" appears twice in one object", dup);
+			return bad(e, path, why);
+		}
+	}
 	i = jsonr_path(&r, "profile");
 	if (i >= 0) {
 		char prof[32];

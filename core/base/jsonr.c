@@ -42,6 +42,43 @@ jsonr_parse(struct jsonr *r, const char *js, size_t len, jsmntok_t *tok, unsigne
 	return 0;
 }
 
+static int
+same_name(const struct jsonr *r, int a, int b)
+{
+	const jsmntok_t *x = &r->tok[a], *y = &r->tok[b];
+
+	return x->end - x->start == y->end - y->start &&
+	    memcmp(r->js + x->start, r->js + y->start, (size_t)(x->end - x->start)) == 0;
+}
+
+int
+jsonr_dup_key(const struct jsonr *r, char *key, size_t cap)
+{
+	for (int obj = 0; obj < r->ntok; obj++) {
+		int i = obj + 1;
+
+		if (r->tok[obj].type != JSMN_OBJECT)
+			continue;
+		for (int k = 0; k < r->tok[obj].size; k++, i = jsonr_skip(r, i + 1)) {
+			int j = obj + 1;
+
+			for (int m = 0; m < k; m++, j = jsonr_skip(r, j + 1)) {
+				if (!same_name(r, i, j))
+					continue;
+				if (cap > 0) {
+					size_t n = (size_t)(r->tok[i].end - r->tok[i].start);
+					if (n >= cap)
+						n = cap - 1;
+					memcpy(key, r->js + r->tok[i].start, n);
+					key[n] = '\0';
+				}
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
 int
 jsonr_skip(const struct jsonr *r, int i)
 {

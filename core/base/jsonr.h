@@ -49,6 +49,11 @@ int jsonr_is_null(const struct jsonr *r, int i);
  * iso8601_parse): wall-clock ms since the epoch, 0 when absent or bad. */
 int64_t jsonr_time(const struct jsonr *r, int obj, const char *key);
 int jsonr_type(const struct jsonr *r, int i);   /* JSMN_* or -1 */
+/* 1 when some object anywhere in the document has a member name twice
+ * (RFC 8259 §4 leaves that to the reader; readers disagree on which one
+ * wins, so a signed or saved document with one is refused), with that
+ * name copied into `key` (cut to `cap`); 0 when every name is unique. */
+int jsonr_dup_key(const struct jsonr *r, char *key, size_t cap);
 
 /*
  * Rewrite the object `js` (len bytes) with the member at dotted `path` set

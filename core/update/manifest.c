@@ -244,32 +244,6 @@ reject(struct manifest *m, struct err *e, enum manifest_reason r, const char *fm
 /* 1 when object `obj` has a key twice (so no two parsers can disagree
  * about which one counts). */
 static int
-dup_keys(const struct jsonr *r, int obj)
-{
-	int i = obj + 1, k;
-	int keys[128];
-
-	if (r->tok[obj].size > (int)(sizeof keys / sizeof keys[0]))
-		return 1;
-	for (k = 0; k < r->tok[obj].size; k++) {
-		const jsmntok_t *t = &r->tok[i];
-		int j;
-
-		for (j = 0; j < k; j++) {
-			const jsmntok_t *u = &r->tok[keys[j]];
-
-			if (u->end - u->start == t->end - t->start &&
-			    memcmp(r->js + u->start, r->js + t->start,
-			    (size_t)(t->end - t->start)) == 0)
-				return 1;
-		}
-		keys[k] = i;
-		i = jsonr_skip(r, i + 1);
-	}
-	return 0;
-}
-
-static int
 url_ok(const char *u)
 {
 	const unsigned char *p = (const unsigned char *)u;
@@ -290,9 +264,9 @@ parse_artifact(const struct jsonr *r, int obj, const char *aname,
 	long long size;
 	size_t n;
 
-	if (jsonr_type(r, obj) != JSMN_OBJECT || dup_keys(r, obj))
-		return reject(m, e, MR_INVALID, "manifest artifact \"%s\" is not an object "
-		    "with unique members", aname);
+	if (jsonr_type(r, obj) != JSMN_OBJECT)
+		return reject(m, e, MR_INVALID, "manifest artifact \"%s\" is not an object",
+		    aname);
 	if (jsonr_str(r, jsonr_get(r, obj, "url"), a->url, sizeof a->url) < 0 ||
 	    !url_ok(a->url))
 		return reject(m, e, MR_INVALID, "manifest artifact \"%s\": \"url\" must be an "
@@ -318,10 +292,8 @@ parse_artifacts(const struct jsonr *r, int obj, const char *target,
 	struct manifest_artifact scratch;
 	int i = obj + 1, k;
 
-	if (jsonr_type(r, obj) != JSMN_OBJECT || dup_keys(r, obj))
-		return reject(m, e, MR_INVALID,
-		    "manifest \"artifacts\" must be an object with unique names "
-		    "(at most 128)");
+	if (jsonr_type(r, obj) != JSMN_OBJECT)
+		return reject(m, e, MR_INVALID, "manifest \"artifacts\" must be an object");
 	appd_name[0] = '\0';
 	if (target != NULL)
 		str_copy(appd_name, sizeof appd_name, MANIFEST_APPD_PREFIX APPD_TARGET);
@@ -360,8 +332,12 @@ manifest_parse(const char *bytes, size_t len, const char *target,
 	if (jsonr_parse(&r, bytes, len, tok, MANIFEST_MAX_TOKENS) < 0)
 		return reject(m, e, MR_INVALID, "manifest is not a JSON object%s",
 		    errno == ENOMEM ? " (too many members)" : "");
-	if (dup_keys(&r, 0))
-		return reject(m, e, MR_INVALID, "manifest has a member twice (or more than 128)");
+	{
+		char dup[64];
+		if (jsonr_dup_key(&r, dup, sizeof dup))
+			return reject(m, e, MR_INVALID, "manifest has the member \"%s\" twice "
+			    "in one object", dup);
+	}
 	if (jsonr_int(&r, jsonr_get(&r, 0, "schema"), &v) < 0)
 		return reject(m, e, MR_INVALID, "manifest \"schema\" is missing or not a number");
 	if (v != MANIFEST_SCHEMA)

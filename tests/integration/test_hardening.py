@@ -94,3 +94,17 @@ def test_a_closed_standard_fd_is_not_taken_by_a_socket(home, redir):
                        capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p
     assert b"bad arguments" not in p.stdout + p.stderr, p
+
+
+def test_settings_with_a_duplicate_key_are_refused_naming_it(home):
+    """{"readiness": "none", "readiness": "connect"}: this parser took the
+    first, Python and most tools the last. Now it is refused."""
+    os.makedirs(home.path, exist_ok=True)
+    os.chmod(home.path, 0o700)
+    with open(os.path.join(home.path, "settings.json"), "w") as f:
+        f.write('{"server":{"command":["%s","--listen","{socket}"],'
+                '"readiness":"none","readiness":"connect"}}' % TESTSERVER)
+    r = home.run("start", "--timeout", "5")
+    assert r.rc != 0 and r.json["error"] == "invalidSettings", r
+    assert '"readiness"' in r.json["message"] and "twice" in r.json["message"], r
+    assert marked_pids(home.path) == []

@@ -230,6 +230,31 @@ end_write(const struct relay_end *x, const void *buf, size_t n)
 	return r;
 }
 
+/*
+ * A write to the socket failed with EPIPE or ECONNRESET: the server has
+ * closed.  What it sent before closing is still queued for us (a direct
+ * client reads all of it before the reset), so the upward direction ends
+ * here, with its error kept, and the downward one goes on until the
+ * socket's EOF or reset; the relay then ends in that error (exit 1)
+ * with everything delivered.  0 when that applies, else -1 (errno kept).
+ */
+static int
+up_broken(struct relay *rl, int k)
+{
+	struct relay_dir *d = &rl->dir[k];
+	int saved = errno;
+
+	if (k != RELAY_UP || (saved != EPIPE && saved != ECONNRESET) ||
+	    rl->dir[RELAY_DOWN].done)
+		return -1;
+	err_set(&rl->err, ERR_IO, "failed to copy data from %s: %s", dir_what[k],
+	    strerror(saved));
+	rl->broken = 1;
+	d->done = 1;
+	d->len = d->off = 0;
+	return 0;
+}
+
 /* Buffer mode.  `src_ev` / `dst_ev`: the source was reported readable /
  * the destination writable (or in error) in this turn. */
 static int
@@ -251,9 +276,12 @@ buf_step(struct relay *rl, int k, int src_ev, int dst_ev)
 			ssize_t n = end_write(t, rl->buf[k] + d->off, d->len - d->off);
 
 			if (n < 0) {
-				if (errno != EAGAIN && errno != EWOULDBLOCK)
+				if (errno != EAGAIN && errno != EWOULDBLOCK) {
+					if (up_broken(rl, k) == 0)
+						return 0;
 					return fail(rl, "failed to copy data from %s: %s",
 					    dir_what[k], strerror(errno));
+				}
 				d->blocked = 1;
 				break;
 			}
@@ -276,7 +304,9 @@ buf_step(struct relay *rl, int k, int src_ev, int dst_ev)
 			}
 			want = buf_cap(d) - d->len;
 			n = end_read(s, rl->buf[k] + d->len, want);
-			if (n < 0) {
+			if (n < 0 && rl->broken && errno == ECONNRESET) {
+				d->eof = 1;     /* drained: the reset follows the data */
+			} else if (n < 0) {
 				if (errno != EAGAIN && errno != EWOULDBLOCK)
 					return fail(rl, "failed to copy data from %s: %s",
 					    dir_what[k], strerror(errno));
@@ -322,6 +352,12 @@ splice_step(struct relay *rl, int k)
 		return 0;
 	}
 	if (n == 0) {
+		d->eof = 1;
+		return dir_end(rl, k);
+	}
+	if (up_broken(rl, k) == 0)
+		return 0;
+	if (rl->broken && errno == ECONNRESET && k == RELAY_DOWN) {
 		d->eof = 1;
 		return dir_end(rl, k);
 	}
@@ -395,7 +431,7 @@ on_io(struct reactor *r, int h, int ev, void *arg)
 			return;         /* finished: rl is not ours any more */
 	}
 	if (rl->dir[RELAY_UP].done && rl->dir[RELAY_DOWN].done) {
-		rl->ok = 1;
+		rl->ok = !rl->broken;   /* broken: rl->err was set then */
 		finish(rl);
 		return;
 	}
@@ -443,6 +479,7 @@ relay_start(struct relay *rl, struct reactor *r, int in_fd, int sock_fd, int out
 	err_clear(&rl->err);
 	rl->bytes[RELAY_UP] = rl->bytes[RELAY_DOWN] = 0;
 	rl->out_closed = 0;
+	rl->broken = 0;
 	rl->done = done;
 	rl->arg = arg;
 	for (i = 0; i < RELAY_NENDS; i++) {

@@ -108,6 +108,8 @@ struct relay {
 	void *arg;
 	struct relay_end end[RELAY_NENDS];
 	struct relay_dir dir[RELAY_NDIRS];
+	int broken;                     /* the socket refused our writes: rl->err
+	                                 * says why; the rest it sent is drained */
 	/* last, so the state above shares a page or two, and only the
 	 * bytes a direction uses are ever touched (RELAY_SMALL of them, one
 	 * page thanks to the alignment, when it can splice) */

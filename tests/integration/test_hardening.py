@@ -108,3 +108,46 @@ def test_settings_with_a_duplicate_key_are_refused_naming_it(home):
     assert r.rc != 0 and r.json["error"] == "invalidSettings", r
     assert '"readiness"' in r.json["message"] and "twice" in r.json["message"], r
     assert marked_pids(home.path) == []
+
+
+@pytest.mark.parametrize("stdin_kind", ["pipe", "file"])
+def test_the_proxy_delivers_what_the_server_sent_before_it_closed(home, tmp_path, stdin_kind):
+    """The server sends 1 MB and closes without reading; the client keeps
+    writing. All 1,000,000 bytes reach stdout (it used to drop up to 15 %),
+    then the proxy exits 1 with the reason."""
+    import socket
+    import threading
+    os.makedirs(os.path.join(home.path, "run"), exist_ok=True)
+    os.chmod(home.path, 0o700)
+    os.chmod(os.path.join(home.path, "run"), 0o700)
+    path = os.path.join(home.path, "run", "app-server.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    payload = bytes(range(256)) * (1_000_000 // 256) + b"x" * (1_000_000 % 256)
+
+    def serve():
+        c, _ = srv.accept()
+        c.sendall(payload)
+        c.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    big = tmp_path / "in.bin"
+    big.write_bytes(b"\0" * (50 << 20))
+    try:
+        if stdin_kind == "file":
+            with open(big, "rb") as f:
+                p = subprocess.run([APPD, "proxy"], env=home.env, stdin=f,
+                                   capture_output=True, timeout=60)
+        else:
+            feeder = subprocess.Popen(["cat", str(big)], stdout=subprocess.PIPE)
+            p = subprocess.run([APPD, "proxy"], env=home.env, stdin=feeder.stdout,
+                               capture_output=True, timeout=60)
+            feeder.stdout.close()
+            feeder.kill()
+            feeder.wait()
+    finally:
+        t.join(10)
+        srv.close()
+    assert len(p.stdout) == len(payload) and p.stdout == payload, (len(p.stdout), p.stderr)
+    assert p.returncode == 1, p.stderr

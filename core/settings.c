@@ -391,6 +391,13 @@ settings_save_command(const char *path, int argc, char *const argv[], struct err
 	struct jsonw w;
 	int i;
 
+	for (i = 0; i < argc; i++)
+		if (!jsonw_utf8_ok(argv[i])) {
+			err_ctx_num(e, "argument", i);
+			return err_set(e, ERR_USAGE, "server command argument %d is not valid "
+			    "UTF-8, so it cannot be stored in settings.json (JSON text is "
+			    "UTF-8, RFC 8259 §8.1); nothing was changed", i);
+		}
 	jsonw_init(&w, val, sizeof val);
 	jsonw_arr_begin(&w);
 	for (i = 0; i < argc; i++)

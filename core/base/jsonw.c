@@ -80,6 +80,45 @@ void jsonw_obj_end(struct jsonw *w) { close_(w, '}'); }
 void jsonw_arr_begin(struct jsonw *w) { open_(w, '['); }
 void jsonw_arr_end(struct jsonw *w) { close_(w, ']'); }
 
+/* Length of the well-formed UTF-8 sequence at `s` (RFC 3629 §4: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), 0 if there is
+ * none there. */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	unsigned lo = 0x80, hi = 0xbf;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+int
+jsonw_utf8_ok(const char *s)
+{
+	size_t n = strlen(s), k;
+
+	for (size_t i = 0; i < n; i += k)
+		if ((k = utf8_seq((const unsigned char *)s + i, n - i)) == 0)
+			return 0;
+	return 1;
+}
+
 static void
 put_escaped(struct jsonw *w, const char *s, size_t n)
 {
@@ -92,6 +131,19 @@ put_escaped(struct jsonw *w, const char *s, size_t n)
 		char esc[7];
 		size_t elen = 2;
 
+		if (c >= 0x80) {
+			size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+
+			if (k > 0) {
+				i += k - 1;     /* well-formed: copied as it is */
+				continue;
+			}
+			/* not UTF-8: U+FFFD REPLACEMENT CHARACTER (RFC 8259 §8.1) */
+			put(w, s + run, i - run);
+			run = i + 1;
+			put(w, "\\ufffd", 6);
+			continue;
+		}
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
 		put(w, s + run, i - run);

@@ -48,4 +48,9 @@ void jsonw_ktime(struct jsonw *w, const char *key, int64_t ms);
 /* NUL-terminate; 0, or -1/ENOSPC if anything was dropped. */
 int jsonw_finish(struct jsonw *w);
 
+/* 1 when `s` is well-formed UTF-8 (RFC 3629).  jsonw_str writes U+FFFD
+ * for each byte that is not part of such a sequence, so its output is
+ * always valid JSON text; callers that store text check this first. */
+int jsonw_utf8_ok(const char *s);
+
 #endif

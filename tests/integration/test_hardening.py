@@ -1,6 +1,7 @@
 """Faults of the field-hardening issue, each reproduced black-box through
 the binary: what a hostile or unlucky home does must give a clear error,
 never a hang."""
+import json
 import os
 import subprocess
 import time
@@ -151,3 +152,28 @@ def test_the_proxy_delivers_what_the_server_sent_before_it_closed(home, tmp_path
         srv.close()
     assert len(p.stdout) == len(payload) and p.stdout == payload, (len(p.stdout), p.stderr)
     assert p.returncode == 1, p.stderr
+
+
+def run_raw(args, env):
+    p = subprocess.run([APPD.encode()] + args, env=env, capture_output=True, timeout=30,
+                       stdin=subprocess.DEVNULL)
+    return p, json.loads(p.stdout.decode("utf-8").strip().splitlines()[-1])
+
+
+def test_output_is_valid_utf8_json_whatever_the_bytes(home):
+    """Raw 0xff in a command, an argument or APPD_HOME used to land in the
+    JSON output (json.loads failed) and in settings.json. Output is valid
+    UTF-8 with U+FFFD; a command that cannot be stored is refused."""
+    env = {k.encode(): v.encode() for k, v in home.env.items()}
+    bad_cmd = b"/tmp/d\xff\x01/ts"
+    p, j = run_raw([b"start", b"--", bad_cmd, b"--listen", b"{socket}"], env)
+    assert p.returncode == 2 and j["error"] == "usage", j
+    assert "UTF-8" in j["message"]
+    settings = os.path.join(home.path, "settings.json")
+    assert not os.path.exists(settings) or b"\xff" not in open(settings, "rb").read()
+    p, j = run_raw([b"fr\xffob"], env)
+    assert j["error"] == "usage" and "fr\ufffdob" in j["message"], j
+    env2 = dict(env)
+    env2[b"APPD_HOME"] = home.path.encode() + b"-\xff"
+    p, j = run_raw([b"status"], env2)
+    assert j["home"] == home.path + "-\ufffd", j

@@ -52,6 +52,10 @@ cmd_stop(int argc, char **argv)
 		if (status_read(h.status, &st, &fe) == 0 && st.no_subreaper)
 			out_warn(&o, STATUS_NO_SUBREAPER_WARNING);
 	}
+	if (home_read_only(&h))
+		out_warn(&o, "the home is on a read-only file system: the tree is stopped, "
+		    "but no state file could be updated (stale records are judged by "
+		    "process identity, so nothing is lost)");
 	explicit_grace = grace >= 0;
 	if (grace < 0)
 		grace = s.grace_s;

@@ -91,3 +91,9 @@ home_check(const struct home *h, struct err *e)
 		return -1;
 	return 0;
 }
+
+int
+home_read_only(const struct home *h)
+{
+	return access(h->state, W_OK) < 0 && errno == EROFS;
+}

@@ -55,6 +55,10 @@ lock_acquire(const char *path, int64_t timeout_ms)
 	int fd, r, e;
 
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* a read-only home (remounted, a full-disk emergency): flock needs
+	 * no write access, so an existing lock file still serialises us */
+	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM))
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -1;
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0)

@@ -177,3 +177,26 @@ def test_output_is_valid_utf8_json_whatever_the_bytes(home):
     env2[b"APPD_HOME"] = home.path.encode() + b"-\xff"
     p, j = run_raw([b"status"], env2)
     assert j["home"] == home.path + "-\ufffd", j
+
+
+def test_stop_works_on_a_read_only_home(home):
+    """The home remounted read-only under a running server: `stop` failed
+    opening daemon.lock read-write and left the server running. Now the
+    tree is stopped, with a warning that nothing could be recorded."""
+    r = home.start_server("--listen", "{socket}")
+    assert r.rc == 0, r
+    srv, sup = r.json["pid"], r.json["supervisorPid"]
+    m = subprocess.run(["mount", "--bind", home.path, home.path], capture_output=True)
+    if m.returncode != 0:
+        pytest.skip("a read-only bind mount needs root: %s" % m.stderr.decode().strip())
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", home.path], check=True)
+        s = home.run("stop", "--grace", "2", timeout=30)
+        assert s.rc == 0 and s.json["status"] == "stopped", s
+        assert any("read-only" in w for w in s.json["warnings"]), s
+        assert not os.path.exists("/proc/%d" % srv) or open("/proc/%d/stat" % srv).read().split()[2] == "Z"
+        assert marked_pids(home.path) == []
+        st = home.run("status")
+        assert st.json["status"] == "stopped", st
+    finally:
+        subprocess.run(["umount", home.path])

@@ -302,6 +302,7 @@ struct ready_wait {
 	int after;
 	struct sup_status st;
 	int failed;
+	int exited;             /* the new incarnation died before ready */
 };
 
 static int
@@ -317,6 +318,13 @@ rw_check(void *arg)
 		return 1;
 	if (strcmp(rw->st.state, "stopped") == 0) {
 		rw->failed = 1;
+		return 1;
+	}
+	/* the incarnation this wait is about has exited and the restart
+	 * policy took over: waiting on would only watch a crash loop */
+	if (rw->st.incarnation > rw->after && !rw->st.ready && rw->st.has_last_exit &&
+	    strcmp(rw->st.state, "backoff") == 0) {
+		rw->failed = rw->exited = 1;
 		return 1;
 	}
 	return 0;
@@ -349,6 +357,16 @@ lc_wait_ready(const struct home *h, const struct pid_record *sup, int after_inca
 		return 0;
 	fill_tail(h, e);
 	err_ctx_str(e, "socketPath", h->socket);
+	if (rw.exited) {
+		if (rw.st.last_exit_signal > 0) {
+			err_ctx_num(e, "signal", rw.st.last_exit_signal);
+			return err_set(e, ERR_EXITED, "app-server was killed by signal %d before "
+			    "it was ready", rw.st.last_exit_signal);
+		}
+		err_ctx_num(e, "exitCode", rw.st.last_exit_code);
+		return err_set(e, ERR_EXITED, "app-server exited with status %d before it was "
+		    "ready", rw.st.last_exit_code);
+	}
 	if (r == 0)
 		return err_set(e, ERR_NOT_READY,
 		    "app-server did not become ready on %s within %d ms (state %s: %s)",
@@ -697,7 +715,21 @@ lc_restart_in_place(const struct home *h, const struct pid_record *sup, int grac
 	err_clear(e);
 	if (proc_signal_ident((pid_t)sup->pid, sup->start_ticks, SIGHUP, 0) < 0)
 		return err_sys(e, ERR_IO, "failed to signal supervisor %ld", sup->pid);
-	return lc_wait_ready(h, sup, before, (grace_s + timeout_s) * 1000 + 5000, st, e);
+	if (lc_wait_ready(h, sup, before, (grace_s + timeout_s) * 1000 + 5000, st, e) == 0)
+		return 0;
+	if (e->code == ERR_EXITED) {
+		/* as a failed start: nothing is left running (a crash loop of
+		 * the new command would be) */
+		struct err se;
+		int stopped = 0;
+		size_t n = strlen(e->msg);
+
+		err_clear(&se);
+		if (lc_stop(h, grace_s, 0, &stopped, &se) == 0 && n < sizeof e->msg)
+			fmt_n(e->msg + n, sizeof e->msg - n, "; the supervisor was stopped, "
+			    "nothing is left running");
+	}
+	return -1;
 }
 
 int

@@ -200,3 +200,35 @@ def test_stop_works_on_a_read_only_home(home):
         assert st.json["status"] == "stopped", st
     finally:
         subprocess.run(["umount", home.path])
+
+
+def test_an_in_place_restart_onto_a_server_that_exits_fails_at_once(home):
+    """restart onto a command that exits at once used to wait the whole
+    timeout (18 s, notReady) and leave the supervisor crash-looping. Now it
+    fails as start does: exitedBeforeReady, the exit code and the log tail,
+    and nothing left running."""
+    r = home.start_server("--listen", "{socket}")
+    assert r.rc == 0, r
+    home.write_settings({"server": {"command": [TESTSERVER, "--exit-immediately", "3"]}})
+    t0 = time.monotonic()
+    s = home.run("restart", "--timeout", "20", timeout=60)
+    assert time.monotonic() - t0 < 10, s
+    assert s.rc == 6 and s.json["error"] == "exitedBeforeReady", s
+    assert s.json["exitCode"] == 3 and "exiting 3" in s.json["logTail"], s
+    assert marked_pids(home.path) == []
+    assert home.run("status").json["status"] == "stopped"
+
+
+def test_a_directory_at_status_json_does_not_confuse_status(home):
+    """A directory where status.json belongs: the live supervisor answers
+    from memory (it used to say starting forever)."""
+    r = home.start_server("--listen", "{socket}")
+    assert r.rc == 0, r
+    assert home.run("stop").rc == 0
+    path = os.path.join(home.path, "state/status.json")
+    os.unlink(path)
+    os.mkdir(path)
+    r = home.start_server("--listen", "{socket}")
+    assert r.rc == 0, r
+    st = home.run("status").json
+    assert st["status"] == "running" and st["pid"] == r.json["pid"], st

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import APPD, TESTSERVER, marked_pids
+from conftest import APPD, TESTSERVER, marked_pids, skip_if_emulated
 
 STATE_FILES = ["state/status.json", "state/supervisor.pid", "state/app-server.pid",
                "settings.json"]
@@ -89,12 +89,18 @@ def test_inherited_fds_above_1024_reach_neither_supervisor_nor_server(home):
 def test_a_closed_standard_fd_is_not_taken_by_a_socket(home, redir):
     """`appd proxy <&-` used to fail with "relay: bad arguments": the
     socket had landed on fd 0. Closed standard fds are /dev/null now."""
+    if redir == "<&-":
+        # binfmt_misc (flag O) hands the emulator the program's file as
+        # the lowest free fd: with stdin closed, that is fd 0
+        skip_if_emulated("qemu-user gets the program file as fd 0 when stdin is closed")
     r = home.start_server("--listen", "{socket}")
     assert r.rc == 0, r
     p = subprocess.run(["sh", "-c", '"$0" proxy ' + redir, APPD], env=home.env,
                        capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p
-    assert b"bad arguments" not in p.stdout + p.stderr, p
+    assert b"bad arguments" not in p.stderr, p
+    if redir == "<&-":
+        assert p.stdout == b"", p       # stdin was /dev/null: nothing to echo
 
 
 def test_settings_with_a_duplicate_key_are_refused_naming_it(home):

@@ -418,6 +418,20 @@ l_child(struct reactor *r, int h, int status, void *arg)
 	l->child_status = status;
 }
 
+/* In the forked child, before the supervisor runs: report why it cannot
+ * start on the ready pipe (the line read_report parses, as the supervisor's
+ * own report_fail writes it), then exit 127.  `what` names the step;
+ * errno is the cause. */
+static void
+launch_fail(int fd, const char *what, const char *path)
+{
+	int en = errno;
+
+	fmt_fd(fd, "fail io -1 0 cannot start the supervisor: %s %s: %s\n", what, path,
+	    strerror(en));
+	_exit(127);
+}
+
 static pid_t
 fork_supervisor(const struct home *h, int ready_wr, int timeout_s, struct err *e)
 {
@@ -442,25 +456,37 @@ fork_supervisor(const struct home *h, int ready_wr, int timeout_s, struct err *e
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (ready_wr != 3) {
 			if (dup2(ready_wr, 3) < 0)
-				_exit(127);
+				launch_fail(ready_wr, "placing the ready pipe on", "fd 3");
 		} else {
 			fcntl(3, F_SETFD, 0);
 		}
 		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || dup2(fd, 0) < 0)
-			_exit(127);
-		fd = open(h->sup_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(127);
+			launch_fail(3, "opening", "/dev/null");
+		/* O_NONBLOCK: a FIFO there must not block us; only a regular
+		 * file is a log */
+		fd = open(h->sup_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW |
+		    O_NONBLOCK, 0600);
+		if (fd < 0)
+			launch_fail(3, "opening its log", h->sup_log);
+		{
+			struct stat st;
+			if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+				errno = EINVAL;
+				launch_fail(3, "using its log (not a regular file)", h->sup_log);
+			}
+		}
+		if (fcntl(fd, F_SETFL, O_APPEND) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			launch_fail(3, "setting up its log", h->sup_log);
 		/* every other fd of ours is CLOEXEC; so are inherited strays,
 		 * at any number */
 		compat_cloexec_from(4);
 		if (chdir("/") < 0)
-			_exit(127);
+			launch_fail(3, "changing to", "/");
 		setenv("APPD_HOME", h->root, 1);
 		proc_exec_self(argv, exe);
 		fmt_fd(2, "appd: cannot execute %s for the supervisor: %s\n", exe, strerror(errno));
-		_exit(127);
+		launch_fail(3, "executing", exe);
 	}
 	return pid;
 }

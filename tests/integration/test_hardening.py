@@ -238,3 +238,33 @@ def test_a_directory_at_status_json_does_not_confuse_status(home):
     assert r.rc == 0, r
     st = home.run("status").json
     assert st["status"] == "running" and st["pid"] == r.json["pid"], st
+
+
+@pytest.mark.parametrize("kind", ["symlink", "directory", "fifo", "fd-limit"])
+def test_a_supervisor_that_cannot_start_says_why_at_once(home, kind, tmp_path):
+    """A symlink, directory or FIFO at supervisor.log, or too few fds: start
+    said "supervisor exited (status 127) ... see supervisor.log" with no log
+    and no cause (the FIFO took 48 s against --timeout 3)."""
+    import resource
+    make_home_dirs(home)
+    log = os.path.join(home.path, "state/supervisor.log")
+    if kind == "symlink":
+        os.symlink(str(tmp_path / "elsewhere"), log)
+    elif kind == "directory":
+        os.mkdir(log)
+    elif kind == "fifo":
+        os.mkfifo(log, 0o600)
+
+    def few_fds():
+        if kind == "fd-limit":
+            resource.setrlimit(resource.RLIMIT_NOFILE, (8, 8))
+    t0 = time.monotonic()
+    p = subprocess.run([APPD, "start", "--timeout", "3", "--", TESTSERVER, "--listen",
+                        "{socket}"], env=home.env, capture_output=True, text=True,
+                       timeout=60, preexec_fn=few_fds, stdin=subprocess.DEVNULL)
+    assert time.monotonic() - t0 < 10, p
+    j = json.loads(p.stdout.strip().splitlines()[-1])
+    assert p.returncode != 0 and j["status"] == "error", p
+    assert "cannot start the supervisor" in j["message"], j
+    assert "supervisor.log" in j["message"] and "status 127" not in j["message"], j
+    assert marked_pids(home.path) == []

@@ -543,12 +543,22 @@ read_report(const struct home *h, const struct settings *s, int timeout_s, int f
 			err_ctx_num(e, "exitCode", rep.exit_code);
 		return err_set(e, rep.code, "%s", rep.message);
 	}
-	if (!l.child_done) {
+	if (!l.child_done)
 		kill(pid, SIGKILL);
-		return err_set(e, ERR_NOT_READY, "the supervisor did not report within %lld ms; "
-		    "it was killed (see %s)", (long long)wait_ms, h->sup_log);
+	{
+		/* a failed start leaves nothing running: what the dead
+		 * supervisor had started is killed by its record's identity */
+		struct err oe;
+		int killed = 0;
+		err_clear(&oe);
+		(void)lc_kill_orphan(h, s->grace_s, &killed, &oe);
 	}
-	return err_set(e, ERR_OTHER, "the supervisor exited (status %d) without reporting; see %s",
+	if (!l.child_done)
+		return err_set(e, ERR_NOT_READY, "the supervisor did not report within %lld ms; "
+		    "it was killed, and what it had started (see %s)", (long long)wait_ms,
+		    h->sup_log);
+	return err_set(e, ERR_OTHER, "the supervisor exited (status %d) without reporting; "
+	    "what it had started was stopped; see %s",
 	    WIFEXITED(l.child_status) ? WEXITSTATUS(l.child_status) : 128 + WTERMSIG(l.child_status),
 	    h->sup_log);
 }

@@ -268,3 +268,35 @@ def test_a_supervisor_that_cannot_start_says_why_at_once(home, kind, tmp_path):
     assert "cannot start the supervisor" in j["message"], j
     assert "supervisor.log" in j["message"] and "status 127" not in j["message"], j
     assert marked_pids(home.path) == []
+
+
+def test_a_supervisor_killed_while_start_waits_leaves_nothing_running(home):
+    """SIGKILL of the supervisor while `start` waits for readiness used to
+    leave the server orphaned and running (exit 1, "status 137"). The
+    waiting start now kills the orphaned tree by identity first."""
+    make_home_dirs(home)
+    p = subprocess.Popen([APPD, "start", "--timeout", "20", "--", TESTSERVER, "--listen",
+                          "{socket}", "--ready-delay", "3000"], env=home.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL)
+    srv_pidfile = os.path.join(home.path, "state/app-server.pid")
+    sup_pidfile = os.path.join(home.path, "state/supervisor.pid")
+
+    def recorded(path):
+        try:
+            return json.load(open(path))["pid"]
+        except (OSError, ValueError, KeyError):
+            return None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (recorded(srv_pidfile) and recorded(sup_pidfile)):
+        time.sleep(0.02)
+    srv, sup = recorded(srv_pidfile), recorded(sup_pidfile)
+    assert srv and sup, (srv, sup)
+    os.kill(sup, 9)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode != 0, (out, err)
+    j = json.loads(out.strip().splitlines()[-1])
+    assert j["status"] == "error", j
+    assert not os.path.exists("/proc/%d" % srv) or \
+        open("/proc/%d/stat" % srv).read().rsplit(")", 1)[1].split()[0] == "Z", srv
+    assert marked_pids(home.path) == []

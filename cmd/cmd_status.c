@@ -118,6 +118,8 @@ cmd_status(int argc, char **argv)
 		jsonw_ktime(&o.w, "lastRepairAt", st->last_repair_at);
 		jsonw_obj_end(&o.w);
 	}
+	if (mine && st->socket_missing)
+		jsonw_kbool(&o.w, "socketMissing", 1);
 	jsonw_kstr(&o.w, "readiness", readiness_name(s.readiness));
 	out_updater(&o, &h, &s, mine ? st : NULL);
 	jsonw_kstr(&o.w, "home", h.root);

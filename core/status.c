@@ -71,6 +71,8 @@ status_format(const struct sup_status *st, char *buf, size_t cap)
 		jsonw_kbool(&w, "updateRunning", 1);
 	if (st->no_subreaper)
 		jsonw_kbool(&w, "subreaper", 0);
+	if (st->socket_missing)
+		jsonw_kbool(&w, "socketMissing", 1);
 	jsonw_obj_end(&w);
 	if (jsonw_finish(&w) < 0)
 		return -1;
@@ -163,6 +165,7 @@ status_parse(const char *buf, size_t len, struct sup_status *st)
 	st->last_repair_at = jsonr_time(&r, 0, "lastSocketRepairAt");
 	st->next_check_at = jsonr_time(&r, 0, "nextCheckAt");
 	(void)jsonr_bool(&r, jsonr_get(&r, 0, "updateRunning"), &st->checking);
+	(void)jsonr_bool(&r, jsonr_get(&r, 0, "socketMissing"), &st->socket_missing);
 	{
 		int sr = 1;
 		(void)jsonr_bool(&r, jsonr_get(&r, 0, "subreaper"), &sr);

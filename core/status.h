@@ -50,6 +50,7 @@ struct sup_status {
 	int64_t next_check_at;   /* updater: next scheduled check, 0: none */
 	int checking;            /* updater: a check or an update is running */
 	int no_subreaper;        /* this host gave the supervisor no subreaper */
+	int socket_missing;      /* the running server's socket path was removed */
 };
 
 /* The warning `status` and `stop` give when the supervisor recorded

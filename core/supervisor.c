@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -272,6 +273,32 @@ on_output(struct reactor *r, int h, int ev, void *arg)
 	}
 }
 
+/* Without socket activation the server binds the control socket itself;
+ * something changed in run/.  A running server whose socket path is gone
+ * (a tmp cleaner, a user) cannot be reached any more, though it still
+ * runs: say so in status (socketMissing) and restart it through the
+ * normal restart path, so that it binds again (README "Commands"). */
+static void
+socket_watch(struct sup *s)
+{
+	struct stat st;
+	int missing = lstat(s->h->socket, &st) < 0 || !S_ISSOCK(st.st_mode);
+
+	if (!missing) {
+		if (s->st.socket_missing) {
+			s->st.socket_missing = 0;
+			sup_publish(s);
+		}
+		return;
+	}
+	if (s->state != SRV_RUNNING || s->st.socket_missing)
+		return;
+	s->st.socket_missing = 1;
+	sup_log("the control socket %s is gone while the server runs; restarting the server "
+	    "so that it binds again", s->h->socket);
+	srv_restart(s, "the control socket was removed", NULL);
+}
+
 /* Socket activation: something changed in run/; keep the public path
  * pointing at our listener. */
 static void
@@ -282,6 +309,10 @@ on_run_dir(struct reactor *r, int h, int ev, void *arg)
 
 	(void)r; (void)h; (void)ev;
 	dirwatch_drain(s->activation_wd);
+	if (s->lfd < 0) {
+		socket_watch(s);
+		return;
+	}
 	k = sock_repair(s->h->socket, s->h->anchor);
 	if (k == 1) {
 		s->st.socket_repairs++;
@@ -473,12 +504,13 @@ setup(struct sup *s, const struct sup_opts *o, int *adopted, struct err *e)
 	str_copy(s->st.readiness, sizeof s->st.readiness, readiness_name(s->s.readiness));
 	str_copy(s->st.socket, sizeof s->st.socket, h->socket);
 	s->own_status = 1;
-	if (s->lfd >= 0) {
+	if (s->lfd >= 0)
 		s->st.socket_activation = 1;
-		if ((s->activation_wd = dirwatch_open(h->run)) >= 0)
-			s->activation_h = reactor_io_add(&s->r, s->activation_wd, REACTOR_READ,
-			    on_run_dir, s);
-	}
+	/* run/ is watched either way: repair (activation) or notice a
+	 * removed socket (socket_watch) */
+	if ((s->activation_wd = dirwatch_open(h->run)) >= 0)
+		s->activation_h = reactor_io_add(&s->r, s->activation_wd, REACTOR_READ,
+		    on_run_dir, s);
 	upd_flow_init(s, o->handover, now);
 	return 0;
 }

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import APPD, TESTSERVER, marked_pids, skip_if_emulated
+from conftest import APPD, TESTSERVER, marked_pids, skip_if_emulated, wait_until
 
 STATE_FILES = ["state/status.json", "state/supervisor.pid", "state/app-server.pid",
                "settings.json"]
@@ -300,3 +300,32 @@ def test_a_supervisor_killed_while_start_waits_leaves_nothing_running(home):
     assert not os.path.exists("/proc/%d" % srv) or \
         open("/proc/%d/stat" % srv).read().rsplit(")", 1)[1].split()[0] == "Z", srv
     assert marked_pids(home.path) == []
+
+
+def test_a_removed_control_socket_is_noticed_and_the_server_restarted(home):
+    """Removing run/app-server.sock (a tmp cleaner) left status saying
+    running/ready while nothing could connect. The supervisor notices
+    (socketMissing while it lasts) and restarts the server, which binds
+    again."""
+    import socket as so
+    r = home.start_server("--listen", "{socket}")
+    assert r.rc == 0, r
+    old = r.json["pid"]
+    os.unlink(home.socket)
+
+    def rebound():
+        st = home.run("status").json
+        if st.get("pid") in (None, old) or not st.get("ready"):
+            return False
+        c = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+        try:
+            c.connect(home.socket)
+            return True
+        except OSError:
+            return False
+        finally:
+            c.close()
+    assert wait_until(rebound, timeout=10), home.read("state/supervisor.log")
+    st = home.run("status").json
+    assert "socketMissing" not in st, st
+    assert "control socket" in home.read("state/supervisor.log")

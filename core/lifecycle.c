@@ -463,20 +463,17 @@ fork_supervisor(const struct home *h, int ready_wr, int timeout_s, struct err *e
 		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || dup2(fd, 0) < 0)
 			launch_fail(3, "opening", "/dev/null");
-		/* O_NONBLOCK: a FIFO there must not block us; only a regular
-		 * file is a log */
-		fd = open(h->sup_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW |
-		    O_NONBLOCK, 0600);
-		if (fd < 0)
-			launch_fail(3, "opening its log", h->sup_log);
 		{
+			/* a FIFO there must not block us; only a regular file is
+			 * a log */
 			struct stat st;
-			if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-				errno = EINVAL;
-				launch_fail(3, "using its log (not a regular file)", h->sup_log);
-			}
+			fd = fs_open_regular(h->sup_log, O_WRONLY | O_CREAT | O_APPEND |
+			    O_NOFOLLOW, 0600, &st);
+			if (fd < 0)
+				launch_fail(3, errno == EINVAL ? "using its log (not a regular "
+				    "file)" : "opening its log", h->sup_log);
 		}
-		if (fcntl(fd, F_SETFL, O_APPEND) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+		if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 			launch_fail(3, "setting up its log", h->sup_log);
 		/* every other fd of ours is CLOEXEC; so are inherited strays,
 		 * at any number */

@@ -77,14 +77,9 @@ log_tail(const char *path, size_t max, char *out, size_t cap)
 	out[0] = '\0';
 	if (max > cap - 1)
 		max = cap - 1;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);        /* a FIFO never blocks */
+	fd = fs_open_regular(path, O_RDONLY, 0, &st);
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		errno = EINVAL;
-		return -1;
-	}
 	if (st.st_size > (off_t)max)
 		from = st.st_size - (off_t)max;
 	while (got < max) {

@@ -85,7 +85,8 @@ fd_std_open(void)
 
 		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
 			continue;
-		/* the lowest free number: this one */
+		/* the lowest free number: this one; not CLOEXEC, on purpose:
+		 * standard fds are what everything we run inherits */
 		got = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
 		if (got < 0)
 			return -1;
@@ -96,6 +97,26 @@ fd_std_open(void)
 		}
 	}
 	return 0;
+}
+
+int
+fs_open_regular(const char *path, int flags, mode_t mode, struct stat *st)
+{
+	int fd;
+
+	do
+		fd = open(path, flags | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, mode);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, st) == 0 && S_ISREG(st->st_mode))
+		return fd;
+	{
+		int en = S_ISREG(st->st_mode) ? errno : EINVAL;
+		close(fd);
+		errno = en;
+		return -1;
+	}
 }
 
 int
@@ -111,19 +132,12 @@ fs_read_fail(struct err *e, enum err_code code, const char *what, const char *pa
 int
 fs_read_file(const char *path, char *buf, size_t cap, size_t *len)
 {
-	/* O_NONBLOCK: a FIFO put where a state file belongs must not block
-	 * the open; only a regular file is read */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	size_t got = 0;
 	struct stat st;
+	int fd = fs_open_regular(path, O_RDONLY, 0, &st);
+	size_t got = 0;
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		errno = EINVAL;
-		return -1;
-	}
 	for (;;) {
 		ssize_t r;
 

@@ -13,9 +13,17 @@
  * or its directory): far below PATH_MAX, so their frames stay small on
  * the resident supervisor's stack.  Longer paths fail with ENAMETOOLONG. */
 #define FS_PATH_MAX 1024
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "core/base/err.h"
+
+/* Open `path` with `flags` (| O_CLOEXEC | O_NONBLOCK | O_NOCTTY; `mode`
+ * for O_CREAT) only if it is a regular file, its stat in `*st`.
+ * O_NONBLOCK keeps a FIFO put there from blocking the open, and has no
+ * effect on a regular file's reads and writes.  The fd, or -1/errno
+ * (EINVAL: not a regular file). */
+int fs_open_regular(const char *path, int flags, mode_t mode, struct stat *st);
 
 /* Read the whole file into `buf` (cap bytes, NUL-terminated, so at most
  * cap-1 bytes of content).  EFBIG when it does not fit; EINVAL when `path`

@@ -51,16 +51,10 @@ sig_file_sha256(const char *path, unsigned char out[SIG_SHA256_LEN], unsigned lo
 	unsigned long long n = 0;
 	struct stat st;
 	ssize_t r;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);    /* a FIFO never blocks */
+	int fd = fs_open_regular(path, O_RDONLY, 0, &st);
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int en = fstat(fd, &st) < 0 ? errno : EINVAL;
-		close(fd);
-		errno = en;
-		return -1;
-	}
 	br_sha256_init(&c);
 	while ((r = fd_read(fd, buf, sizeof buf)) > 0) {
 		br_sha256_update(&c, buf, (size_t)r);

@@ -1,6 +1,7 @@
 /* trust.c -- see trust.h. */
 #include "core/update/trust.h"
 #include "core/base/fmt.h"
+#include "core/base/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -208,18 +209,17 @@ trust_load_file(struct trust_store *ts, const char *path, struct err *e)
 	ssize_t n;
 
 	trust_reset(ts);
-	/* O_NONBLOCK: a FIFO must not block the open (nor the supervisor's
-	 * loop); only a regular file of at most TRUST_FILE_MAX is read */
-	do
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	while (fd < 0 && errno == EINTR);
-	if (fd < 0) {
+	/* a FIFO must not block the open (nor the supervisor's loop); only a
+	 * regular file of at most TRUST_FILE_MAX is read */
+	fd = fs_open_regular(path, O_RDONLY, 0, &st);
+	if (fd < 0 && errno != EINVAL) {
 		err_sys(e, ERR_IO, "cannot open CA bundle %s", path);
 		err_ctx_str(e, "path", path);
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > TRUST_FILE_MAX) {
-		close(fd);
+	if (fd < 0 || st.st_size > TRUST_FILE_MAX) {
+		if (fd >= 0)
+			close(fd);
 		err_ctx_str(e, "path", path);
 		return err_set(e, ERR_IO, "CA bundle %s must be a regular file of at most %d "
 		    "bytes", path, TRUST_FILE_MAX);

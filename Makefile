@@ -8,6 +8,7 @@
 #   make check-cross        the integration suite under qemu for riscv64 and mips
 #   make check-macos        compile and link for aarch64-macos and x86_64-macos
 #   make check-kqueue KQUEUE_PREFIX=dir  reactor unit tests on libkqueue
+#   make fuzz [FUZZ_SECONDS=30]  every tests/fuzz/ target (libFuzzer, ASan+UBSan)
 #   make deps               install missing build/test dependencies (Debian)
 #   make help               list all targets
 #
@@ -142,7 +143,7 @@ CHECK_CROSS_TARGETS := riscv64-linux mipsel-linux mips64el-linux mips-linux
 # ---- top-level targets ----------------------------------------------------------
 .DEFAULT_GOAL := all
 .PHONY: all asan fixtures unit integration integration-target check check-targets \
-        check-cross check-macos check-kqueue dist deps musl-cross demo demo-run bench \
+        check-cross check-macos check-kqueue fuzz dist deps musl-cross demo demo-run bench \
         size clean distclean fetch help FORCE
 
 ifeq ($(TARGET),$(HOST_TARGET))
@@ -160,10 +161,11 @@ check:
 	@$(MAKE) --no-print-directory check-targets
 	@$(MAKE) --no-print-directory dist
 	@$(MAKE) --no-print-directory check-macos
+	@$(MAKE) --no-print-directory fuzz
 
 help:
 	@echo 'targets: all (build/appd) asan unit fixtures integration check deps dist'
-	@echo '         check-cross check-macos check-kqueue demo bench size fetch clean distclean'
+	@echo '         check-cross check-macos check-kqueue fuzz demo bench size fetch clean distclean'
 	@echo 'vars:    TARGET=$(TARGET) (one of $(TARGETS_LINUX) $(TARGETS_MACOS))'
 	@echo '         BEARSSL_SRC=dir CC_MUSL=$(CC_MUSL) CC=$(CC) PYTHON=$(PYTHON)'
 	@echo '         KQUEUE_PREFIX=dir (check-kqueue)'
@@ -338,6 +340,38 @@ check-cross:
 	@set -e; for t in $(CHECK_CROSS_TARGETS); do \
 	  $(MAKE) --no-print-directory TARGET=$$t integration-target; done
 
+# ---- fuzzing: tests/fuzz/fuzz_<name>.c, one libFuzzer target per parser ------------
+# core/ and platform/ built with clang and coverage instrumentation into
+# build/fuzz/obj; BearSSL is the gcc build (not our code, not instrumented).
+# `make fuzz` runs each target for FUZZ_SECONDS on its committed seed
+# corpus tests/fuzz/corpus/<name>/ plus the inputs found so far in
+# build/fuzz/corpus/<name>/; a crash, leak, UB report or input slower than
+# FUZZ_TIMEOUT seconds fails the run and leaves the input in
+# build/fuzz/artifacts/.  tests/fuzz/run.sh prints the table (execs/s,
+# coverage, CPU time).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_TIMEOUT ?= 10
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
+FUZZ_LIB_SRCS := $(CORE_SRCS) $(PLAT_COMMON) $(plat_linux)
+FUZZ_OBJS    := $(FUZZ_LIB_SRCS:%.c=$(B)/fuzz/obj/%.o)
+$(eval $(call flags-rule,$(B)/fuzz/obj,$(FUZZ_CC) $(CSTD) $(FUZZ_CFLAGS) $(INCLUDES)))
+
+$(B)/fuzz/obj/%.o: %.c $(B)/fuzz/obj/.flags | $(HDRS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CSTD) $(FUZZ_CFLAGS) $(INCLUDES) $(DEPFLAGS) -c $< -o $@
+
+$(FUZZ_BINS): $(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_OBJS) $(BR_LIB_GCC)
+	$(FUZZ_CC) $(CSTD) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer $(INCLUDES) -o $@ $< \
+	  $(FUZZ_OBJS) $(BR_LIB_GCC)
+
+fuzz: $(FUZZ_BINS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TIMEOUT=$(FUZZ_TIMEOUT) \
+	  bash tests/fuzz/run.sh $(B)/fuzz $(notdir $(FUZZ_BINS))
+
 # ---- other entry points ---------------------------------------------------------------
 run-script = if [ -x $(1) ]; then $(TEST_ENV) ./$(1); else $(TEST_ENV) sh $(1); fi
 
@@ -368,4 +402,4 @@ distclean: clean
 FORCE:
 
 -include $(MUSL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(UNIT_BINS:=.d) $(UNIT_HOBJS:.o=.d) \
-         $(FIXTURES:=.d)
+         $(FIXTURES:=.d) $(FUZZ_OBJS:.o=.d)

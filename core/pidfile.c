@@ -58,6 +58,21 @@ pidrec_format(const struct pid_record *rec, char *buf, size_t cap)
 	return jsonw_finish(&w);
 }
 
+/* A boot id as proc_boot_id() makes them: 1..63 printable ASCII bytes
+ * without spaces (a UUID on Linux and macOS, digits on FreeBSD).  Anything
+ * else is a damaged record: it could never match a live process and would
+ * not be written back as the same bytes (fuzz_json found a 0xda byte). */
+static int
+boot_id_ok(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+			return 0;
+	return 1;
+}
+
 int
 pidrec_parse(const char *text, size_t len, struct pid_record *rec)
 {
@@ -73,7 +88,8 @@ pidrec_parse(const char *text, size_t len, struct pid_record *rec)
 		return -1;
 	if (jsonr_int(&r, jsonr_get(&r, 0, "startTicks"), &ticks) < 0 || ticks < 0)
 		return -1;
-	if (jsonr_str(&r, jsonr_get(&r, 0, "bootId"), rec->boot_id, sizeof rec->boot_id) < 0)
+	if (jsonr_str(&r, jsonr_get(&r, 0, "bootId"), rec->boot_id, sizeof rec->boot_id) < 0 ||
+	    !boot_id_ok(rec->boot_id))
 		return -1;
 	if (jsonr_get(&r, 0, "pgid") >= 0 &&
 	    jsonr_int(&r, jsonr_get(&r, 0, "pgid"), &pgid) < 0)

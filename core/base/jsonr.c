@@ -11,6 +11,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* jsmn is lenient about structure even with JSMN_STRICT: it accepts a
+ * member name without ':' and a value ({"a","b":1}) and a ':' inside an
+ * array (["a":1]).  Everything else here walks objects as name, value,
+ * name, value, so refuse any token layout other than that: every token
+ * closed, every member of an object a string with exactly one value,
+ * every string or primitive elsewhere without children.  fuzz_json found
+ * the first form reading past the text in jsonr_dup_key. */
+static int
+well_formed(const jsmntok_t *tok, int n)
+{
+	for (int t = 1; t < n; t++) {
+		int p = tok[t].parent;
+
+		if (tok[t].start < 0 || tok[t].end < tok[t].start || p < 0 || p >= t)
+			return 0;
+		if (tok[p].type == JSMN_OBJECT) {
+			if (tok[t].type != JSMN_STRING || tok[t].size != 1)
+				return 0;
+		} else if ((tok[t].type == JSMN_STRING || tok[t].type == JSMN_PRIMITIVE) &&
+		    tok[t].size != 0) {
+			return 0;
+		}
+	}
+	return tok[0].end >= 0;
+}
+
 int
 jsonr_parse(struct jsonr *r, const char *js, size_t len, jsmntok_t *tok, unsigned cap)
 {
@@ -34,6 +60,10 @@ jsonr_parse(struct jsonr *r, const char *js, size_t len, jsmntok_t *tok, unsigne
 			errno = EINVAL;
 			return -1;
 		}
+	}
+	if (!well_formed(tok, n)) {
+		errno = EINVAL;
+		return -1;
 	}
 	r->js = js;
 	r->len = len;

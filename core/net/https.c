@@ -324,17 +324,13 @@ https_fetch_cancel(struct https_fetch *f)
 		release(f);
 }
 
-/* "host" or "host:port", brackets around an IPv6 literal. */
+static void fmt_host_port(const char *host, uint16_t port, char *buf, size_t cap);
+
+/* "host" or "host:port" of the current hop. */
 static void
 host_port(const struct https_fetch *f, char *buf, size_t cap)
 {
-	int v6 = strchr(f->host, ':') != NULL;
-
-	if (f->port == 443)
-		fmt_n(buf, cap, "%s%s%s", v6 ? "[" : "", f->host, v6 ? "]" : "");
-	else
-		fmt_n(buf, cap, "%s%s%s:%u", v6 ? "[" : "", f->host, v6 ? "]" : "",
-		    (unsigned)f->port);
+	fmt_host_port(f->host, f->port, buf, cap);
 }
 
 /* ---- hops ---- */
@@ -678,15 +674,28 @@ connect_done(struct https_fetch *f)
 
 /* ---- redirects ---- */
 
-/* Resolve Location `loc` against the current URL into `out`.  0, or -1
- * with the kind and reason set. */
-static int
-resolve_location(struct https_fetch *f, const char *loc, char *out, size_t cap,
+/* "host" or "host:port" of a split URL, brackets around an IPv6 literal. */
+static void
+fmt_host_port(const char *host, uint16_t port, char *buf, size_t cap)
+{
+	int v6 = strchr(host, ':') != NULL;
+
+	if (port == 443)
+		fmt_n(buf, cap, "%s%s%s", v6 ? "[" : "", host, v6 ? "]" : "");
+	else
+		fmt_n(buf, cap, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
+		    (unsigned)port);
+}
+
+int
+https_resolve_location(const char *base, const char *loc, char *out, size_t cap,
     enum https_fail *kind, const char **why)
 {
-	char hp[DNSHELPER_HOST_MAX + 10];
-	const char *cur = f->res.url, *colon;
-	size_t n, base;
+	char host[DNSHELPER_HOST_MAX + 1], hp[DNSHELPER_HOST_MAX + 10];
+	const char *colon;
+	uint16_t port;
+	long path_off;
+	size_t n, base_len;
 	int w;
 
 	*kind = HTTPS_E_PROTOCOL;
@@ -702,25 +711,26 @@ resolve_location(struct https_fetch *f, const char *loc, char *out, size_t cap,
 	} else if (loc[0] == '/' && loc[1] == '/') {
 		w = fmt_n(out, cap, "https:%s", loc);
 	} else {
-		host_port(f, hp, sizeof hp);
+		if (https_url_split(base, host, &port, &path_off, why) < 0) {
+			*kind = HTTPS_E_URL;
+			return -1;
+		}
+		fmt_host_port(host, port, hp, sizeof hp);
 		if (loc[0] == '/') {
 			w = fmt_n(out, cap, "https://%s%s", hp, loc);
 		} else {
 			/* Relative to the current path: its directory, or
 			 * (a query alone) the path itself. */
-			const char *path = f->path_off >= 0 ? cur + f->path_off : "/";
+			const char *path = path_off >= 0 ? base + path_off : "/";
 			size_t plen = strcspn(path, "?#");
 
 			if (*path == '?')
 				path = "/", plen = 1;
-			if (loc[0] == '?' || loc[0] == '\0')
-				base = plen;
-			else {
-				base = plen;
-				while (base > 0 && path[base - 1] != '/')
-					base--;
-			}
-			w = fmt_n(out, cap, "https://%s%.*s%s", hp, (int)base, path, loc);
+			base_len = plen;
+			if (loc[0] != '?' && loc[0] != '\0')
+				while (base_len > 0 && path[base_len - 1] != '/')
+					base_len--;
+			w = fmt_n(out, cap, "https://%s%.*s%s", hp, (int)base_len, path, loc);
 		}
 	}
 	if (w < 0 || (size_t)w >= cap) {
@@ -742,7 +752,8 @@ redirect(struct https_fetch *f)
 	if (f->res.redirects >= HTTPS_MAX_REDIRECTS)
 		return fail(f, HTTPS_E_TOO_MANY_REDIRECTS, "too many redirects "
 		    "(more than %d) from %s", HTTPS_MAX_REDIRECTS, f->res.url);
-	if (resolve_location(f, f->location, next, sizeof next, &kind, &why) < 0) {
+	if (https_resolve_location(f->res.url, f->location, next, sizeof next,
+	    &kind, &why) < 0) {
 		if (kind == HTTPS_E_INSECURE_REDIRECT)
 			return fail(f, kind, "redirect to a non-https URL refused: %s",
 			    f->location);

@@ -241,4 +241,18 @@ const char *https_br_error_name(int code);
 int https_url_split(const char *url, char *host, uint16_t *port,
     long *path_off, const char **why);
 
+/*
+ * Resolve a redirect's Location `loc` against the URL `base` (RFC 9110
+ * 10.2.2, RFC 3986 5.2 for the forms servers send: absolute https URL,
+ * network-path "//host/p", absolute path "/p", relative path "p" and
+ * query "?q"), writing the next URL into `out` (`cap` bytes, NUL
+ * included) without its fragment.  0, or -1 with `kind` and `why`
+ * (static text) set: HTTPS_E_INSECURE_REDIRECT for another scheme,
+ * HTTPS_E_URL when `base` does not split, HTTPS_E_PROTOCOL when the
+ * result does not fit.  The result is not checked itself: the next hop
+ * splits it (https_url_split).
+ */
+int https_resolve_location(const char *base, const char *loc, char *out, size_t cap,
+    enum https_fail *kind, const char **why);
+
 #endif

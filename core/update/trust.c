@@ -55,6 +55,13 @@ der_push(void *ctx, const void *buf, size_t len)
 {
 	struct trust_store *ts = ctx;
 
+	/* Once the decoder has finished (a whole certificate decoded, or an
+	 * error) its T0 machine has stopped and must not be run again:
+	 * BearSSL 0.6 dereferences a null instruction pointer.  Bytes after
+	 * the certificate inside the same PEM object are ignored.  fuzz_trust
+	 * found this with a PEM object holding a certificate and more. */
+	if (ts->dc.err != 0 || ts->dc.decoded)
+		return;
 	br_x509_decoder_push(&ts->dc, buf, len);
 }
 

@@ -77,6 +77,35 @@ reader_unescapes_round_trip(void **state)
 	assert_int_equal(jsonr_parse(&r, "[1]", 3, tok, 32), -1);
 }
 
+/* Structures jsmn tokenizes but that are not JSON objects of name/value
+ * pairs: refused, so nothing walks them out of step (fuzz_json). */
+static void
+reader_refuses_misshapen_members(void **state)
+{
+	static const char *const bad[] = {
+		"{\"a\",\"b\":1}",               /* a name without a value */
+		"{\"a\"}",
+		"{\"x\":[\"a\":1]}",             /* ':' inside an array */
+		"{\"x\":{\"y\":1,\"z\"}}",
+		"{1:2}",                          /* a name that is not a string */
+		"{\"a\":1",                        /* unclosed */
+	};
+	jsmntok_t tok[32];
+	struct jsonr r;
+	char key[16];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		errno = 0;
+		assert_int_equal(jsonr_parse(&r, bad[i], strlen(bad[i]), tok, 32), -1);
+		assert_int_equal(errno, EINVAL);
+	}
+	assert_int_equal(jsonr_parse(&r, "{\"a\":{},\"b\":[],\"a\":[1,{\"c\":\"d\"}]}", 33,
+	    tok, 32), 0);
+	assert_int_equal(jsonr_dup_key(&r, key, sizeof key), 1);
+	assert_string_equal(key, "a");
+}
+
 static void
 set_keeps_unknown_members(void **state)
 {
@@ -182,6 +211,7 @@ main(void)
 		cmocka_unit_test(writer_escapes_and_separates),
 		cmocka_unit_test(writer_overflow_is_reported),
 		cmocka_unit_test(reader_unescapes_round_trip),
+		cmocka_unit_test(reader_refuses_misshapen_members),
 		cmocka_unit_test(set_keeps_unknown_members),
 		cmocka_unit_test(settings_save_command_keeps_other_keys),
 		cmocka_unit_test(read_stderr_log_tail_returns_recent_complete_lines),

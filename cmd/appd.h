@@ -36,6 +36,10 @@ void out_server_version(struct out *o, const char *v);
 void err_managed(struct err *e, const struct home *h, const struct settings *s);
 int out_fail(const struct err *e);
 void out_warn(struct out *o, const char *msg);
+/* The warning for a live record whose supervisor could not write its
+ * state files (st->state_write_error); nothing when it could. */
+struct sup_status;
+void out_state_behind(struct out *o, const struct sup_status *st);
 /* Set by `status`: managedVersion only from the cache, never by running
  * the binary. */
 extern int out_cache_only;

@@ -63,7 +63,7 @@ cmd_remote_control(int argc, char **argv, int enable)
 	st.app_server_version[0] = '\0';
 	if (s.remote_control == enable) {
 		status = enable ? "alreadyEnabled" : "alreadyDisabled";
-		if (managed && lc_wait_ready(&h, &sup, 0, timeout * 1000, &st, &e) < 0)
+		if (managed && lc_wait_ready(&h, &sup, 0, -1, timeout * 1000, &st, &e) < 0)
 			return err_managed(&e, &h, &s), out_fail(&e);
 	} else {
 		status = enable ? "enabled" : "disabled";

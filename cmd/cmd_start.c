@@ -200,7 +200,7 @@ cmd_restart(int argc, char **argv)
 	struct sup_status st;
 	struct err e;
 	struct out o;
-	int lock, r, stopped;
+	int lock, r, stopped, behind = 0;
 
 	err_clear(&e);
 	if (parse(argc, argv, 0, &a, &e) < 0 || cmd_home(&h, 1, &e) < 0)
@@ -227,6 +227,7 @@ cmd_restart(int argc, char **argv)
 			return err_managed(&e, &h, &s), out_fail(&e);
 		res.server_pid = st.server_pid;
 		res.sup_pid = sup.pid;
+		behind = st.state_write_error[0] != '\0';
 	} else {
 		if (preflight(&h, &s, &e) < 0)
 			return out_fail(&e);
@@ -236,6 +237,8 @@ cmd_restart(int argc, char **argv)
 	}
 	lock_release(lock);
 	out_begin(&o, "restarted");
+	if (behind)
+		out_state_behind(&o, &st);
 	jsonw_kstr(&o.w, "backend", "pid");
 	jsonw_kint(&o.w, "pid", res.server_pid);
 	jsonw_kint(&o.w, "supervisorPid", res.sup_pid);

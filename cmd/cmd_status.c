@@ -120,6 +120,14 @@ cmd_status(int argc, char **argv)
 	}
 	if (mine && st->socket_missing)
 		jsonw_kbool(&o.w, "socketMissing", 1);
+	if (mine && v.fresh && st->state_write_error[0] != '\0') {
+		jsonw_key(&o.w, "stateFiles");
+		jsonw_obj_begin(&o.w);
+		jsonw_kbool(&o.w, "behind", 1);
+		jsonw_kstr(&o.w, "error", st->state_write_error);
+		jsonw_ktime(&o.w, "since", st->state_write_error_at);
+		jsonw_obj_end(&o.w);
+	}
 	jsonw_kstr(&o.w, "readiness", readiness_name(s.readiness));
 	out_updater(&o, &h, &s, mine ? st : NULL);
 	jsonw_kstr(&o.w, "home", h.root);
@@ -127,6 +135,8 @@ cmd_status(int argc, char **argv)
 		out_warn(&o, se.msg);
 	if (mine && st->no_subreaper)
 		out_warn(&o, STATUS_NO_SUBREAPER_WARNING);
+	if (mine && v.fresh)
+		out_state_behind(&o, st);
 	out_common(&o, &h, &s);
 	return out_end(&o);
 }

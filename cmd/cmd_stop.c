@@ -6,6 +6,7 @@
 #include "core/status.h"
 
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
 
 int
@@ -15,7 +16,7 @@ cmd_stop(int argc, char **argv)
 	struct settings s;
 	struct err e, se;
 	struct out o;
-	int grace = -1, lock_timeout = LOCK_TIMEOUT_DEFAULT_S, lock, stopped, i, explicit_grace;
+	int grace = -1, lock_timeout = LOCK_TIMEOUT_DEFAULT_S, lock, stopped, i, explicit_grace, ro;
 
 	err_clear(&e);
 	for (i = 1; i < argc; i++) {
@@ -52,10 +53,15 @@ cmd_stop(int argc, char **argv)
 		if (status_read(h.status, &st, &fe) == 0 && st.no_subreaper)
 			out_warn(&o, STATUS_NO_SUBREAPER_WARNING);
 	}
-	if (home_read_only(&h))
-		out_warn(&o, "the home is on a read-only file system: the tree is stopped, "
-		    "but no state file could be updated (stale records are judged by "
-		    "process identity, so nothing is lost)");
+	if ((ro = home_read_only(&h)) != 0) {
+		char msg[300];
+		fmt_n(msg, sizeof msg, "%s: the tree is stopped, but no state file could "
+		    "be updated (stale records are judged by process identity, so "
+		    "nothing is lost)", ro == EROFS ? "the home is on a read-only file "
+		    "system" : "the home's state directory cannot be written (it is "
+		    "immutable or not ours)");
+		out_warn(&o, msg);
+	}
 	explicit_grace = grace >= 0;
 	if (grace < 0)
 		grace = s.grace_s;

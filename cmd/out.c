@@ -32,6 +32,19 @@ out_warn(struct out *o, const char *msg)
 		str_fmt(o->warnings[o->nwarn++], sizeof o->warnings[0], "%s", msg);
 }
 
+void
+out_state_behind(struct out *o, const struct sup_status *st)
+{
+	char msg[512];
+
+	if (st->state_write_error[0] == '\0')
+		return;
+	str_fmt(msg, sizeof msg, "the supervisor cannot write its state files (%s): "
+	    "this is its live state; the files on disk are behind until a write "
+	    "succeeds", st->state_write_error);
+	out_warn(o, msg);
+}
+
 /* Only `status` sets this: it must stay fast and change nothing, so it
  * reports managedVersion from the cache alone. */
 int out_cache_only;

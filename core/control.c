@@ -43,6 +43,31 @@ client_drop(struct ctl *c, struct ctl_client *k)
 		close(k->fd);
 	k->fd = k->io_h = k->timer_h = -1;
 	k->len = 0;
+	k->watching = 0;
+}
+
+/* One whole answer or nothing: a watcher that cannot take it is dropped
+ * (it would otherwise read a truncated record). */
+static void
+send_answer(struct ctl *c, struct ctl_client *k, const char *out, int n)
+{
+	ssize_t w;
+
+	do
+		w = send(k->fd, out, (size_t)n, COMPAT_NOSIGNAL | MSG_DONTWAIT);
+	while (w < 0 && errno == EINTR);
+	if (k->watching && w != n)
+		client_drop(c, k);
+}
+
+static int
+watchers(const struct ctl *c)
+{
+	int n = 0;
+
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
+		n += c->c[i].fd >= 0 && c->c[i].watching;
+	return n;
 }
 
 static void
@@ -56,9 +81,42 @@ answer(struct ctl *c, struct ctl_client *k)
 	if (jsonr_parse(&jr, k->buf, k->len, tok, 8) < 0 ||
 	    jsonr_str(&jr, jsonr_get(&jr, 0, "request"), req, sizeof req) < 0)
 		return;
+	if (strcmp(req, "watch") == 0) {
+		if (watchers(c) >= CTL_MAX_WATCHERS)
+			return;
+		n = c->answer(c->arg, "status", out, sizeof out);
+		if (n <= 0)
+			return;
+		/* no request deadline any more: the watch lasts */
+		if (k->timer_h >= 0)
+			reactor_del(c->r, k->timer_h);
+		k->timer_h = -1;
+		k->watching = 1;
+		send_answer(c, k, out, n);
+		return;
+	}
 	n = c->answer(c->arg, req, out, sizeof out);
 	if (n > 0)
-		(void)send(k->fd, out, (size_t)n, COMPAT_NOSIGNAL | MSG_DONTWAIT);
+		send_answer(c, k, out, n);
+}
+
+void
+ctl_notify(struct ctl *c)
+{
+	char out[STATUS_MAX_BYTES + 64];
+	int n = -1;
+
+	if (c->r == NULL)
+		return;
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		struct ctl_client *k = &c->c[i];
+
+		if (k->fd < 0 || !k->watching)
+			continue;
+		if (n < 0 && (n = c->answer(c->arg, "status", out, sizeof out)) <= 0)
+			return;
+		send_answer(c, k, out, n);
+	}
 }
 
 static void
@@ -69,6 +127,15 @@ on_client_io(struct reactor *r, int h, int ev, void *arg)
 	ssize_t n;
 
 	(void)r; (void)h; (void)ev;
+	if (k->watching) {
+		/* a watcher has nothing more to say: EOF (or bytes) ends it */
+		char sink[64];
+		n = read(k->fd, sink, sizeof sink);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		client_drop(c, k);
+		return;
+	}
 	n = read(k->fd, k->buf + k->len, sizeof k->buf - 1 - k->len);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -79,6 +146,8 @@ on_client_io(struct reactor *r, int h, int ev, void *arg)
 			return;
 		if (memchr(k->buf, '\n', k->len) != NULL)
 			answer(c, k);
+		if (k->watching)
+			return;
 	}
 	client_drop(c, k);
 }
@@ -110,6 +179,7 @@ on_accept(struct reactor *r, int h, int ev, void *arg)
 		}
 		c->c[i].fd = fd;
 		c->c[i].len = 0;
+		c->c[i].watching = 0;
 		c->c[i].io_h = reactor_io_add(c->r, fd, REACTOR_READ, on_client_io, &c->c[i]);
 		c->c[i].timer_h = reactor_timer_add(c->r, CTL_TIMEOUT_MS, on_client_timer, &c->c[i]);
 		if (c->c[i].io_h < 0 || c->c[i].timer_h < 0)
@@ -131,6 +201,7 @@ ctl_listen(struct ctl *c, struct reactor *r, const char *path, int inherited_fd,
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
 		c->c[i].fd = c->c[i].io_h = c->c[i].timer_h = -1;
 		c->c[i].len = 0;
+		c->c[i].watching = 0;
 		c->c[i].owner = c;
 	}
 	if (inherited_fd >= 0) {
@@ -254,4 +325,65 @@ ctl_query_status(const char *path, int timeout_ms, struct sup_status *st, struct
 	}
 	close(fd);
 	return 0;
+}
+
+static const char request_watch[] = "{\"request\":\"watch\"}\n";
+
+int
+ctl_watch_open(struct ctl_watch *w, const char *path)
+{
+	struct sockaddr_un sa;
+	int rc, en;
+
+	w->fd = -1;
+	w->len = 0;
+	if (fill_addr(&sa, path) < 0)
+		return -1;
+	w->fd = compat_socket(AF_UNIX, SOCK_STREAM, COMPAT_NONBLOCK);
+	if (w->fd < 0)
+		return -1;
+	do
+		rc = connect(w->fd, (struct sockaddr *)&sa, sizeof sa);
+	while (rc < 0 && errno == EINTR);
+	/* a Unix socket connects at once or not at all (EAGAIN: backlog full);
+	 * the request then fits the empty socket buffer */
+	if (rc == 0 && send(w->fd, request_watch, sizeof request_watch - 1,
+	    COMPAT_NOSIGNAL) == (ssize_t)(sizeof request_watch - 1))
+		return 0;
+	en = rc < 0 ? errno : EIO;
+	close(w->fd);
+	w->fd = -1;
+	errno = en;
+	return -1;
+}
+
+int
+ctl_watch_read(struct ctl_watch *w, struct sup_status *st)
+{
+	int got = 0;
+
+	for (;;) {
+		ssize_t n = read(w->fd, w->buf + w->len, sizeof w->buf - 1 - w->len);
+		char *nl;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return got;
+		if (n <= 0)
+			return got ? got : -1;
+		w->len += (size_t)n;
+		while ((nl = memchr(w->buf, '\n', w->len)) != NULL) {
+			size_t line = (size_t)(nl - w->buf) + 1;
+
+			if (status_parse(w->buf, line - 1, st) == 0)
+				got = 1;
+			memmove(w->buf, w->buf + line, w->len - line);
+			w->len -= line;
+		}
+		if (w->len == sizeof w->buf - 1) {
+			errno = EPROTO;     /* a line longer than any record */
+			return -1;
+		}
+	}
 }

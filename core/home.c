@@ -95,5 +95,7 @@ home_check(const struct home *h, struct err *e)
 int
 home_read_only(const struct home *h)
 {
-	return access(h->state, W_OK) < 0 && errno == EROFS;
+	if (access(h->state, W_OK) == 0)
+		return 0;
+	return errno == EROFS || errno == EPERM || errno == EACCES ? errno : 0;
 }

@@ -41,9 +41,9 @@ int home_resolve(struct home *h, struct err *e);
 int home_prepare(const struct home *h, struct err *e);
 /* The same checks, creating nothing; missing directories are fine. */
 int home_check(const struct home *h, struct err *e);
-/* 1 when the home's state directory is on a read-only file system (a
- * remount, an emergency), so nothing can be recorded there; 0 otherwise.
- * access(2) with W_OK, EROFS. */
+/* Why nothing can be recorded in the home's state directory: EROFS (a
+ * read-only file system: a remount, an emergency), EPERM (immutable,
+ * chattr +i) or EACCES; 0 when it can be written.  access(2) with W_OK. */
 int home_read_only(const struct home *h);
 
 #endif

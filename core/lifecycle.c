@@ -235,7 +235,34 @@ struct dir_wait {
 	int sup_gone;
 	int (*check)(void *arg);
 	void *arg;
+	/* optional: the supervisor's control socket watch (core/control.h);
+	 * each record it sends goes to *live, *have_live set */
+	struct ctl_watch *cw;
+	struct sup_status *live;
+	int *have_live;
 };
+
+static void
+dwt_watch(struct reactor *r, int h, int ev, void *arg)
+{
+	struct dir_wait *dw = arg;
+	int rc;
+
+	(void)ev;
+	rc = ctl_watch_read(dw->cw, dw->live);
+	if (rc == 1)
+		*dw->have_live = 1;
+	if (rc < 0) {
+		/* the supervisor closed it: only the files are left */
+		reactor_del(r, h);
+		close(dw->cw->fd);
+		dw->cw->fd = -1;
+	}
+	if (rc != 0 && dw->check(dw->arg)) {
+		dw->w.done = 1;
+		reactor_stop(r);
+	}
+}
 
 static void
 dwt_dir(struct reactor *r, int h, int ev, void *arg)
@@ -261,48 +288,70 @@ dwt_sup_exit(struct reactor *r, int h, int ev, void *arg)
 	reactor_stop(r);
 }
 
+/* lc_wait_dir with `dw`'s check, arg and optional watch set. */
+static int
+wait_dir(struct dir_wait *dw, const char *dir, const struct pid_record *sup, int timeout_ms,
+    struct err *e)
+{
+	int (*check)(void *) = dw->check;
+	void *arg = dw->arg;
+	int rc;
+
+	if (check(arg))
+		return 1;
+	if (reactor_init(&dw->w.r) < 0)
+		return err_sys(e, ERR_IO, "cannot create the event loop");
+	dw->dw_fd = dirwatch_open(dir);
+	if (dw->dw_fd < 0) {
+		reactor_fini(&dw->w.r);
+		return err_sys(e, ERR_IO, "cannot watch %s", dir);
+	}
+	reactor_io_add(&dw->w.r, dw->dw_fd, REACTOR_READ, dwt_dir, dw);
+	if (dw->cw != NULL && dw->cw->fd >= 0 &&
+	    reactor_io_add(&dw->w.r, dw->cw->fd, REACTOR_READ, dwt_watch, dw) < 0) {
+		close(dw->cw->fd);
+		dw->cw->fd = -1;
+	}
+	if (reactor_pid_add(&dw->w.r, (pid_t)sup->pid, dwt_sup_exit, dw) < 0 && errno == ESRCH)
+		dw->sup_gone = 1;
+	reactor_timer_add(&dw->w.r, (uint64_t)timeout_ms, w_timeout, &dw->w);
+	/* re-check after arming the watch: a change in between is not lost */
+	if (check(arg))
+		dw->w.done = 1;
+	while (!dw->w.done && !dw->w.timed_out && !dw->sup_gone)
+		if (reactor_run_once(&dw->w.r, -1) < 0)
+			break;
+	reactor_fini(&dw->w.r);
+	dirwatch_close(dw->dw_fd);
+	/* what the supervisor wrote before it went counts */
+	rc = dw->w.done || check(arg) ? 1 : dw->sup_gone ? -2 : 0;
+	return rc;
+}
+
 int
 lc_wait_dir(const char *dir, const struct pid_record *sup, int timeout_ms,
     int (*check)(void *arg), void *arg, struct err *e)
 {
 	static struct dir_wait dw;
-	int rc;
 
 	memset(&dw, 0, sizeof dw);
 	dw.check = check;
 	dw.arg = arg;
-	if (check(arg))
-		return 1;
-	if (reactor_init(&dw.w.r) < 0)
-		return err_sys(e, ERR_IO, "cannot create the event loop");
-	dw.dw_fd = dirwatch_open(dir);
-	if (dw.dw_fd < 0) {
-		reactor_fini(&dw.w.r);
-		return err_sys(e, ERR_IO, "cannot watch %s", dir);
-	}
-	reactor_io_add(&dw.w.r, dw.dw_fd, REACTOR_READ, dwt_dir, &dw);
-	if (reactor_pid_add(&dw.w.r, (pid_t)sup->pid, dwt_sup_exit, &dw) < 0 && errno == ESRCH)
-		dw.sup_gone = 1;
-	reactor_timer_add(&dw.w.r, (uint64_t)timeout_ms, w_timeout, &dw.w);
-	/* re-check after arming the watch: a change in between is not lost */
-	if (check(arg))
-		dw.w.done = 1;
-	while (!dw.w.done && !dw.w.timed_out && !dw.sup_gone)
-		if (reactor_run_once(&dw.w.r, -1) < 0)
-			break;
-	reactor_fini(&dw.w.r);
-	dirwatch_close(dw.dw_fd);
-	/* what the supervisor wrote before it went counts */
-	rc = dw.w.done || check(arg) ? 1 : dw.sup_gone ? -2 : 0;
-	return rc;
+	return wait_dir(&dw, dir, sup, timeout_ms, e);
 }
 
 struct ready_wait {
 	const struct home *h;
+	long sup_pid;
 	int after;
+	int after_failures;     /* spawn failures before the wait; -1: ignore */
 	struct sup_status st;
 	int failed;
 	int exited;             /* the new incarnation died before ready */
+	int spawn_failed;       /* the new incarnation could not be started */
+	struct ctl_watch cw;    /* the supervisor's live records */
+	struct sup_status live;
+	int have_live;
 };
 
 static int
@@ -311,11 +360,22 @@ rw_check(void *arg)
 	struct ready_wait *rw = arg;
 	struct err e;
 
-	err_clear(&e);
-	if (status_read(rw->h->status, &rw->st, &e) != 0)
-		return 0;
+	/* the supervisor's memory first: its files may be behind (a full
+	 * or read-only disk), its answers are not */
+	if (rw->have_live && rw->live.sup_pid == rw->sup_pid) {
+		rw->st = rw->live;
+	} else {
+		err_clear(&e);
+		if (status_read(rw->h->status, &rw->st, &e) != 0)
+			return 0;
+	}
 	if (rw->st.incarnation > rw->after && rw->st.ready)
 		return 1;
+	/* the server could not even be started (its pidfile, fork, exec) */
+	if (rw->after_failures >= 0 && rw->st.spawn_failures > rw->after_failures) {
+		rw->failed = rw->spawn_failed = 1;
+		return 1;
+	}
 	if (strcmp(rw->st.state, "stopped") == 0) {
 		rw->failed = 1;
 		return 1;
@@ -341,15 +401,30 @@ fill_tail(const struct home *h, struct err *e)
 
 int
 lc_wait_ready(const struct home *h, const struct pid_record *sup, int after_incarnation,
-    int timeout_ms, struct sup_status *st, struct err *e)
+    int after_failures, int timeout_ms, struct sup_status *st, struct err *e)
 {
 	static struct ready_wait rw;
+	static struct dir_wait dw;
 	int r;
 
 	memset(&rw, 0, sizeof rw);
 	rw.h = h;
+	rw.sup_pid = sup->pid;
 	rw.after = after_incarnation;
-	r = lc_wait_dir(h->state, sup, timeout_ms, rw_check, &rw, e);
+	rw.after_failures = after_failures;
+	memset(&dw, 0, sizeof dw);
+	dw.check = rw_check;
+	dw.arg = &rw;
+	/* no watch (an older supervisor, all watch slots taken): the files */
+	if (ctl_watch_open(&rw.cw, h->ctl_sock) == 0) {
+		dw.cw = &rw.cw;
+		dw.live = &rw.live;
+		dw.have_live = &rw.have_live;
+	}
+	r = wait_dir(&dw, h->state, sup, timeout_ms, e);
+	if (rw.cw.fd >= 0)
+		close(rw.cw.fd);
+	rw.cw.fd = -1;
 	if (r == -1)
 		return -1;
 	*st = rw.st;
@@ -357,6 +432,9 @@ lc_wait_ready(const struct home *h, const struct pid_record *sup, int after_inca
 		return 0;
 	fill_tail(h, e);
 	err_ctx_str(e, "socketPath", h->socket);
+	if (rw.spawn_failed)
+		return err_set(e, ERR_SPAWN, "the app-server could not be started: %s",
+		    rw.st.spawn_error);
 	if (rw.exited) {
 		if (rw.st.last_exit_signal > 0) {
 			err_ctx_num(e, "signal", rw.st.last_exit_signal);
@@ -577,7 +655,7 @@ launch(const struct home *h, const struct settings *s, int timeout_s,
 	if (rs == 1) {
 		/* someone bypassing the lifecycle lock got there first */
 		struct sup_status st;
-		if (lc_wait_ready(h, &other, 0, timeout_s * 1000, &st, e) < 0)
+		if (lc_wait_ready(h, &other, 0, -1, timeout_s * 1000, &st, e) < 0)
 			return -1;
 		res->started = 0;
 		res->server_pid = st.server_pid;
@@ -631,7 +709,7 @@ lc_start(const struct home *h, const struct settings *s, int timeout_s,
 		r = 0;
 	}
 	if (r == 1) {
-		if (lc_wait_ready(h, &sup, 0, timeout_s * 1000, &st, e) < 0)
+		if (lc_wait_ready(h, &sup, 0, -1, timeout_s * 1000, &st, e) < 0)
 			return -1;
 		res->started = 0;
 		res->server_pid = st.server_pid;
@@ -739,18 +817,21 @@ lc_restart_in_place(const struct home *h, const struct pid_record *sup, int grac
     int timeout_s, struct sup_status *st, struct err *e)
 {
 	struct sup_status now;
-	int before = 0;
+	int before = 0, failures = -1;
 
-	if (lc_live(h, sup, &now) == 1)
+	if (lc_live(h, sup, &now) == 1) {
 		before = now.incarnation;
-	else if (status_read(h->status, &now, e) == 0)
+		failures = now.spawn_failures;
+	} else if (status_read(h->status, &now, e) == 0) {
 		before = now.incarnation;
+	}
 	err_clear(e);
 	if (proc_signal_ident((pid_t)sup->pid, sup->start_ticks, SIGHUP, 0) < 0)
 		return err_sys(e, ERR_IO, "failed to signal supervisor %ld", sup->pid);
-	if (lc_wait_ready(h, sup, before, (grace_s + timeout_s) * 1000 + 5000, st, e) == 0)
+	if (lc_wait_ready(h, sup, before, failures, (grace_s + timeout_s) * 1000 + 5000,
+	    st, e) == 0)
 		return 0;
-	if (e->code == ERR_EXITED) {
+	if (e->code == ERR_EXITED || e->code == ERR_SPAWN) {
 		/* as a failed start: nothing is left running (a crash loop of
 		 * the new command would be) */
 		struct err se;

@@ -62,10 +62,14 @@ int lc_wait_dir(const char *dir, const struct pid_record *sup, int timeout_ms,
 		int (*check)(void *arg), void *arg, struct err *e);
 
 /* Wait until the running supervisor reports the server ready in an
- * incarnation after `after_incarnation` (0: any).  ERR_NOT_READY with the
- * log tail when it does not within `timeout_ms` or the supervisor stops. */
+ * incarnation after `after_incarnation` (0: any), from its live records
+ * (the control socket's watch) or, without them, status.json.
+ * ERR_NOT_READY with the log tail when it does not within `timeout_ms`
+ * or the supervisor stops; ERR_EXITED when the new incarnation exits
+ * first; ERR_SPAWN at once when the supervisor's count of failed server
+ * starts rises above `after_failures` (-1: not watched). */
 int lc_wait_ready(const struct home *h, const struct pid_record *sup, int after_incarnation,
-		  int timeout_ms, struct sup_status *st, struct err *e);
+		  int after_failures, int timeout_ms, struct sup_status *st, struct err *e);
 
 /* Restart in place: SIGHUP to `sup` (it re-reads settings and restarts
  * the server, socket kept), then wait for the next incarnation to be

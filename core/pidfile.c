@@ -270,9 +270,11 @@ pidfile_refresh_after_stale(const char *path, const struct pid_record *expected,
 	if (locked_read(path, st, rec, e) < 0) {
 		r = -1;
 	} else if (*st == PIDFILE_RUNNING && pidrec_same(rec, expected)) {
-		/* EROFS: a read-only home keeps the record; every reader judges
-		 * it stale by identity, so it is as good as gone */
-		if (unlink(path) < 0 && errno != ENOENT && errno != EROFS)
+		/* EROFS, EPERM (immutable), EACCES: a home that cannot be
+		 * written keeps the record; every reader judges it stale by
+		 * identity, so it is as good as gone */
+		if (unlink(path) < 0 && errno != ENOENT && errno != EROFS &&
+		    errno != EPERM && errno != EACCES)
 			r = err_sys(e, ERR_IO, "failed to remove stale pid file %s", path);
 		else
 			*st = PIDFILE_MISSING;

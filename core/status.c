@@ -73,6 +73,14 @@ status_format(const struct sup_status *st, char *buf, size_t cap)
 		jsonw_kbool(&w, "subreaper", 0);
 	if (st->socket_missing)
 		jsonw_kbool(&w, "socketMissing", 1);
+	if (st->spawn_failures > 0) {
+		jsonw_kint(&w, "spawnFailures", st->spawn_failures);
+		jsonw_kstr(&w, "spawnError", st->spawn_error);
+	}
+	if (st->state_write_error[0] != '\0') {
+		jsonw_kstr(&w, "stateWriteError", st->state_write_error);
+		put_time(&w, "stateWriteErrorAt", st->state_write_error_at);
+	}
 	jsonw_obj_end(&w);
 	if (jsonw_finish(&w) < 0)
 		return -1;
@@ -166,6 +174,12 @@ status_parse(const char *buf, size_t len, struct sup_status *st)
 	st->next_check_at = jsonr_time(&r, 0, "nextCheckAt");
 	(void)jsonr_bool(&r, jsonr_get(&r, 0, "updateRunning"), &st->checking);
 	(void)jsonr_bool(&r, jsonr_get(&r, 0, "socketMissing"), &st->socket_missing);
+	st->spawn_failures = (int)get_num(&r, 0, "spawnFailures");
+	(void)jsonr_str(&r, jsonr_get(&r, 0, "spawnError"), st->spawn_error,
+	    sizeof st->spawn_error);
+	(void)jsonr_str(&r, jsonr_get(&r, 0, "stateWriteError"), st->state_write_error,
+	    sizeof st->state_write_error);
+	st->state_write_error_at = jsonr_time(&r, 0, "stateWriteErrorAt");
 	{
 		int sr = 1;
 		(void)jsonr_bool(&r, jsonr_get(&r, 0, "subreaper"), &sr);

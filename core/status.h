@@ -51,6 +51,14 @@ struct sup_status {
 	int checking;            /* updater: a check or an update is running */
 	int no_subreaper;        /* this host gave the supervisor no subreaper */
 	int socket_missing;      /* the running server's socket path was removed */
+	char state_write_error[256]; /* the last state file write that failed
+	                          * (status.json, app-server.pid), with its
+	                          * cause; empty once a write succeeds again.
+	                          * Only the live answer can carry it. */
+	int64_t state_write_error_at;
+	int spawn_failures;      /* server starts that failed before exec
+	                          * (its pidfile, fork, exec), all told */
+	char spawn_error[256];   /* the last such failure's cause */
 };
 
 /* The warning `status` and `stop` give when the supervisor recorded

@@ -163,6 +163,9 @@ pid_t refresh_child(const struct sup *s);
 /* Publish the state: status.json (unless another live supervisor owns
  * it) -- called by srv_enter and the update flow on every change. */
 void sup_publish(struct sup *s);
+/* A state file write failed (`msg` names the file and the cause): the
+ * live record says so until a write succeeds again; logged too. */
+void sup_state_write_failed(struct sup *s, const char *msg);
 /* The end of supervision: clean up, publish "stopped", leave the loop. */
 void sup_finish(struct sup *s);
 void sup_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -200,6 +203,8 @@ struct sup {
 	int ready_timeout_s;
 	int grace_s;
 	int own_status;               /* 0 once another supervisor owns status.json */
+	int pidfile_behind;           /* this incarnation's app-server.pid could
+	                               * not be written (st.state_write_error) */
 	int finished;
 	int exit_code;
 	int lfd;                      /* socket activation: the held listener */

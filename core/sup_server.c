@@ -363,8 +363,9 @@ spawn_with(struct sup *s, struct spawn_scratch *k, struct err *e)
 		struct err *pe = sup_err();
 
 		s->srv_rec.pgid = pid;
-		if (pidfile_publish(rvp, &s->srv_rec, pe) < 0)
-			sup_log("%s", pe->msg);
+		s->pidfile_behind = pidfile_publish(rvp, &s->srv_rec, pe) < 0;
+		if (s->pidfile_behind)
+			sup_state_write_failed(s, pe->msg);
 	}
 	s->st.incarnation++;
 	s->st.server_pid = pid;
@@ -393,6 +394,8 @@ a_spawn(struct sup *s)
 		return;
 	}
 	sup_log("cannot start the server: %s", spawn_err.msg);
+	s->st.spawn_failures++;
+	str_copy(s->st.spawn_error, sizeof s->st.spawn_error, spawn_err.msg);
 	srv_enter(s, SRV_BACKOFF, spawn_err.msg, 0);
 	v = tell(s, 0, spawn_err.msg, spawn_err.code == ERR_NONE ? ERR_SPAWN : spawn_err.code);
 	if (v == SRV_V_SHUTDOWN)

@@ -108,21 +108,37 @@ record_taken(struct sup *s)
 }
 
 void
+sup_state_write_failed(struct sup *s, const char *msg)
+{
+	sup_log("%s", msg);
+	str_copy(s->st.state_write_error, sizeof s->st.state_write_error, msg);
+	s->st.state_write_error_at = wall_ms();
+}
+
+/* Every change: status.json first, then the control socket's watchers
+ * (who therefore learn of a write that failed, and are told even when
+ * nothing can be written: a full or read-only disk). */
+void
 sup_publish(struct sup *s)
 {
 	static struct sup_status snap;
 	struct err *e = sup_err();
 
-	if (!s->own_status)
-		return;
-	if (s->st.incarnation > 0 && record_taken(s)) {
+	if (s->own_status && s->st.incarnation > 0 && record_taken(s)) {
 		sup_log("status record now owned by another live supervisor; no longer writing it");
 		s->own_status = 0;
-		return;
 	}
-	snapshot(s, &snap);
-	if (status_write(s->h->status, &snap, e) < 0)
-		sup_log("%s", e->msg);
+	if (s->own_status) {
+		snapshot(s, &snap);
+		if (status_write(s->h->status, &snap, e) < 0) {
+			sup_state_write_failed(s, e->msg);
+		} else if (s->st.state_write_error[0] != '\0' && !s->pidfile_behind) {
+			sup_log("state files written again");
+			s->st.state_write_error[0] = '\0';
+			s->st.state_write_error_at = 0;
+		}
+	}
+	ctl_notify(&s->ctl);
 }
 
 /* The control socket's answers: the live record. */

@@ -329,3 +329,116 @@ def test_a_removed_control_socket_is_noticed_and_the_server_restarted(home):
     st = home.run("status").json
     assert "socketMissing" not in st, st
     assert "control socket" in home.read("state/supervisor.log")
+
+
+@pytest.fixture
+def small_fs_home(request, tmp_path):
+    """A home on its own small file system (root only): "full" is a
+    256 KiB tmpfs, "immutable" an 8 MiB ext4 image on a loop device
+    (tmpfs has no immutable flag)."""
+    from conftest import Home
+    kind = request.param
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if kind == "full":
+        m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs",
+                            str(mnt)], capture_output=True)
+    else:
+        img = tmp_path / "fs.img"
+        subprocess.run(["truncate", "-s", "8M", str(img)], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(img)], check=True, capture_output=True)
+        m = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], capture_output=True)
+    if m.returncode != 0:
+        pytest.skip("mounting a small file system needs root: %s" % m.stderr.decode().strip())
+    os.chmod(mnt, 0o700)
+    h = Home(str(mnt / "h"))
+
+    def break_writes():
+        if kind == "full":
+            # fill it: every later write of a state file fails with ENOSPC
+            subprocess.run(["dd", "if=/dev/zero", "of=%s" % (mnt / "fill"), "bs=4k"],
+                           capture_output=True)
+        else:
+            subprocess.run(["chattr", "+i", h.file("state")], check=True)
+
+    def repair():
+        if kind == "full":
+            os.unlink(mnt / "fill")
+        else:
+            subprocess.run(["chattr", "-i", h.file("state")], check=True)
+
+    h.break_writes, h.repair = break_writes, repair
+    yield h
+    try:
+        if kind != "full":
+            subprocess.run(["chattr", "-i", h.file("state")], capture_output=True)
+        h.run("stop", "--grace", "2", timeout=30)
+    finally:
+        for pid in marked_pids(h.path):
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+@pytest.mark.parametrize("small_fs_home", ["full"], indirect=True)
+def test_restart_when_no_state_file_can_be_written_reports_what_runs(small_fs_home):
+    """`restart` on a full disk reported notReady (exit 6) after its whole
+    timeout while a new, ready server ran, and `status` then showed the
+    old, dead pid. The waiting CLI now learns of readiness from the
+    supervisor's memory (the control socket's watch): it reports the
+    server that runs, says the state files are behind and why, and
+    `status` does too; `stop` still stops everything."""
+    home = small_fs_home
+    r = home.start_server("--listen", "{socket}")
+    assert r.rc == 0, r
+    old = r.json["pid"]
+    home.break_writes()
+    t0 = time.monotonic()
+    s = home.run("restart", "--timeout", "10", timeout=60)
+    assert time.monotonic() - t0 < 8, s
+    assert s.rc == 0 and s.json["status"] == "restarted", s
+    new = s.json["pid"]
+    assert new != old and os.path.exists("/proc/%d" % new), s
+    assert any("cannot write its state files" in w for w in s.json["warnings"]), s
+    st = home.run("status")
+    assert st.json["status"] == "running" and st.json["pid"] == new, st
+    assert st.json["ready"] is True, st
+    assert st.json["stateFiles"]["behind"] is True, st
+    assert "status.json" in st.json["stateFiles"]["error"], st
+    # the file itself is behind: it still names the old server
+    assert home.read_json("state/status.json")["serverPid"] == old
+    # once writes work again, the next change writes the truth
+    home.repair()
+    s2 = home.run("restart", "--timeout", "10", timeout=60)
+    assert s2.rc == 0 and "warnings" not in s2.json, s2
+    assert home.read_json("state/status.json")["serverPid"] == s2.json["pid"]
+    home.break_writes()
+    sp = home.run("stop", "--grace", "2", timeout=30)
+    assert sp.rc == 0 and sp.json["status"] == "stopped", sp
+    assert marked_pids(home.path) == []
+
+
+@pytest.mark.parametrize("small_fs_home", ["immutable"], indirect=True)
+def test_restart_that_cannot_record_the_new_server_fails_at_once(small_fs_home):
+    """With state/ immutable (chattr +i) the new server's pidfile cannot be
+    written, so the supervisor cannot start it: `restart` waited its whole
+    timeout (notReady, exit 6) and left the supervisor retrying. Now it
+    fails at once with spawnFailed naming the file, and nothing is left
+    running; status and stop agree."""
+    home = small_fs_home
+    r = home.start_server("--listen", "{socket}")
+    assert r.rc == 0, r
+    home.break_writes()
+    t0 = time.monotonic()
+    s = home.run("restart", "--timeout", "10", timeout=60)
+    assert time.monotonic() - t0 < 8, s
+    assert s.rc != 0 and s.json["error"] == "spawnFailed", s
+    assert "app-server.pid" in s.json["message"], s
+    assert "nothing is left running" in s.json["message"], s
+    assert marked_pids(home.path) == []
+    assert home.run("status").json["status"] == "stopped"
+    sp = home.run("stop", "--grace", "2", timeout=30)
+    assert sp.rc == 0 and sp.json["status"] == "notRunning", sp
+    assert any("cannot be written" in w for w in sp.json["warnings"]), sp

@@ -59,6 +59,15 @@ int cmd_lock(const struct home *h, const char *command, int timeout_s, struct er
 
 #define UNMANAGED_MSG "app server is running but is not managed by appd"
 
+/* The listener on h->socket that appd does not manage, identified once
+ * per process (static storage; NULL when nothing listens or it cannot
+ * be identified). */
+struct unmanaged;
+const struct unmanaged *cmd_unmanaged(const struct home *h);
+/* ERR_UNMANAGED for that server: UNMANAGED_MSG, who it is (the
+ * "unmanaged" object, socketPath) and what to do; returns -1. */
+int err_unmanaged(const struct home *h, struct err *e);
+
 int cmd_start(int argc, char **argv);
 int cmd_remote_control(int argc, char **argv, int enable);
 int cmd_stop(int argc, char **argv);

@@ -51,10 +51,8 @@ cmd_remote_control(int argc, char **argv, int enable)
 	if (timeout == 0)
 		timeout = s.ready_timeout_s;
 	if ((r = lc_unmanaged(&h, &e)) != 0) {
-		if (r > 0) {
-			err_ctx_str(&e, "socketPath", h.socket);
-			err_set(&e, ERR_UNMANAGED, UNMANAGED_MSG);
-		}
+		if (r > 0)
+			err_unmanaged(&h, &e);
 		return out_fail(&e);
 	}
 	managed = lc_supervisor(&h, &sup, &e);

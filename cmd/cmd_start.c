@@ -1,5 +1,6 @@
 /* cmd_start.c -- `appd start` and `appd restart`. */
 #include "cmd/appd.h"
+#include "core/unmanaged.h"
 #include "core/base/fsutil.h"
 #include "core/lock.h"
 #include "platform/proc.h"
@@ -158,8 +159,13 @@ cmd_start(int argc, char **argv)
 		struct err pe;
 		err_clear(&pe);
 		(void)probe_server(&h, &s, v, sizeof v, &pe);
+		const struct unmanaged *u = cmd_unmanaged(&h);
 		lock_release(lock);
 		out_begin(&o, "alreadyRunning");
+		if (u != NULL) {
+			jsonw_key(&o.w, "unmanaged");
+			jsonw_raw(&o.w, u->json, strlen(u->json));
+		}
 		out_common(&o, &h, &s);
 		out_server_version(&o, v);
 		return out_end(&o);
@@ -214,7 +220,7 @@ cmd_restart(int argc, char **argv)
 		a.timeout_s = s.ready_timeout_s;
 	if ((r = lc_unmanaged(&h, &e)) != 0) {
 		if (r > 0)
-			err_set(&e, ERR_UNMANAGED, UNMANAGED_MSG);
+			err_unmanaged(&h, &e);
 		return out_fail(&e);
 	}
 	r = lc_supervisor(&h, &sup, &e);

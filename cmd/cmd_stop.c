@@ -4,6 +4,7 @@
 #include "core/base/fmt.h"
 #include "core/lock.h"
 #include "core/status.h"
+#include "core/unmanaged.h"
 
 #include <stdio.h>
 #include <errno.h>
@@ -17,12 +18,15 @@ cmd_stop(int argc, char **argv)
 	struct err e, se;
 	struct out o;
 	int grace = -1, lock_timeout = LOCK_TIMEOUT_DEFAULT_S, lock, stopped, i, explicit_grace, ro;
+	int unmanaged = 0;
 
 	err_clear(&e);
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--grace") == 0) {
 			if (arg_seconds("--grace", i + 1 < argc ? argv[++i] : NULL, 0, 300, &grace, &e) < 0)
 				return out_fail(&e);
+		} else if (strcmp(argv[i], "--unmanaged") == 0) {
+			unmanaged = 1;
 		} else if (strcmp(argv[i], "--lock-timeout") == 0) {
 			if (arg_seconds("--lock-timeout", i + 1 < argc ? argv[++i] : NULL, 0, 3600,
 			    &lock_timeout, &e) < 0)
@@ -68,9 +72,19 @@ cmd_stop(int argc, char **argv)
 	if (lc_stop(&h, grace, explicit_grace, &stopped, &e) < 0)
 		return out_fail(&e);
 	if (!stopped && lc_unmanaged(&h, &e) == 1) {
-		err_ctx_str(&e, "socketPath", h.socket);
-		err_set(&e, ERR_UNMANAGED, UNMANAGED_MSG);
-		return out_fail(&e);
+		const struct unmanaged *u = cmd_unmanaged(&h);
+		int killed;
+
+		if (!unmanaged || u == NULL)
+			return err_unmanaged(&h, &e), out_fail(&e);
+		if (lc_stop_unmanaged(&h, u, grace, &killed, &e) < 0)
+			return out_fail(&e);
+		lock_release(lock);
+		jsonw_key(&o.w, "unmanaged");
+		jsonw_raw(&o.w, u->json, strlen(u->json));
+		jsonw_kbool(&o.w, "killed", killed);
+		out_common(&o, &h, &s);
+		return out_end(&o);
 	}
 	lock_release(lock);
 	if (!stopped) {

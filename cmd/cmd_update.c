@@ -1,6 +1,7 @@
 /* cmd_update.c -- `appd bootstrap` and `appd update` (DESIGN.md "Updater";
  * seed-contract.md §1.5 for bootstrap's order of steps and output). */
 #include "cmd/appd.h"
+#include "core/unmanaged.h"
 #include "core/base/fsutil.h"
 #include "core/lock.h"
 #include "core/supervisor.h"
@@ -20,6 +21,7 @@
 struct upd_args {
 	int check;
 	int remote_control;
+	int replace_unmanaged;  /* bootstrap: stop an unmanaged server first */
 	int timeout_s;          /* whole command; 0: derived */
 	int fetch_timeout_s;
 	int lock_timeout_s;
@@ -49,6 +51,8 @@ parse(int argc, char **argv, int bootstrap, struct upd_args *a, struct err *e)
 			a->check = 1;
 		} else if (bootstrap && strcmp(f, "--remote-control") == 0) {
 			a->remote_control = 1;
+		} else if (bootstrap && strcmp(f, "--replace-unmanaged") == 0) {
+			a->replace_unmanaged = 1;
 		} else if (bootstrap && (strcmp(f, "--manifest-url") == 0 ||
 		    strcmp(f, "--public-key") == 0 || strcmp(f, "--ca-file") == 0)) {
 			if (v == NULL || v[0] == '\0')
@@ -248,6 +252,7 @@ cmd_bootstrap(int argc, char **argv)
 	struct out o;
 	char cur[MANIFEST_VERSION_MAX], ca[PATH_MAX];
 	int lock, r, rc_changed;
+	const struct unmanaged *replaced = NULL;
 
 	err_clear(&e);
 	if (parse(argc, argv, 1, &a, &e) < 0 || cmd_home(&h, 1, &e) < 0 ||
@@ -284,9 +289,17 @@ cmd_bootstrap(int argc, char **argv)
 	if (a.timeout_s == 0)
 		a.timeout_s = 2 * a.fetch_timeout_s + s.grace_s + s.ready_timeout_s + 30;
 	if ((r = lc_unmanaged(&h, &e)) != 0) {
-		if (r > 0)
-			err_set(&e, ERR_UNMANAGED, UNMANAGED_MSG);
-		return out_fail(&e);
+		const struct unmanaged *u = r > 0 ? cmd_unmanaged(&h) : NULL;
+		int killed;
+
+		if (r < 0)
+			return out_fail(&e);
+		if (!a.replace_unmanaged || u == NULL)
+			return err_unmanaged(&h, &e), out_fail(&e);
+		/* it goes first: the new server needs its socket */
+		if (lc_stop_unmanaged(&h, u, s.grace_s, &killed, &e) < 0)
+			return out_fail(&e);
+		replaced = u;
 	}
 	rc_changed = s.remote_control != a.remote_control;
 	r = lc_supervisor(&h, &sup, &e);
@@ -298,6 +311,10 @@ cmd_bootstrap(int argc, char **argv)
 	lock_release(lock);
 	installed_version(&pk, &s, cur, sizeof cur);
 	out_begin(&o, "bootstrapped");
+	if (replaced != NULL) {
+		jsonw_key(&o.w, "replacedUnmanaged");
+		jsonw_raw(&o.w, replaced->json, strlen(replaced->json));
+	}
 	jsonw_kstr(&o.w, "backend", "pid");
 	jsonw_kint(&o.w, "pid", res.server_pid);
 	jsonw_kbool(&o.w, "autoUpdateEnabled", s.upd.enabled);

@@ -7,6 +7,7 @@
 #include "platform/compat.h"
 #include "core/update/install.h"
 #include "core/lock.h"
+#include "core/unmanaged.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -30,6 +31,35 @@ out_warn(struct out *o, const char *msg)
 {
 	if (o->nwarn < 4)
 		str_fmt(o->warnings[o->nwarn++], sizeof o->warnings[0], "%s", msg);
+}
+
+const struct unmanaged *
+cmd_unmanaged(const struct home *h)
+{
+	static struct unmanaged u;
+	static int done, found;
+	struct err e;
+
+	if (!done) {
+		err_clear(&e);
+		found = unmanaged_identify(h->socket, &u, &e) == 1;
+		done = 1;
+	}
+	return found ? &u : NULL;
+}
+
+int
+err_unmanaged(const struct home *h, struct err *e)
+{
+	const struct unmanaged *u = cmd_unmanaged(h);
+
+	err_ctx_str(e, "socketPath", h->socket);
+	if (u == NULL || u->pid <= 0)
+		return err_set(e, ERR_UNMANAGED, UNMANAGED_MSG);
+	err_ctx_obj(e, "unmanaged", u->json);
+	return err_set(e, ERR_UNMANAGED, UNMANAGED_MSG ": pid %ld (%s), uid %ld; "
+	    "`appd stop --unmanaged` stops it%s", u->pid, u->exe[0] ? u->exe : "?", u->uid,
+	    u->uid == (long)geteuid() ? "" : " (not as this user: it is another user's)");
 }
 
 void
@@ -134,6 +164,10 @@ out_fail(const struct err *e)
 			jsonw_int(&w, e->ctx[i].num);
 		else
 			jsonw_str(&w, e->ctx[i].str);
+	}
+	if (e->obj_key != NULL && e->obj_json != NULL) {
+		jsonw_key(&w, e->obj_key);
+		jsonw_raw(&w, e->obj_json, strlen(e->obj_json));
 	}
 	if (e->tail != NULL)
 		jsonw_kstr(&w, "logTail", e->tail);

@@ -2,6 +2,7 @@
 #include "core/lifecycle.h"
 #include "core/base/fmt.h"
 #include "core/control.h"
+#include "core/unmanaged.h"
 #include "core/supervisor.h"
 #include "core/update/updater.h"
 #include "platform/compat.h"
@@ -797,6 +798,48 @@ lc_unmanaged(const struct home *h, struct err *e)
 	if (r != 0)
 		return r < 0 ? -1 : 0;     /* an orphan of ours, not unmanaged */
 	return sock_probe(h->socket) == 1;
+}
+
+int
+lc_stop_unmanaged(const struct home *h, const struct unmanaged *u, int grace_s,
+    int *killed, struct err *e)
+{
+	static struct unmanaged now;
+	pid_t pid = (pid_t)u->pid;
+	int r;
+
+	*killed = 0;
+	err_ctx_obj(e, "unmanaged", u->json);
+	if (u->pid <= 0)
+		return err_set(e, ERR_UNMANAGED, "cannot tell which process listens on %s "
+		    "(this OS does not say): nothing was stopped", h->socket);
+	if (u->uid != (long)geteuid())
+		return err_set(e, ERR_UNMANAGED, "the unmanaged server (pid %ld) runs as uid "
+		    "%ld, not as this user (uid %ld): it was not stopped", u->pid, u->uid,
+		    (long)geteuid());
+	/* the same process must still be the listener when it is signalled */
+	r = unmanaged_identify(h->socket, &now, e);
+	if (r < 0)
+		return -1;
+	if (r == 0)
+		return 0;               /* it went away by itself */
+	if (now.pid != u->pid || now.start_ticks != u->start_ticks) {
+		err_ctx_obj(e, "unmanaged", now.json);
+		return err_set(e, ERR_UNMANAGED, "the process listening on %s changed (pid %ld, "
+		    "was %ld): nothing was signalled", h->socket, now.pid, u->pid);
+	}
+	if (proc_signal_ident(pid, u->start_ticks, SIGTERM, 0) < 0)
+		return errno == ESRCH ? 0 : err_sys(e, ERR_IO, "cannot signal pid %ld", u->pid);
+	(void)proc_signal_ident(pid, u->start_ticks, SIGCONT, 0);
+	if (wait_pid_exit(pid, (int64_t)grace_s * 1000) == 1)
+		return 0;
+	if (proc_signal_ident(pid, u->start_ticks, SIGKILL, 0) < 0)
+		return errno == ESRCH ? 0 : err_sys(e, ERR_IO, "cannot signal pid %ld", u->pid);
+	*killed = 1;
+	if (wait_pid_exit(pid, 5000) == 1)
+		return 0;
+	return err_set(e, ERR_STOP_TIMEOUT, "the unmanaged server (pid %ld) did not exit "
+	    "5 s after SIGKILL", u->pid);
 }
 
 int

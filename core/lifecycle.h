@@ -96,6 +96,22 @@ int lc_update_request(const struct home *h, const struct pkgdir *pk, const struc
 int lc_unmanaged(const struct home *h, struct err *e);
 
 /*
+ * Stop the unmanaged server `u` (core/unmanaged.h) listening on
+ * h->socket: only a process of this user (uid), identified again just
+ * before it is signalled (the same pid and start time must still be the
+ * listener: a pid is reused, that pair is not), and only that process,
+ * never its process group (it is not ours: a shell may share it).  TERM
+ * and CONT, KILL after `grace_s` s, then at most 5 s more.  0 when it is
+ * gone (*killed 1 when KILL was needed); -1 with ERR_UNMANAGED when it
+ * belongs to another user, the OS does not say which process listens, or
+ * the listener changed (nothing is signalled then), ERR_STOP_TIMEOUT when
+ * even KILL did not end it.
+ */
+struct unmanaged;
+int lc_stop_unmanaged(const struct home *h, const struct unmanaged *u, int grace_s,
+		      int *killed, struct err *e);
+
+/*
  * What `status` reports, judged once here:
  *   state  "starting"  a supervisor reservation is in flight, or the
  *                      supervisor runs but has neither answered nor

@@ -15,6 +15,11 @@
 #endif
 #if defined(__linux__)
 #include <sys/socket.h>
+#if defined(__APPLE__) || defined(__FreeBSD__)
+#include <sys/param.h>
+#include <sys/ucred.h>
+#include <sys/un.h>
+#endif
 #endif
 
 #if !defined(__linux__) && !defined(__FreeBSD__)
@@ -169,6 +174,46 @@ compat_peer_uid(int fd, uid_t *uid)
 #else
 	gid_t gid;
 
+	return getpeereid(fd, uid, &gid);
+#endif
+}
+
+int
+compat_peer_cred(int fd, pid_t *pid, uid_t *uid)
+{
+#if defined(__linux__)
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return -1;
+	*pid = cr.pid;
+	*uid = cr.uid;
+	return 0;
+#elif defined(__APPLE__)
+	gid_t gid;
+	pid_t p = 0;
+	socklen_t len = sizeof p;
+
+	if (getpeereid(fd, uid, &gid) < 0)
+		return -1;
+	if (getsockopt(fd, SOL_LOCAL, LOCAL_PEERPID, &p, &len) < 0)
+		p = 0;
+	*pid = p;
+	return 0;
+#elif defined(__FreeBSD__) && defined(LOCAL_PEERCRED) && __FreeBSD_version >= 1300000
+	struct xucred xu;
+	socklen_t len = sizeof xu;
+
+	if (getsockopt(fd, SOL_LOCAL, LOCAL_PEERCRED, &xu, &len) < 0)
+		return -1;
+	*uid = xu.cr_uid;
+	*pid = xu.cr_pid;
+	return 0;
+#else
+	gid_t gid;
+
+	*pid = 0;
 	return getpeereid(fd, uid, &gid);
 #endif
 }

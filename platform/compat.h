@@ -86,4 +86,11 @@ void compat_cloexec_from(int low);
  * -1/errno. */
 int compat_peer_uid(int fd, uid_t *uid);
 
+/* The pid and uid of the process at the other end of a connected AF_UNIX
+ * socket; for a client of a listening socket, the process that called
+ * listen(2).  Linux SO_PEERCRED (socket(7)); macOS LOCAL_PEERPID with
+ * getpeereid(3); FreeBSD LOCAL_PEERCRED's cr_pid (FreeBSD 13 and later,
+ * unix(4)).  *pid is 0 when the OS does not say.  0 or -1/errno. */
+int compat_peer_cred(int fd, pid_t *pid, uid_t *uid);
+
 #endif

@@ -40,6 +40,12 @@ int proc_read(pid_t pid, struct proc_info *out);
 /* The kernel boot id (a UUID string, 36 chars).  0 or -1/errno. */
 int proc_boot_id(char out[64]);
 
+/* When the process `pi` (from proc_read) started, in wall-clock ms since
+ * the epoch: Linux adds its start time in clock ticks to the boot time
+ * (/proc/stat btime, proc(5)); FreeBSD and macOS record the wall time
+ * itself.  0, or -1/errno. */
+int proc_start_wall_ms(const struct proc_info *pi, long long *ms);
+
 /* Resolved executable of `pid` (readlink /proc/PID/exe). */
 int proc_exe(pid_t pid, char *out, size_t cap);
 

@@ -84,6 +84,13 @@ proc_boot_id(char out[64])
 }
 
 int
+proc_start_wall_ms(const struct proc_info *pi, long long *ms)
+{
+	*ms = (long long)(pi->start_ticks / 1000ull);   /* microseconds, wall */
+	return 0;
+}
+
+int
 proc_exe(pid_t pid, char *out, size_t cap)
 {
 	char buf[PROC_PIDPATHINFO_MAXSIZE];

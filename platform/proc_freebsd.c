@@ -95,6 +95,13 @@ path_of(pid_t pid, char *out, size_t cap)
 }
 
 int
+proc_start_wall_ms(const struct proc_info *pi, long long *ms)
+{
+	*ms = (long long)(pi->start_ticks / 1000ull);   /* microseconds, wall */
+	return 0;
+}
+
+int
 proc_exe(pid_t pid, char *out, size_t cap)
 {
 	return path_of(pid, out, cap);

@@ -111,6 +111,64 @@ proc_boot_id(char out[64])
 	return 0;
 }
 
+/* The boot time from /proc/stat's btime line, which follows the "intr"
+ * line (thousands of numbers on a big host): read in chunks. */
+static int
+boot_time_s(unsigned long long *out)
+{
+	static const char key[] = "\nbtime ";
+	char buf[4096 + sizeof key];
+	size_t keep = 0;
+	int fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	for (;;) {
+		ssize_t n = read(fd, buf + keep, sizeof buf - 1 - keep);
+		char *b;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		buf[keep + (size_t)n] = '\0';
+		b = strstr(buf, key);
+		if (b != NULL && strchr(b + 7, '\n') != NULL) {
+			unsigned long long v = 0;
+			for (b += 7; *b >= '0' && *b <= '9'; b++)
+				v = v * 10 + (unsigned long long)(*b - '0');
+			close(fd);
+			*out = v;
+			return 0;
+		}
+		keep += (size_t)n;
+		if (b != NULL) {
+			/* the line is cut: keep it whole for the next read */
+			size_t off = (size_t)(b - buf);
+			memmove(buf, b, keep - off);
+			keep -= off;
+		} else if (keep > sizeof key) {
+			memmove(buf, buf + keep - (sizeof key - 1), sizeof key - 1);
+			keep = sizeof key - 1;
+		}
+	}
+	close(fd);
+	errno = EIO;
+	return -1;
+}
+
+int
+proc_start_wall_ms(const struct proc_info *pi, long long *ms)
+{
+	long hz = sysconf(_SC_CLK_TCK);
+	unsigned long long btime;
+
+	if (hz <= 0 || boot_time_s(&btime) < 0)
+		return -1;
+	*ms = (long long)(btime * 1000ull + pi->start_ticks * 1000ull / (unsigned long long)hz);
+	return 0;
+}
+
 int
 proc_exe(pid_t pid, char *out, size_t cap)
 {

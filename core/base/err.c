@@ -13,6 +13,14 @@ err_clear(struct err *e)
 	e->msg[0] = '\0';
 	e->nctx = 0;
 	e->tail = NULL;
+	e->obj_key = e->obj_json = NULL;
+}
+
+void
+err_ctx_obj(struct err *e, const char *key, const char *json)
+{
+	e->obj_key = key;
+	e->obj_json = json;
 }
 
 void

@@ -48,6 +48,8 @@ struct err {
 	struct err_ctx ctx[ERR_CTX_MAX];
 	const char *tail;              /* log tail (<= ERR_TAIL_MAX bytes), not
 	                                * owned: points at caller storage */
+	const char *obj_key;           /* one nested member: key (static) and */
+	const char *obj_json;          /* a JSON object's text, caller storage */
 };
 
 /* Reset `e` to "no error". */
@@ -65,6 +67,9 @@ int err_sys(struct err *e, enum err_code code, const char *fmt, ...)
 /* Add a context member (string or number); silently dropped when full. */
 void err_ctx_str(struct err *e, const char *key, const char *val);
 void err_ctx_num(struct err *e, const char *key, long long val);
+/* One member whose value is the JSON object text `json` (not copied: it
+ * must outlive the report); a later call replaces it. */
+void err_ctx_obj(struct err *e, const char *key, const char *json);
 /* Stable JSON name of a code, and the process exit status for it. */
 const char *err_code_name(enum err_code code);
 int err_exit_status(enum err_code code);

@@ -90,6 +90,7 @@ def test_unmanaged_server_is_reported_and_refused(home):
         assert r.rc == 0, r
         assert r.json["status"] == "alreadyRunning"
         assert "backend" not in r.json and "pid" not in r.json
+        assert r.json["unmanaged"]["pid"] == p.pid, r
         assert r.json["appServerVersion"] == "4.5.6"
         v = home.run("version")
         assert v.rc == 0 and "backend" not in v.json and v.json["appServerVersion"] == "4.5.6", v
@@ -102,7 +103,9 @@ def test_unmanaged_server_is_reported_and_refused(home):
             x = home.run(*cmd)
             assert x.rc == 5, (cmd, x)
             assert x.json["error"] == "unmanagedServer"
-            assert x.json["message"] == "app server is running but is not managed by appd"
+            assert x.json["message"].startswith(
+                "app server is running but is not managed by appd: pid %d" % p.pid), x
+            assert x.json["unmanaged"]["pid"] == p.pid, x
         assert p.poll() is None            # never touched
         assert not os.path.exists(home.file("packages/current"))
     finally:

@@ -442,3 +442,106 @@ def test_restart_that_cannot_record_the_new_server_fails_at_once(small_fs_home):
     sp = home.run("stop", "--grace", "2", timeout=30)
     assert sp.rc == 0 and sp.json["status"] == "notRunning", sp
     assert any("cannot be written" in w for w in sp.json["warnings"]), sp
+
+
+# -- unmanaged servers: identified, and stopped on request ----------------------------
+
+def start_unmanaged_testserver(home, *args):
+    os.makedirs(home.file("run"), mode=0o700, exist_ok=True)
+    os.chmod(home.path, 0o700)
+    p = subprocess.Popen([TESTSERVER, "--listen", home.socket] + list(args),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_until(lambda: os.path.exists(home.socket))
+    return p
+
+
+def iso_ms(s):
+    import datetime
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def test_an_unmanaged_server_is_identified(home):
+    """A server on our socket that appd does not manage was refused with
+    nothing the user could act on. Now `start` (alreadyRunning) and the
+    refusals name it: pid, uid, executable and start time, read from the
+    kernel (SO_PEERCRED on the probe connection), and say what to do."""
+    home.write_settings({"server": {"command": [TESTSERVER, "--listen", "{socket}"]}})
+    t0 = time.time()
+    p = start_unmanaged_testserver(home)
+    try:
+        r = home.run("start", "--timeout", "5")
+        assert r.rc == 0 and r.json["status"] == "alreadyRunning", r
+        u = r.json["unmanaged"]
+        assert u["pid"] == p.pid and u["uid"] == os.getuid(), r
+        assert u["exe"] == os.path.realpath(TESTSERVER), r
+        assert abs(iso_ms(u["startedAt"]) - t0) < 60, r
+        for cmd in (["stop"], ["restart"]):
+            x = home.run(*cmd)
+            assert x.rc == 5 and x.json["error"] == "unmanagedServer", x
+            assert x.json["unmanaged"] == u, x
+            assert "appd stop --unmanaged" in x.json["message"], x
+        assert p.poll() is None            # refused, never touched
+    finally:
+        p.kill()
+        p.wait()
+
+
+@pytest.mark.parametrize("stubborn", [False, True])
+def test_stop_unmanaged_stops_it_and_start_proceeds(home, stubborn):
+    """`stop --unmanaged` stops that process (TERM, then KILL after the
+    grace period for one that ignores TERM), after which `start` runs the
+    managed server on the socket."""
+    home.write_settings({"server": {"command": [TESTSERVER, "--listen", "{socket}"]}})
+    p = start_unmanaged_testserver(home, *(["--ignore-term"] if stubborn else []))
+    try:
+        s = home.run("stop", "--unmanaged", "--grace", "1", timeout=30)
+        assert s.rc == 0 and s.json["status"] == "stopped", s
+        assert s.json["unmanaged"]["pid"] == p.pid, s
+        assert s.json["killed"] is stubborn, s
+        assert p.wait(timeout=10) == (-9 if stubborn else 0)
+        r = home.run("start", "--timeout", "10")
+        assert r.rc == 0 and r.json["status"] == "started", r
+        assert "unmanaged" not in r.json
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_stop_unmanaged_leaves_another_users_server_alone(home):
+    """A listener of another uid (bound as nobody, its socket moved into
+    run/ by root) is reported with its uid and never signalled."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to run a listener as another user")
+    import tempfile
+    d = tempfile.mkdtemp(prefix="appd-other-", dir="/tmp")   # pytest's tmp is 0700
+    os.chmod(d, 0o777)
+    path = os.path.join(d, "s.sock")
+    code = ("import socket,sys,time\n"
+            "s=socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen(8)\n"
+            "print('up',flush=True)\n"
+            "while True:\n  c,_=s.accept()\n  c.close()\n")
+
+    def drop():
+        os.setgid(65534)
+        os.setuid(65534)
+
+    p = subprocess.Popen(["/usr/bin/python3", "-c", code, path], preexec_fn=drop,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "up"
+        os.makedirs(home.file("run"), mode=0o700, exist_ok=True)
+        os.chmod(home.path, 0o700)
+        os.rename(path, home.socket)
+        s = home.run("stop", "--unmanaged", "--grace", "1", timeout=30)
+        assert s.rc == 5 and s.json["error"] == "unmanagedServer", s
+        assert s.json["unmanaged"]["pid"] == p.pid, s
+        assert s.json["unmanaged"]["uid"] == 65534, s
+        assert "not as this user" in s.json["message"], s
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()
+        import shutil
+        shutil.rmtree(d, ignore_errors=True)

@@ -371,6 +371,36 @@ def test_bootstrap_rerun_is_safe_and_downloads_nothing(rig):
     assert rig.releases() == ["1.0.0-" + TARGET]
 
 
+def test_bootstrap_replace_unmanaged_stops_it_then_bootstraps(rig):
+    """A server appd does not manage on the socket: bootstrap is refused
+    naming it (exit 5, nothing installed); with --replace-unmanaged it is
+    stopped first (same user, TERM) and the release installed and started
+    in the same call."""
+    import subprocess
+    from conftest import TESTSERVER
+    h = rig.home
+    os.makedirs(h.file("run"), mode=0o700, exist_ok=True)
+    p = subprocess.Popen([TESTSERVER, "--listen", h.socket],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: os.path.exists(h.socket))
+        rel = rig.pub.publish("1.0.0", 5, rig.srv)
+        r = rig.bootstrap()
+        assert r.rc == 5 and r.json["error"] == "unmanagedServer", r
+        assert r.json["unmanaged"]["pid"] == p.pid, r
+        assert not os.path.exists(h.file("packages/current"))
+        r = rig.bootstrap("--replace-unmanaged")
+        assert r.rc == 0 and r.json["status"] == "bootstrapped", r
+        assert r.json["replacedUnmanaged"]["pid"] == p.pid, r
+        assert p.wait(timeout=10) == 0
+        assert pid_alive(r.json["pid"])
+        assert rig.running_release() == rel.version
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def test_bootstrap_with_remote_control(rig):
     srv = dict(SERVER_SETTINGS, remoteControlArgs=["--print-env", "APPD_TEST_RC"])
     rig.write_settings({"server": srv})

@@ -15,11 +15,12 @@
 #endif
 #if defined(__linux__)
 #include <sys/socket.h>
+#endif
 #if defined(__APPLE__) || defined(__FreeBSD__)
 #include <sys/param.h>
+#include <sys/socket.h>
 #include <sys/ucred.h>
 #include <sys/un.h>
-#endif
 #endif
 
 #if !defined(__linux__) && !defined(__FreeBSD__)

@@ -1,6 +1,7 @@
 /* cmd_status.c -- `appd status`, `appd version`, `appd logs`: read-only,
  * no lock, never change a file. */
 #include "cmd/appd.h"
+#include "core/base/fmt.h"
 #include "core/base/fsutil.h"
 #include "core/logcap.h"
 #include "core/sockprep.h"
@@ -131,6 +132,46 @@ cmd_status(int argc, char **argv)
 	jsonw_kstr(&o.w, "readiness", readiness_name(s.readiness));
 	out_updater(&o, &h, &s, mine ? st : NULL);
 	jsonw_kstr(&o.w, "home", h.root);
+	jsonw_key(&o.w, "host");
+	jsonw_obj_begin(&o.w);
+	jsonw_kstr(&o.w, "machineId", h.machine);
+	jsonw_kstr(&o.w, "hostname", h.hostname);
+	jsonw_kbool(&o.w, "ownsHome", !h.per_host);
+	jsonw_obj_end(&o.w);
+	if (v.foreign)
+		jsonw_kstr(&o.w, "otherMachineId", v.sup.machine);
+	{
+		/* the other hosts sharing this home, as they recorded it */
+		static struct sup_status others[8];
+		int n = lc_other_hosts(&h, others, 8);
+
+		if (n > 0) {
+			jsonw_key(&o.w, "otherHosts");
+			jsonw_arr_begin(&o.w);
+			for (int i = 0; i < n; i++) {
+				jsonw_obj_begin(&o.w);
+				jsonw_kstr(&o.w, "machineId", others[i].machine_id);
+				jsonw_kstr(&o.w, "hostname", others[i].hostname);
+				jsonw_kstr(&o.w, "state", others[i].state);
+				if (others[i].server_pid > 0)
+					jsonw_kint(&o.w, "serverPid", others[i].server_pid);
+				jsonw_ktime(&o.w, "lastSeenAt", others[i].last_seen_at);
+				jsonw_obj_end(&o.w);
+			}
+			jsonw_arr_end(&o.w);
+			for (int i = 0; i < n; i++) {
+				char msg[512];
+				if (strcmp(others[i].state, "stopped") == 0)
+					continue;
+				fmt_n(msg, sizeof msg, "%s on host %s (machine %s), which shares this "
+				    "home; only this host's server is managed here",
+				    others[i].state, others[i].hostname[0] ? others[i].hostname : "?",
+				    others[i].machine_id[0] ? others[i].machine_id : "?");
+				out_warn(&o, msg);
+				break;
+			}
+		}
+	}
 	if (se.code != ERR_NONE)
 		out_warn(&o, se.msg);
 	if (mine && st->no_subreaper)

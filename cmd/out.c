@@ -202,6 +202,8 @@ cmd_home(struct home *h, int create, struct err *e)
 {
 	if (home_resolve(h, e) < 0)
 		return -1;
+	if (create && home_claim(h, e) < 0)
+		return -1;
 	return create ? home_prepare(h, e) : home_check(h, e);
 }
 

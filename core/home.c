@@ -2,6 +2,8 @@
 #include "core/home.h"
 #include "core/base/fmt.h"
 #include "core/base/fsutil.h"
+#include "core/base/jsonr.h"
+#include "core/base/jsonw.h"
 #include "core/sockprep.h"
 
 #include <errno.h>
@@ -18,6 +20,114 @@ join(char *out, const char *a, const char *b, struct err *e)
 	if (n < 0 || n >= HOME_PATH_MAX)
 		return err_set(e, ERR_IO, "path too long: %s/%s", a, b);
 	return 0;
+}
+
+const char *
+home_hostname(void)
+{
+	static char name[HOME_HOSTNAME_MAX];
+
+	if (name[0] == '\0' && (gethostname(name, sizeof name - 1) < 0 || name[0] == '\0'))
+		str_copy(name, sizeof name, "localhost");
+	name[sizeof name - 1] = '\0';
+	return name;
+}
+
+const char *
+home_machine_id(void)
+{
+	static char id[MACHINE_ID_MAX];
+
+	if (id[0] == '\0' && machineid_system(id) != 1) {
+		char n[MACHINE_ID_MAX - 8];
+		size_t k = 0;
+
+		/* a machine id must be one token: the hostname's safe bytes */
+		for (const char *p = home_hostname(); *p && k < sizeof n - 1; p++)
+			n[k++] = (*p > 0x20 && *p < 0x7f && *p != '/') ? *p : '_';
+		n[k] = '\0';
+		fmt_n(id, sizeof id, "host-%s", n);
+	}
+	return id;
+}
+
+static int home_paths(struct home *h, struct err *e);
+
+/* host.json's machine id into h->owner ("" when there is none). */
+static void
+read_owner(struct home *h)
+{
+	char buf[1024];
+	jsmntok_t tok[16];
+	struct jsonr r;
+	size_t len;
+
+	h->owner[0] = '\0';
+	if (fs_read_file(h->host_file, buf, sizeof buf, &len) < 0 ||
+	    jsonr_parse(&r, buf, len, tok, 16) < 0 ||
+	    jsonr_str(&r, jsonr_get(&r, 0, "machineId"), h->owner, sizeof h->owner) < 0)
+		h->owner[0] = '\0';
+}
+
+/* state/ and run/: this host's (see home.h). */
+static int
+host_dirs(struct home *h, struct err *e)
+{
+	char mine[HOME_PATH_MAX];
+
+	str_copy(h->machine, sizeof h->machine, home_machine_id());
+	str_copy(h->hostname, sizeof h->hostname, home_hostname());
+	if (join(h->host_file, h->root, "host.json", e) < 0 ||
+	    join(h->hosts, h->root, "hosts", e) < 0)
+		return -1;
+	read_owner(h);
+	h->per_host = h->owner[0] != '\0' && strcmp(h->owner, h->machine) != 0;
+	if (!h->per_host)
+		return join(h->state, h->root, "state", e) < 0 ||
+		    join(h->run, h->root, "run", e) < 0 ? -1 : 0;
+	if (join(mine, h->hosts, h->machine, e) < 0 ||
+	    join(h->state, mine, "state", e) < 0 ||
+	    join(h->run, mine, "run", e) < 0)
+		return -1;
+	return 0;
+}
+
+/* Name this host the owner of a home that has no host.json: written to a
+ * temporary file and linked into place, so that of two hosts claiming at
+ * once exactly one wins (link(2) fails with EEXIST for the other, on NFS
+ * too); the loser re-reads and uses its per-host directories. */
+static int
+claim(struct home *h, struct err *e)
+{
+	char tmp[HOME_PATH_MAX + 32], buf[1024];
+	struct jsonw w;
+	int rc;
+
+	if (h->owner[0] != '\0')
+		return 0;
+	jsonw_init(&w, buf, sizeof buf - 1);
+	jsonw_obj_begin(&w);
+	jsonw_kstr(&w, "machineId", h->machine);
+	jsonw_kstr(&w, "hostname", h->hostname);
+	jsonw_obj_end(&w);
+	if (jsonw_finish(&w) < 0)
+		return err_set(e, ERR_IO, "host name too long");
+	buf[w.len] = '\n';
+	fmt_n(tmp, sizeof tmp, "%s.%ld.tmp", h->host_file, (long)getpid());
+	if (fs_write_atomic(tmp, buf, w.len + 1, 0600) < 0)
+		return err_sys(e, ERR_IO, "cannot write %s", tmp);
+	rc = link(tmp, h->host_file);
+	if (rc < 0 && errno != EEXIST) {
+		int en = errno;
+		unlink(tmp);
+		errno = en;
+		return err_sys(e, ERR_IO, "cannot create %s", h->host_file);
+	}
+	unlink(tmp);
+	if (host_dirs(h, e) < 0)
+		return -1;
+	/* the paths under state/ and run/ follow */
+	return 1;
 }
 
 int
@@ -49,9 +159,16 @@ home_resolve(struct home *h, struct err *e)
 	n = strlen(h->root);
 	while (n > 1 && h->root[n - 1] == '/')
 		h->root[--n] = '\0';
-	if (join(h->state, h->root, "state", e) < 0 ||
-	    join(h->run, h->root, "run", e) < 0 ||
-	    join(h->packages, h->root, "packages", e) < 0 ||
+	if (host_dirs(h, e) < 0)
+		return -1;
+	return home_paths(h, e);
+}
+
+/* Every path under state/, run/ and the shared parts. */
+static int
+home_paths(struct home *h, struct err *e)
+{
+	if (join(h->packages, h->root, "packages", e) < 0 ||
 	    join(h->current, h->packages, "current", e) < 0 ||
 	    join(h->settings, h->root, "settings.json", e) < 0 ||
 	    join(h->daemon_lock, h->state, "daemon.lock", e) < 0 ||
@@ -70,14 +187,36 @@ home_resolve(struct home *h, struct err *e)
 }
 
 int
+home_claim(struct home *h, struct err *e)
+{
+	int c;
+
+	if (h->owner[0] != '\0')
+		return 0;
+	/* nothing is created for a home whose socket path cannot be bound */
+	if (sock_path_check(h->socket, e) < 0 || fs_private_dir(h->root, e) < 0)
+		return -1;
+	if ((c = claim(h, e)) < 0 || (c == 1 && home_paths(h, e) < 0))
+		return -1;
+	return 0;
+}
+
+int
 home_prepare(const struct home *h, struct err *e)
 {
 	/* a control socket path that cannot be bound is refused before
-	 * anything is created */
+	 * anything more is created */
 	if (sock_path_check(h->socket, e) < 0)
 		return -1;
-	if (fs_private_dir(h->root, e) < 0 || fs_private_dir(h->state, e) < 0 ||
-	    fs_private_dir(h->run, e) < 0)
+	if (fs_private_dir(h->root, e) < 0)
+		return -1;
+	if (h->per_host) {
+		char mine[HOME_PATH_MAX];
+		if (fs_private_dir(h->hosts, e) < 0 || join(mine, h->hosts, h->machine, e) < 0 ||
+		    fs_private_dir(mine, e) < 0)
+			return -1;
+	}
+	if (fs_private_dir(h->state, e) < 0 || fs_private_dir(h->run, e) < 0)
 		return -1;
 	return 0;
 }

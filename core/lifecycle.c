@@ -14,6 +14,7 @@
 #include "platform/proc.h"
 #include "platform/reactor.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <fcntl.h>
@@ -899,8 +900,11 @@ lc_view(const struct home *h, struct lc_view *v, struct err *e)
 	if (pidfile_peek(h->sup_pid, &sst, &v->sup, e) < 0)
 		return -1;
 	v->sup_recorded = sst == PIDFILE_RUNNING;
-	if (v->sup_recorded)
-		v->sup_active = pidrec_active(&v->sup) == 1;
+	if (v->sup_recorded) {
+		int a = pidrec_active(&v->sup);
+		v->sup_active = a == 1;
+		v->foreign = a < 0 && errno == EREMOTE;
+	}
 	if (pidfile_peek(h->srv_pid, &vst, &v->srv, e) < 0)
 		return -1;
 	if (vst == PIDFILE_RUNNING)
@@ -918,6 +922,8 @@ lc_view(const struct home *h, struct lc_view *v, struct err *e)
 	}
 	if (sst == PIDFILE_STARTING)
 		v->state = "starting";
+	else if (v->foreign)
+		v->state = "otherHost";
 	else if (!v->sup_active)
 		v->state = v->srv_active ? "orphaned" : "stopped";
 	else if (v->fresh)
@@ -927,6 +933,36 @@ lc_view(const struct home *h, struct lc_view *v, struct err *e)
 	else
 		v->state = "starting";
 	return 0;
+}
+
+int
+lc_other_hosts(const struct home *h, struct sup_status *out, int cap)
+{
+	char path[HOME_PATH_MAX + MACHINE_ID_MAX + 32];
+	struct err e;
+	struct dirent *d;
+	DIR *dir;
+	int n = 0;
+
+	if (h->per_host && n < cap) {
+		fmt_n(path, sizeof path, "%s/state/status.json", h->root);
+		err_clear(&e);
+		if (status_read(path, &out[n], &e) == 0 && out[n].server_id[0] != '\0')
+			n++;
+	}
+	dir = opendir(h->hosts);
+	if (dir == NULL)
+		return n;
+	while (n < cap && (d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.' || strcmp(d->d_name, h->machine) == 0)
+			continue;
+		fmt_n(path, sizeof path, "%s/%s/state/status.json", h->hosts, d->d_name);
+		err_clear(&e);
+		if (status_read(path, &out[n], &e) == 0 && out[n].server_id[0] != '\0')
+			n++;
+	}
+	closedir(dir);
+	return n;
 }
 
 /* ---- an update through the running supervisor ---- */

@@ -112,7 +112,8 @@ int lc_stop_unmanaged(const struct home *h, const struct unmanaged *u, int grace
 		      int *killed, struct err *e);
 
 /*
- * What `status` reports, judged once here:
+ * What `status` reports, judged once here (a supervisor record of another
+ * machine sharing the home: "otherHost", v->foreign, nothing judged):
  *   state  "starting"  a supervisor reservation is in flight, or the
  *                      supervisor runs but has neither answered nor
  *                      published yet;
@@ -131,8 +132,15 @@ struct lc_view {
 	struct pid_record srv;
 	int have_st;             /* st belongs to the running supervisor */
 	int fresh;               /* ... and came live from its control socket */
+	int foreign;             /* supervisor.pid is another machine's record */
 	struct sup_status st;
 };
 int lc_view(const struct home *h, struct lc_view *v, struct err *e);
+
+/* The records other hosts sharing the home published (their status.json:
+ * the owner's state/ when this host is not the owner, and every other
+ * hosts/<machine id>/state/), at most `cap` into `out`.  Their count.
+ * Nothing is judged: a process on another host cannot be checked here. */
+int lc_other_hosts(const struct home *h, struct sup_status *out, int cap);
 
 #endif

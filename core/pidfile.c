@@ -1,5 +1,6 @@
 /* pidfile.c -- see pidfile.h. */
 #include "core/pidfile.h"
+#include "core/home.h"
 #include "core/base/fmt.h"
 #include "core/base/fsutil.h"
 #include "core/base/jsonr.h"
@@ -33,6 +34,7 @@ pidrec_capture(pid_t pid, struct pid_record *rec)
 	rec->pgid = pi.pgid;
 	if (proc_boot_id(rec->boot_id) < 0)
 		return -1;
+	str_copy(rec->machine, sizeof rec->machine, home_machine_id());
 	{
 		char exe[512];          /* informational, kept to 255 bytes */
 		if (proc_exe(pid, exe, sizeof exe) < 0)
@@ -54,6 +56,8 @@ pidrec_format(const struct pid_record *rec, char *buf, size_t cap)
 	jsonw_kint(&w, "startTicks", (long long)rec->start_ticks);
 	jsonw_kint(&w, "pgid", rec->pgid);
 	jsonw_kstr(&w, "exe", rec->exe);
+	if (rec->machine[0] != '\0')
+		jsonw_kstr(&w, "machineId", rec->machine);
 	jsonw_obj_end(&w);
 	return jsonw_finish(&w);
 }
@@ -98,6 +102,10 @@ pidrec_parse(const char *text, size_t len, struct pid_record *rec)
 	if (jsonr_get(&r, 0, "exe") >= 0 &&
 	    jsonr_str(&r, jsonr_get(&r, 0, "exe"), rec->exe, sizeof rec->exe) < 0)
 		rec->exe[0] = '\0';
+	if (jsonr_get(&r, 0, "machineId") >= 0 &&
+	    (jsonr_str(&r, jsonr_get(&r, 0, "machineId"), rec->machine, sizeof rec->machine) < 0 ||
+	     !boot_id_ok(rec->machine)))
+		return -1;
 	rec->pid = (long)pid;
 	rec->start_ticks = (unsigned long long)ticks;
 	rec->pgid = (long)pgid;
@@ -107,6 +115,10 @@ pidrec_parse(const char *text, size_t len, struct pid_record *rec)
 int
 pidrec_active(const struct pid_record *rec)
 {
+	if (rec->machine[0] != '\0' && strcmp(rec->machine, home_machine_id()) != 0) {
+		errno = EREMOTE;
+		return -1;
+	}
 	return proc_matches((pid_t)rec->pid, rec->start_ticks, rec->boot_id);
 }
 
@@ -258,6 +270,19 @@ pidfile_wait_reservation(const char *path, int64_t timeout_ms, struct err *e)
 	return 0;
 }
 
+/* pidrec_active() failed on the record in `path`. */
+static int
+inspect_fail(struct err *e, const char *path, const struct pid_record *rec)
+{
+	if (errno == EREMOTE) {
+		err_ctx_str(e, "path", path);
+		err_ctx_str(e, "machineId", rec->machine);
+		return err_set(e, ERR_BUSY, "%s is the record of a process on another machine "
+		    "(%s) sharing this home; it is left as it is", path, rec->machine);
+	}
+	return err_sys(e, ERR_IO, "failed to inspect process %ld", rec->pid);
+}
+
 int
 pidfile_refresh_after_stale(const char *path, const struct pid_record *expected,
     enum pidfile_state *st, struct pid_record *rec, struct err *e)
@@ -301,7 +326,7 @@ pidfile_is_starting_or_running(const char *path, enum pidfile_state *st,
 			return 1;
 		a = pidrec_active(rec);
 		if (a < 0)
-			return err_sys(e, ERR_IO, "failed to inspect process %ld", rec->pid);
+			return inspect_fail(e, path, rec);
 		if (a == 1)
 			return 1;
 		stale = *rec;
@@ -343,7 +368,7 @@ pidfile_reserve(const char *path, int64_t timeout_ms, struct pidfile_resv *rv,
 			continue;
 		a = pidrec_active(other);
 		if (a < 0) {
-			err_sys(e, ERR_IO, "failed to inspect process %ld", other->pid);
+			inspect_fail(e, path, other);
 			break;
 		}
 		if (a == 1) {

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "core/base/err.h"
+#include "core/update/machineid.h"
 
 struct pid_record {
 	long pid;
@@ -28,6 +29,9 @@ struct pid_record {
 	unsigned long long start_ticks;
 	long pgid;
 	char exe[256];                 /* informational; truncated if longer */
+	char machine[MACHINE_ID_MAX];  /* home_machine_id() of the host that
+	                                * wrote it; "" in records of older appd
+	                                * (taken as this host's) */
 };
 
 enum pidfile_state { PIDFILE_MISSING = 0, PIDFILE_STARTING, PIDFILE_RUNNING };
@@ -41,7 +45,9 @@ int pidrec_capture(pid_t pid, struct pid_record *rec);
 /* Serialize / parse.  parse: 0, or -1 on anything but a valid record. */
 int pidrec_format(const struct pid_record *rec, char *buf, size_t cap);
 int pidrec_parse(const char *text, size_t len, struct pid_record *rec);
-/* 1 active, 0 stale, -1/errno. */
+/* 1 active, 0 stale, -1/errno.  A record of another machine (a home
+ * shared between hosts) is neither: -1 with EREMOTE, so it is never
+ * judged stale, signalled or removed here. */
 int pidrec_active(const struct pid_record *rec);
 /* Same process identity (pid, boot id, start ticks). */
 int pidrec_same(const struct pid_record *a, const struct pid_record *b);

@@ -34,6 +34,10 @@ status_format(const struct sup_status *st, char *buf, size_t cap)
 	jsonw_kint(&w, "supervisorPid", st->sup_pid);
 	jsonw_kint(&w, "supervisorStartTicks", (long long)st->sup_start_ticks);
 	jsonw_kstr(&w, "bootId", st->boot_id);
+	if (st->machine_id[0] != '\0') {
+		jsonw_kstr(&w, "machineId", st->machine_id);
+		jsonw_kstr(&w, "hostname", st->hostname);
+	}
 	put_time(&w, "startedAt", st->started_at);
 	put_time(&w, "lastSeenAt", st->last_seen_at);
 	jsonw_kstr(&w, "state", st->state);
@@ -143,6 +147,8 @@ status_parse(const char *buf, size_t len, struct sup_status *st)
 	st->sup_pid = (long)get_num(&r, 0, "supervisorPid");
 	st->sup_start_ticks = (unsigned long long)get_num(&r, 0, "supervisorStartTicks");
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "bootId"), st->boot_id, sizeof st->boot_id);
+	(void)jsonr_str(&r, jsonr_get(&r, 0, "machineId"), st->machine_id, sizeof st->machine_id);
+	(void)jsonr_str(&r, jsonr_get(&r, 0, "hostname"), st->hostname, sizeof st->hostname);
 	st->started_at = jsonr_time(&r, 0, "startedAt");
 	st->last_seen_at = jsonr_time(&r, 0, "lastSeenAt");
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "state"), st->state, sizeof st->state);

@@ -59,6 +59,8 @@ struct sup_status {
 	int spawn_failures;      /* server starts that failed before exec
 	                          * (its pidfile, fork, exec), all told */
 	char spawn_error[256];   /* the last such failure's cause */
+	char machine_id[128];    /* the host the supervisor runs on */
+	char hostname[256];
 };
 
 /* The warning `status` and `stop` give when the supervisor recorded

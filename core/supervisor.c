@@ -515,6 +515,8 @@ setup(struct sup *s, const struct sup_opts *o, int *adopted, struct err *e)
 	s->st.sup_pid = getpid();
 	s->st.sup_start_ticks = s->self.start_ticks;
 	str_copy(s->st.boot_id, sizeof s->st.boot_id, s->self.boot_id);
+	str_copy(s->st.machine_id, sizeof s->st.machine_id, h->machine);
+	str_copy(s->st.hostname, sizeof s->st.hostname, h->hostname);
 	if (!o->handover || s->st.started_at == 0)
 		s->st.started_at = now;
 	str_copy(s->st.readiness, sizeof s->st.readiness, readiness_name(s->s.readiness));

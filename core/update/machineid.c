@@ -64,6 +64,17 @@ machineid_get_from(const char *const *paths, int n, const char *fallback_path,
 }
 
 int
+machineid_system(char out[MACHINE_ID_MAX])
+{
+	static const char *const sys[] = { "/etc/machine-id", "/var/lib/dbus/machine-id" };
+
+	for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
+		if (read_id(sys[i], out) == 1)
+			return 1;
+	return 0;
+}
+
+int
 machineid_get(const char *fallback_path, char out[MACHINE_ID_MAX], struct err *e)
 {
 	static const char *const sys[] = { "/etc/machine-id", "/var/lib/dbus/machine-id" };

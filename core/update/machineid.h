@@ -19,6 +19,9 @@
  * fallback cannot be read or written.
  */
 int machineid_get(const char *fallback_path, char out[MACHINE_ID_MAX], struct err *e);
+/* The system's own id alone (/etc/machine-id, /var/lib/dbus/machine-id):
+ * 1 found, 0 none (nothing is written). */
+int machineid_system(char out[MACHINE_ID_MAX]);
 /* The same with an explicit list of `n` system paths (for tests). */
 int machineid_get_from(const char *const *paths, int n, const char *fallback_path,
 		       char out[MACHINE_ID_MAX], struct err *e);

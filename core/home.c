@@ -92,6 +92,34 @@ host_dirs(struct home *h, struct err *e)
 	return 0;
 }
 
+/* The machine (and host name) whose records are in the shared state/:
+ * supervisor.pid's machineId, status.json's hostname.  Left as they are
+ * when there is none. */
+static void
+state_user(const struct home *h, char *who, size_t wcap, char *name, size_t ncap)
+{
+	char path[HOME_PATH_MAX + 32], buf[4096], m[MACHINE_ID_MAX], n[HOME_HOSTNAME_MAX];
+	jsmntok_t tok[128];
+	struct jsonr r;
+	size_t len;
+
+	fmt_n(path, sizeof path, "%s/state/supervisor.pid", h->root);
+	if (fs_read_file(path, buf, sizeof buf, &len) < 0 ||
+	    jsonr_parse(&r, buf, len, tok, 128) < 0 ||
+	    jsonr_str(&r, jsonr_get(&r, 0, "machineId"), m, sizeof m) < 0 || m[0] == '\0' ||
+	    strcmp(m, h->machine) == 0)
+		return;
+	str_copy(who, wcap, m);
+	name[0] = '\0';
+	fmt_n(path, sizeof path, "%s/state/status.json", h->root);
+	if (fs_read_file(path, buf, sizeof buf, &len) == 0 &&
+	    jsonr_parse(&r, buf, len, tok, 128) == 0 &&
+	    jsonr_str(&r, jsonr_get(&r, 0, "machineId"), m, sizeof m) == 0 &&
+	    strcmp(m, who) == 0 &&
+	    jsonr_str(&r, jsonr_get(&r, 0, "hostname"), n, sizeof n) == 0)
+		str_copy(name, ncap, n);
+}
+
 /* Name this host the owner of a home that has no host.json: written to a
  * temporary file and linked into place, so that of two hosts claiming at
  * once exactly one wins (link(2) fails with EEXIST for the other, on NFS
@@ -103,12 +131,19 @@ claim(struct home *h, struct err *e)
 	struct jsonw w;
 	int rc;
 
+	char who[MACHINE_ID_MAX], name[HOME_HOSTNAME_MAX];
+
 	if (h->owner[0] != '\0')
 		return 0;
+	/* state/ already in use by another machine (a home of an older appd,
+	 * or host.json removed): that machine owns it, not us */
+	str_copy(who, sizeof who, h->machine);
+	str_copy(name, sizeof name, h->hostname);
+	state_user(h, who, sizeof who, name, sizeof name);
 	jsonw_init(&w, buf, sizeof buf - 1);
 	jsonw_obj_begin(&w);
-	jsonw_kstr(&w, "machineId", h->machine);
-	jsonw_kstr(&w, "hostname", h->hostname);
+	jsonw_kstr(&w, "machineId", who);
+	jsonw_kstr(&w, "hostname", name);
 	jsonw_obj_end(&w);
 	if (jsonw_finish(&w) < 0)
 		return err_set(e, ERR_IO, "host name too long");

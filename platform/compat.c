@@ -162,24 +162,6 @@ compat_splice(int in, int out, size_t max)
 }
 
 int
-compat_peer_uid(int fd, uid_t *uid)
-{
-#if defined(__linux__)
-	struct ucred cr;
-	socklen_t len = sizeof cr;
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-		return -1;
-	*uid = cr.uid;
-	return 0;
-#else
-	gid_t gid;
-
-	return getpeereid(fd, uid, &gid);
-#endif
-}
-
-int
 compat_peer_cred(int fd, pid_t *pid, uid_t *uid)
 {
 #if defined(__linux__)
@@ -217,6 +199,14 @@ compat_peer_cred(int fd, pid_t *pid, uid_t *uid)
 	*pid = 0;
 	return getpeereid(fd, uid, &gid);
 #endif
+}
+
+int
+compat_peer_uid(int fd, uid_t *uid)
+{
+	pid_t pid;
+
+	return compat_peer_cred(fd, &pid, uid);
 }
 
 void *

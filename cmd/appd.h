@@ -68,7 +68,14 @@ const struct unmanaged *cmd_unmanaged(const struct home *h);
  * "unmanaged" object, socketPath) and what to do; returns -1. */
 int err_unmanaged(const struct home *h, struct err *e);
 
+/* argv[0] made absolute when it is a relative path (a bare name is looked
+ * up in PATH at exec time); `store` holds the result.  0 or -1 (e). */
+int cmd_absolutize(char **argv0, char *store, size_t cap, struct err *e);
+/* The managed program exists (ERR_SPAWN naming it when not). */
+int cmd_preflight(const struct home *h, const struct settings *s, struct err *e);
+
 int cmd_start(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_remote_control(int argc, char **argv, int enable);
 int cmd_stop(int argc, char **argv);
 int cmd_restart(int argc, char **argv);

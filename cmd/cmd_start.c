@@ -55,8 +55,8 @@ parse(int argc, char **argv, int allow_cmd, struct start_args *a, struct err *e)
 
 /* A relative program path is made absolute (the supervisor runs in /);
  * a bare name stays for the PATH lookup, a placeholder as it is. */
-static int
-absolutize(char **argv0, char *store, size_t cap, struct err *e)
+int
+cmd_absolutize(char **argv0, char *store, size_t cap, struct err *e)
 {
 	const char *p = *argv0;
 
@@ -69,8 +69,8 @@ absolutize(char **argv0, char *store, size_t cap, struct err *e)
 }
 
 /* The managed program must exist before anything is changed. */
-static int
-preflight(const struct home *h, const struct settings *s, struct err *e)
+int
+cmd_preflight(const struct home *h, const struct settings *s, struct err *e)
 {
 	static char buf[16384];
 	char *argv[SETTINGS_MAX_ARGS + 1];
@@ -141,7 +141,7 @@ cmd_start(int argc, char **argv)
 	if (lock < 0)
 		return out_fail(&e);
 	if (a.cmd_argc > 0) {
-		if (absolutize(&a.cmd_argv[0], abs0, sizeof abs0, &e) < 0 ||
+		if (cmd_absolutize(&a.cmd_argv[0], abs0, sizeof abs0, &e) < 0 ||
 		    settings_save_command(h.settings, a.cmd_argc, a.cmd_argv, &e) < 0)
 			return out_fail(&e);
 	}
@@ -176,7 +176,7 @@ cmd_start(int argc, char **argv)
 		struct err e2;
 		err_clear(&e2);
 		/* only a fresh launch needs the program; a running one is reported */
-		if (lc_supervisor(&h, &sup, &e2) == 0 && preflight(&h, &s, &e) < 0)
+		if (lc_supervisor(&h, &sup, &e2) == 0 && cmd_preflight(&h, &s, &e) < 0)
 			return out_fail(&e);
 	}
 	if (lc_start(&h, &s, a.timeout_s, &res, &e) < 0)
@@ -235,7 +235,7 @@ cmd_restart(int argc, char **argv)
 		res.sup_pid = sup.pid;
 		behind = st.state_write_error[0] != '\0';
 	} else {
-		if (preflight(&h, &s, &e) < 0)
+		if (cmd_preflight(&h, &s, &e) < 0)
 			return out_fail(&e);
 		if (lc_stop(&h, s.grace_s, 0, &stopped, &e) < 0 ||
 		    lc_start(&h, &s, a.timeout_s, &res, &e) < 0)

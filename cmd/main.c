@@ -21,6 +21,8 @@ static const char usage_text[] =
 	"                       the server of this user that appd does not manage\n"
 	"  restart [--timeout S] [--lock-timeout S]\n"
 	"                       restart the server (in place when the supervisor is healthy)\n"
+	"  run [--notification-fd N] [--timeout S] [-- CMD ARGS...]\n"
+	"                       supervise in the foreground (systemd, s6, runit, PID 1)\n"
 	"  status               what runs, its readiness, restarts and liveness\n"
 	"  version              probe the running server\n"
 	"  enable-remote-control / disable-remote-control\n"
@@ -58,6 +60,8 @@ main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0)
 		return cmd_version(argc - 1, argv + 1);
+	if (strcmp(cmd, "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "supervise") == 0)
 		return cmd_supervise(argc - 1, argv + 1);
 	if (strcmp(cmd, "enable-remote-control") == 0)

@@ -23,6 +23,7 @@
 #include "core/control.h"
 #include "core/home.h"
 #include "core/logcap.h"
+#include "core/mgrnotify.h"
 #include "core/pidfile.h"
 #include "core/settings.h"
 #include "core/status.h"
@@ -207,6 +208,9 @@ struct sup {
 	                               * not be written (st.state_write_error) */
 	int finished;
 	int exit_code;
+	int foreground;               /* `appd run` (sup_opts.foreground) */
+	struct mgr mgr;               /* its service manager */
+	int wd_h;                     /* the manager's watchdog timer */
 	int lfd;                      /* socket activation: the held listener */
 	int activation_h;             /* its path repair: a watch on run/ */
 	int activation_wd;

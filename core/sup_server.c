@@ -377,6 +377,15 @@ spawn_with(struct sup *s, struct spawn_scratch *k, struct err *e)
 
 static void policy_restart(struct sup *s, int clean, const char *msg);
 
+/* The last exit as a process exit status: its code, or 128 + signal. */
+static int
+server_status(const struct sup *s)
+{
+	if (s->st.last_exit_signal > 0)
+		return 128 + s->st.last_exit_signal;
+	return s->st.last_exit_code > 0 ? s->st.last_exit_code : 0;
+}
+
 static void
 a_spawn(struct sup *s)
 {
@@ -415,7 +424,9 @@ policy_restart(struct sup *s, int clean, const char *msg)
 	char m[128];
 
 	if (s->s.restart == RESTART_NEVER || (clean && s->s.restart == RESTART_ON_FAILURE)) {
-		srv_shutdown(s, 0, msg);
+		/* in the foreground (`appd run`, PID 1 of a container) the
+		 * supervisor exits as the server did, as tini and dumb-init do */
+		srv_shutdown(s, s->foreground ? server_status(s) : 0, msg);
 		return;
 	}
 	delay = s->started_ms + s->interval_ms - now;

@@ -139,6 +139,18 @@ sup_publish(struct sup *s)
 		}
 	}
 	ctl_notify(&s->ctl);
+	if (s->foreground)
+		mgr_update(&s->mgr, &s->st);
+}
+
+static void
+on_watchdog(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)h; (void)ev;
+	mgr_watchdog(&s->mgr);
+	s->wd_h = reactor_timer_add(r, s->mgr.watchdog_ms, on_watchdog, s);
 }
 
 /* The control socket's answers: the live record. */
@@ -473,6 +485,8 @@ init_handles(struct sup *s, const struct sup_opts *o)
 	s->srv_timer_h = s->srv_pub_h = s->upd_h = s->upd_lock = -1;
 	s->lfd = s->activation_h = s->activation_wd = -1;
 	s->ctl.lfd = s->ctl.lh = -1;
+	s->wd_h = -1;
+	s->foreground = o->foreground;
 	s->interval_ms = SUP_BACKOFF_MIN_MS;
 	s->state = SRV_STOPPED;
 }
@@ -486,6 +500,10 @@ setup(struct sup *s, const struct sup_opts *o, int *adopted, struct err *e)
 	const struct home *h = s->h;
 	int64_t now;
 
+	if (s->foreground) {
+		if (mgr_init(&s->mgr, o->s6_fd >= 3 ? o->s6_fd : -1) < 0)
+			sup_log("cannot notify the service manager: %s", strerror(errno));
+	}
 	if (proc_set_subreaper() < 0) {
 		s->no_subreaper = 1;
 		s->st.no_subreaper = 1;
@@ -496,6 +514,9 @@ setup(struct sup *s, const struct sup_opts *o, int *adopted, struct err *e)
 	(void)proc_set_name("appd");
 	if (reactor_init(&s->r) < 0)
 		return err_sys(e, ERR_IO, "cannot create the event loop");
+	/* the manager's watchdog: the only periodic wakeup it adds */
+	if (s->foreground && s->mgr.watchdog_ms > 0)
+		s->wd_h = reactor_timer_add(&s->r, s->mgr.watchdog_ms, on_watchdog, s);
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		if (reactor_signal_add(&s->r, sigs[i], on_signal, s) < 0)
 			return err_sys(e, ERR_IO, "cannot trap signal %d", sigs[i]);

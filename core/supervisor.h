@@ -34,6 +34,10 @@ struct sup_opts {
 	 * and adopts its server child and these inherited fds (-1: none) */
 	int handover;
 	int h_lfd, h_out_rd, h_out_wr, h_ctl;
+	/* `appd run`: in the foreground of a service manager (core/mgrnotify.h),
+	 * exiting with the server's status when the restart policy ends it */
+	int foreground;
+	int s6_fd;              /* s6 notification fd (>= 3), 0: none */
 };
 
 /* Run until stopped.  Returns the process exit status (0 after a clean

@@ -30,14 +30,14 @@ def running_ready(home):
 
 def test_systemd_notify_protocol(home, tmp_path):
     """As a Type=notify service: READY=1 once the server is ready (after
-    nothing but STATUS= lines), STATUS= on changes, STOPPING=1 when it
-    stops; `appd stop` makes it exit 0; the server never sees the
+    nothing but STATUS= lines), WATCHDOG=1 pings when WATCHDOG_USEC is
+    set, STOPPING=1 when it stops; `appd stop` makes it exit 0; the server never sees the
     manager's NOTIFY_SOCKET."""
     path = str(tmp_path / "notify.sock")
     mgr = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     mgr.bind(path)
     mgr.settimeout(15)
-    env = dict(home.env, NOTIFY_SOCKET=path)
+    env = dict(home.env, NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
     p = subprocess.Popen([APPD, "run", "--", TESTSERVER, "--listen", "{socket}",
                           "--print-env", "NOTIFY_SOCKET"], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -50,8 +50,10 @@ def test_systemd_notify_protocol(home, tmp_path):
         assert ready[0] == "READY=1" and "MAINPID=%d" % p.pid in ready, msgs
         # ready means ready: the server answers already
         assert running_ready(home)
-        assert "NOTIFY_SOCKET=\n" in home.read("state/app-server.log") or \
-            "NOTIFY_SOCKET=" + path not in home.read("state/app-server.log")
+        # the manager asked for a watchdog: pings every half WATCHDOG_USEC
+        pings = [mgr.recv(4096).decode() for _ in range(2)]
+        assert pings == ["WATCHDOG=1", "WATCHDOG=1"], pings
+        assert "NOTIFY_SOCKET is unset" in home.read("state/app-server.log")
         r = home.run("stop")
         assert r.rc == 0 and r.json["status"] == "stopped", r
         tail = []

@@ -23,6 +23,8 @@ static const char usage_text[] =
 	"                       restart the server (in place when the supervisor is healthy)\n"
 	"  run [--notification-fd N] [--timeout S] [-- CMD ARGS...]\n"
 	"                       supervise in the foreground (systemd, s6, runit, PID 1)\n"
+	"  enable-boot / disable-boot [--mechanism systemd|cron] [--dry-run]\n"
+	"                       start the server at boot (systemd user unit or @reboot)\n"
 	"  status               what runs, its readiness, restarts and liveness\n"
 	"  version              probe the running server\n"
 	"  enable-remote-control / disable-remote-control\n"
@@ -60,6 +62,10 @@ main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0)
 		return cmd_version(argc - 1, argv + 1);
+	if (strcmp(cmd, "enable-boot") == 0)
+		return cmd_boot(argc - 1, argv + 1, 1);
+	if (strcmp(cmd, "disable-boot") == 0)
+		return cmd_boot(argc - 1, argv + 1, 0);
 	if (strcmp(cmd, "run") == 0)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "supervise") == 0)

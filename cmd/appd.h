@@ -76,6 +76,9 @@ int cmd_preflight(const struct home *h, const struct settings *s, struct err *e)
 
 int cmd_start(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+/* --ready SPEC: checked, then (unless `check_only`) saved as
+ * server.readiness. */
+int cmd_save_readiness(const struct home *h, const char *spec, int check_only, struct err *e);
 int cmd_boot(int argc, char **argv, int enable);
 int cmd_remote_control(int argc, char **argv, int enable);
 int cmd_stop(int argc, char **argv);

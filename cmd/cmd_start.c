@@ -1,6 +1,8 @@
 /* cmd_start.c -- `appd start` and `appd restart`. */
 #include "cmd/appd.h"
 #include "core/unmanaged.h"
+#include "core/hprobe.h"
+#include "core/base/jsonw.h"
 #include "core/base/fsutil.h"
 #include "core/lock.h"
 #include "platform/proc.h"
@@ -19,6 +21,7 @@ struct start_args {
 	int lock_timeout_s;
 	int cmd_argc;
 	char **cmd_argv;
+	const char *ready;      /* --ready SPEC: saved as server.readiness */
 };
 
 static int
@@ -37,6 +40,10 @@ parse(int argc, char **argv, int allow_cmd, struct start_args *a, struct err *e)
 			if (arg_seconds("--lock-timeout", i + 1 < argc ? argv[++i] : NULL, 0, 3600,
 			    &a->lock_timeout_s, e) < 0)
 				return -1;
+		} else if (strcmp(argv[i], "--ready") == 0 && allow_cmd) {
+			if (i + 1 >= argc || argv[i + 1][0] == '\0')
+				return err_set(e, ERR_USAGE, "--ready needs a value");
+			a->ready = argv[++i];
 		} else if (strcmp(argv[i], "--") == 0 && allow_cmd) {
 			a->cmd_argc = argc - i - 1;
 			a->cmd_argv = argv + i + 1;
@@ -110,6 +117,33 @@ cmd_preflight(const struct home *h, const struct settings *s, struct err *e)
 	}
 }
 
+int
+cmd_save_readiness(const struct home *h, const char *spec, int check_only, struct err *e)
+{
+	static struct hprobe_spec chk;
+	char val[HPROBE_SPEC_MAX + 64];
+	struct jsonw w;
+
+	if (hprobe_is_spec(spec)) {
+		if (hprobe_parse(spec, "/x.sock", &chk, e) < 0)
+			return -1;
+	} else if (strcmp(spec, "connect") != 0 && strcmp(spec, "notify") != 0 &&
+	    strcmp(spec, "codex-initialize") != 0 && strcmp(spec, "none") != 0) {
+		return err_set(e, ERR_USAGE, "--ready must be connect, notify, codex-initialize, "
+		    "none, tcp://HOST:PORT, http://HOST:PORT/PATH, http+unix://SOCKET/PATH or "
+		    "exec:PROGRAM ARGS");
+	}
+	if (!jsonw_utf8_ok(spec))
+		return err_set(e, ERR_USAGE, "--ready is not UTF-8");
+	jsonw_init(&w, val, sizeof val);
+	jsonw_str(&w, spec);
+	if (jsonw_finish(&w) < 0)
+		return err_set(e, ERR_USAGE, "--ready is too long");
+	if (check_only)
+		return 0;
+	return settings_set(h->settings, "server.readiness", val, e);
+}
+
 /* appServerVersion as the supervisor's readiness probe saw it. */
 static void
 out_running_version(struct out *o, const struct home *h)
@@ -140,11 +174,16 @@ cmd_start(int argc, char **argv)
 	lock = cmd_lock(&h, "start", a.lock_timeout_s, &e);
 	if (lock < 0)
 		return out_fail(&e);
+	/* a bad --ready changes nothing */
+	if (a.ready != NULL && cmd_save_readiness(&h, a.ready, 1, &e) < 0)
+		return out_fail(&e);
 	if (a.cmd_argc > 0) {
 		if (cmd_absolutize(&a.cmd_argv[0], abs0, sizeof abs0, &e) < 0 ||
 		    settings_save_command(h.settings, a.cmd_argc, a.cmd_argv, &e) < 0)
 			return out_fail(&e);
 	}
+	if (a.ready != NULL && cmd_save_readiness(&h, a.ready, 0, &e) < 0)
+		return out_fail(&e);
 	if (settings_load(h.settings, &s, &e) < 0)
 		return out_fail(&e);
 	if (a.timeout_s == 0)

@@ -68,7 +68,7 @@ cmd_supervise(int argc, char **argv)
 }
 
 /*
- * `appd run [--notification-fd N] [--timeout S] [-- CMD ARGS...]`: record CMD
+ * `appd run [--notification-fd N] [--timeout S] [--ready SPEC] [-- CMD ARGS...]`: record CMD
  * as `start -- CMD` does, then supervise in this process: the same state
  * files, locks and control socket as a detached supervisor, so every other
  * command works against it.  Readiness goes to the service manager
@@ -86,6 +86,7 @@ cmd_run(int argc, char **argv)
 	static struct err e;
 	char abs0[PATH_MAX];
 	char **cmd = NULL;
+	const char *ready = NULL;
 	int i, ncmd = 0, lock, rc;
 
 	err_clear(&e);
@@ -107,6 +108,8 @@ cmd_run(int argc, char **argv)
 			if (arg_seconds("--timeout", i + 1 < argc ? argv[++i] : NULL, 1, 3600,
 			    &so.ready_timeout_s, &e) < 0)
 				return out_fail(&e);
+		} else if (strcmp(argv[i], "--ready") == 0 && i + 1 < argc) {
+			ready = argv[++i];
 		} else {
 			err_set(&e, ERR_USAGE, "unknown argument \"%s\" to run", argv[i]);
 			return out_fail(&e);
@@ -119,8 +122,12 @@ cmd_run(int argc, char **argv)
 	lock = cmd_lock(&h, "run", LOCK_TIMEOUT_DEFAULT_S, &e);
 	if (lock < 0)
 		return out_fail(&e);
+	if (ready != NULL && cmd_save_readiness(&h, ready, 1, &e) < 0)
+		return out_fail(&e);
 	if (ncmd > 0 && (cmd_absolutize(&cmd[0], abs0, sizeof abs0, &e) < 0 ||
 	    settings_save_command(h.settings, ncmd, cmd, &e) < 0))
+		return out_fail(&e);
+	if (ready != NULL && cmd_save_readiness(&h, ready, 0, &e) < 0)
 		return out_fail(&e);
 	if (settings_load(h.settings, &s, &e) < 0 || cmd_preflight(&h, &s, &e) < 0)
 		return out_fail(&e);

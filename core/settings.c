@@ -1,5 +1,6 @@
 /* settings.c -- see settings.h. */
 #include "core/settings.h"
+#include "core/hprobe.h"
 #include "core/base/fmt.h"
 #include "core/base/fsutil.h"
 #include "core/base/jsonr.h"
@@ -16,6 +17,7 @@
 static const char *const readiness_names[] = {
 	[READY_CONNECT] = "connect", [READY_NOTIFY] = "notify",
 	[READY_CODEX_INIT] = "codex-initialize", [READY_NONE] = "none",
+	[READY_PROBE] = "probe",
 };
 static const char *const restart_names[] = {
 	[RESTART_ON_FAILURE] = "on-failure", [RESTART_ALWAYS] = "always",
@@ -315,10 +317,24 @@ load(const char *path, struct settings *s, struct err *e)
 			return bad(e, path, "server.command[0] is empty");
 		set_argv(s, n, args);
 	}
-	if (get_enum(&r, "server.readiness", readiness_names, 4, &k) < 0)
-		return bad(e, path, "server.readiness must be one of connect, notify, codex-initialize, none");
-	if (jsonr_path(&r, "server.readiness") >= 0)
-		s->readiness = (enum readiness)k;
+	i = jsonr_path(&r, "server.readiness");
+	if (i >= 0 && jsonr_str(&r, i, s->ready_spec, sizeof s->ready_spec) == 0 &&
+	    hprobe_is_spec(s->ready_spec)) {
+		static struct hprobe_spec chk;
+		struct err pe;
+		err_clear(&pe);
+		if (hprobe_parse(s->ready_spec, "/x.sock", &chk, &pe) < 0)
+			return bad(e, path, pe.msg);
+		s->readiness = READY_PROBE;
+	} else {
+		s->ready_spec[0] = '\0';
+		if (get_enum(&r, "server.readiness", readiness_names, 4, &k) < 0)
+			return bad(e, path, "server.readiness must be one of connect, notify, "
+			    "codex-initialize, none, or a probe: tcp://HOST:PORT, "
+			    "http://HOST:PORT/PATH, http+unix://SOCKET/PATH, exec:PROGRAM ARGS");
+		if (i >= 0)
+			s->readiness = (enum readiness)k;
+	}
 	if (get_enum(&r, "server.restart", restart_names, 3, &k) < 0)
 		return bad(e, path, "server.restart must be one of on-failure, always, never");
 	if (jsonr_path(&r, "server.restart") >= 0)

@@ -19,7 +19,9 @@
 #define SETTINGS_MAX_ARGS 64
 #define SETTINGS_MAX_BYTES 65536
 
-enum readiness { READY_CONNECT = 0, READY_NOTIFY, READY_CODEX_INIT, READY_NONE };
+/* READY_PROBE: server.readiness is a core/hprobe.h spec (tcp://, http://,
+ * http+unix://, exec:), kept in settings.ready_spec */
+enum readiness { READY_CONNECT = 0, READY_NOTIFY, READY_CODEX_INIT, READY_NONE, READY_PROBE };
 enum restart_policy { RESTART_ON_FAILURE = 0, RESTART_ALWAYS, RESTART_NEVER };
 
 /* The updater section (DESIGN.md "Updater").  Off until `bootstrap`
@@ -59,6 +61,7 @@ struct settings {
 	unsigned short rc_envoff[8];
 	int argc;                          /* server.command, unexpanded: */
 	unsigned short argoff[SETTINGS_MAX_ARGS]; /* offsets into argbuf */
+	char ready_spec[512];              /* READY_PROBE's spec */
 	char rcbuf[2048];
 	char argbuf[8192];
 };

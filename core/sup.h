@@ -24,6 +24,7 @@
 #include "core/home.h"
 #include "core/logcap.h"
 #include "core/mgrnotify.h"
+#include "core/hprobe.h"
 #include "core/pidfile.h"
 #include "core/settings.h"
 #include "core/status.h"
@@ -217,6 +218,8 @@ struct sup {
 	/* readiness */
 	int probe_h, probe_ms, probe_fast;
 	struct wsprobe *ws;           /* codex-initialize probe (static storage) */
+	struct hprobe hp;             /* tcp/http/http+unix/exec readiness */
+	struct hprobe_spec hps;
 	int dw_fd, dw_h;              /* run/ watch while starting */
 	int notify_rd, notify_wr, notify_h;
 	int nsock, nsock_h;

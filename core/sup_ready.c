@@ -15,6 +15,10 @@
  *                     (core/net/wsprobe.h); the reply's version is kept.
  *   none              ready at once (and `connect` under socket
  *                     activation: the held listener queues connections).
+ *   probe             a core/hprobe.h attempt (tcp://, http://,
+ *                     http+unix://, exec:) succeeds; attempts at most 2 s
+ *                     each, retried on the same backoff timer until the
+ *                     ready timeout, the last failure kept for the error.
  */
 #include "core/sup.h"
 #include "core/base/fsutil.h"
@@ -72,6 +76,22 @@ on_ws_done(struct wsprobe *p, void *arg)
 }
 
 static void
+on_hp_done(struct hprobe *p, void *arg)
+{
+	struct sup *s = arg;
+
+	if (s->state != SRV_STARTING)
+		return;
+	if (p->ok) {
+		srv_event(s, SEV_READY);
+		return;
+	}
+	str_fmt(s->probe_err, sizeof s->probe_err, "%s: %s", s->s.ready_spec, p->why);
+	if (s->probe_h < 0)
+		probe_later(s);
+}
+
+static void
 on_probe(struct reactor *r, int h, int ev, void *arg)
 {
 	struct sup *s = arg;
@@ -80,7 +100,15 @@ on_probe(struct reactor *r, int h, int ev, void *arg)
 	s->probe_h = -1;
 	if (s->state != SRV_STARTING)
 		return;
-	if (s->s.readiness == READY_CODEX_INIT) {
+	if (s->s.readiness == READY_PROBE) {
+		struct err pe;
+		if (hprobe_running(&s->hp))
+			return;
+		err_clear(&pe);
+		if (hprobe_start(&s->hp, &s->r, &s->hps, 2000, on_hp_done, s, &pe) == 0)
+			return;
+		str_copy(s->probe_err, sizeof s->probe_err, pe.msg);
+	} else if (s->s.readiness == READY_CODEX_INIT) {
 		if (wsprobe_running(s->ws))
 			return;
 		if (wsprobe_start(s->ws, &s->r, s->h->socket, APPD_VERSION,
@@ -215,6 +243,18 @@ ready_start(struct sup *s)
 	case READY_NOTIFY:
 		s->notify_h = reactor_io_add(&s->r, s->notify_rd, REACTOR_READ, on_notify_fd, s);
 		break;
+	case READY_PROBE: {
+		struct err pe;
+		err_clear(&pe);
+		if (hprobe_parse(s->s.ready_spec, s->h->socket, &s->hps, &pe) < 0) {
+			str_copy(s->probe_err, sizeof s->probe_err, pe.msg);
+			break;          /* the ready timeout reports it */
+		}
+		s->probe_ms = PROBE_MIN_MS;
+		s->probe_fast = 0;
+		probe_at(s, 0);
+		break;
+	}
 	case READY_CONNECT:
 	case READY_CODEX_INIT:
 		if (s->dw_fd < 0 && (s->dw_fd = dirwatch_open(s->h->run)) >= 0)
@@ -231,6 +271,7 @@ ready_end(struct sup *s, int keep_watch)
 {
 	sup_cancel(s, &s->probe_h);
 	wsprobe_cancel(s->ws);
+	hprobe_cancel(&s->hp);
 	close_notify_pipe(s);
 	/* the run/ watch only speeds up readiness; closing an inotify fd
 	 * waits for an RCU grace period, so once ready that is paid after

@@ -396,7 +396,8 @@ reap_descendants(struct sup *s)
 
 	for (int i = 0; i < n; i++) {
 		int status;
-		if (kids[i] == s->srv || kids[i] == refresh_child(s))
+		if (kids[i] == s->srv || kids[i] == refresh_child(s) ||
+		    (hprobe_running(&s->hp) && kids[i] == s->hp.c.pid))
 			continue;       /* reaped by their owners' watches */
 		if (waitpid(kids[i], &status, WNOHANG) > 0)
 			sup_log("reaped descendant %ld", (long)kids[i]);

@@ -61,6 +61,18 @@ out_server(struct out *o, const struct sup_status *st, int mine)
 	if (st->message[0])
 		jsonw_kstr(&o->w, "message", st->message);
 	jsonw_obj_end(&o->w);
+	if (mine && st->health_enabled) {
+		jsonw_key(&o->w, "health");
+		jsonw_obj_begin(&o->w);
+		jsonw_ktime(&o->w, "lastProbeAt", st->health_last_at);
+		jsonw_kstr(&o->w, "lastResult", st->health_last_at == 0 ? "none" :
+		    st->health_ok ? "ok" : "failed");
+		if (!st->health_ok && st->health_why[0])
+			jsonw_kstr(&o->w, "lastFailure", st->health_why);
+		jsonw_kint(&o->w, "consecutiveFailures", st->health_failures);
+		jsonw_kint(&o->w, "restarts", st->health_restarts);
+		jsonw_obj_end(&o->w);
+	}
 }
 
 int

@@ -244,6 +244,51 @@ parse_rc(const struct jsonr *r, struct settings *s, struct err *e, const char *p
 	return 0;
 }
 
+/* server.liveness: {"probe": SPEC, "intervalSeconds", "timeoutSeconds",
+ * "failureThreshold"}; null or absent: off. */
+static int
+parse_liveness(const struct jsonr *r, struct settings *s, struct err *e, const char *path)
+{
+	struct settings_liveness *l = &s->live;
+	int i = jsonr_path(r, "server.liveness");
+	long long v;
+
+	l->enabled = 0;
+	l->interval_s = 10;
+	l->timeout_s = 5;
+	l->threshold = 3;
+	l->probe[0] = '\0';
+	if (i < 0 || jsonr_is_null(r, i))
+		return 0;
+	if (jsonr_type(r, i) != JSMN_OBJECT)
+		return bad(e, path, "server.liveness must be an object or null");
+	if (jsonr_str(r, jsonr_get(r, i, "probe"), l->probe, sizeof l->probe) < 0)
+		return bad(e, path, "server.liveness.probe must be connect, codex-initialize or a "
+		    "probe (tcp://, http://, http+unix://, exec:)");
+	if (strcmp(l->probe, "connect") != 0 && strcmp(l->probe, "codex-initialize") != 0) {
+		static struct hprobe_spec chk;
+		struct err pe;
+		err_clear(&pe);
+		if (!hprobe_is_spec(l->probe) || hprobe_parse(l->probe, "/x.sock", &chk, &pe) < 0)
+			return bad(e, path, pe.msg[0] ? pe.msg : "server.liveness.probe must be "
+			    "connect, codex-initialize or a probe (tcp://, http://, http+unix://, exec:)");
+	}
+	v = l->interval_s;
+	if (get_int(r, "server.liveness.intervalSeconds", 1, 86400, &v) < 0)
+		return bad(e, path, "server.liveness.intervalSeconds must be 1 to 86400");
+	l->interval_s = (int)v;
+	v = l->timeout_s;
+	if (get_int(r, "server.liveness.timeoutSeconds", 1, 600, &v) < 0)
+		return bad(e, path, "server.liveness.timeoutSeconds must be 1 to 600");
+	l->timeout_s = (int)v;
+	v = l->threshold;
+	if (get_int(r, "server.liveness.failureThreshold", 1, 100, &v) < 0)
+		return bad(e, path, "server.liveness.failureThreshold must be 1 to 100");
+	l->threshold = (int)v;
+	l->enabled = 1;
+	return 0;
+}
+
 /* Every member of DESIGN.md "Settings" in turn, each check next to its
  * member. */
 static int
@@ -339,6 +384,8 @@ load(const char *path, struct settings *s, struct err *e)
 		return bad(e, path, "server.restart must be one of on-failure, always, never");
 	if (jsonr_path(&r, "server.restart") >= 0)
 		s->restart = (enum restart_policy)k;
+	if (parse_liveness(&r, s, e, path) < 0)
+		return -1;
 	v = s->ready_timeout_s;
 	if (get_int(&r, "server.readyTimeoutSeconds", 1, 3600, &v) < 0)
 		return bad(e, path, "server.readyTimeoutSeconds must be an integer from 1 to 3600");

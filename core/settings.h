@@ -40,6 +40,17 @@ struct settings_updater {
 	char target[64];                   /* updater.target, default APPD_TARGET */
 };
 
+/* server.liveness (DESIGN.md "Readiness and liveness"; Kubernetes'
+ * livenessProbe, Docker's HEALTHCHECK): off unless a probe is given. */
+struct settings_liveness {
+	int enabled;
+	int interval_s;                    /* intervalSeconds 1..86400, default 10 */
+	int timeout_s;                     /* timeoutSeconds 1..600, default 5 */
+	int threshold;                     /* failureThreshold 1..100, default 3 */
+	char probe[512];                   /* connect, codex-initialize, or an
+	                                    * hprobe spec (core/hprobe.h) */
+};
+
 struct settings {
 	/* small members first, the string stores last: a resident process
 	 * touches only the pages its settings use */
@@ -61,6 +72,7 @@ struct settings {
 	unsigned short rc_envoff[8];
 	int argc;                          /* server.command, unexpanded: */
 	unsigned short argoff[SETTINGS_MAX_ARGS]; /* offsets into argbuf */
+	struct settings_liveness live;
 	char ready_spec[512];              /* READY_PROBE's spec */
 	char rcbuf[2048];
 	char argbuf[8192];

@@ -77,6 +77,18 @@ status_format(const struct sup_status *st, char *buf, size_t cap)
 		jsonw_kbool(&w, "subreaper", 0);
 	if (st->socket_missing)
 		jsonw_kbool(&w, "socketMissing", 1);
+	if (st->health_enabled) {
+		jsonw_key(&w, "health");
+		jsonw_obj_begin(&w);
+		put_time(&w, "lastProbeAt", st->health_last_at);
+		jsonw_kstr(&w, "lastResult", st->health_last_at == 0 ? "none" :
+		    st->health_ok ? "ok" : "failed");
+		if (!st->health_ok && st->health_why[0])
+			jsonw_kstr(&w, "lastFailure", st->health_why);
+		jsonw_kint(&w, "consecutiveFailures", st->health_failures);
+		jsonw_kint(&w, "restarts", st->health_restarts);
+		jsonw_obj_end(&w);
+	}
 	if (st->spawn_failures > 0) {
 		jsonw_kint(&w, "spawnFailures", st->spawn_failures);
 		jsonw_kstr(&w, "spawnError", st->spawn_error);
@@ -136,12 +148,12 @@ status_read(const char *path, struct sup_status *st, struct err *e)
 int
 status_parse(const char *buf, size_t len, struct sup_status *st)
 {
-	jsmntok_t tok[128];
+	jsmntok_t tok[192];
 	struct jsonr r;
 	int i;
 
 	memset(st, 0, sizeof *st);
-	if (jsonr_parse(&r, buf, len, tok, 128) < 0 || jsonr_type(&r, 0) != JSMN_OBJECT)
+	if (jsonr_parse(&r, buf, len, tok, 192) < 0 || jsonr_type(&r, 0) != JSMN_OBJECT)
 		return -1;
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "serverId"), st->server_id, sizeof st->server_id);
 	st->sup_pid = (long)get_num(&r, 0, "supervisorPid");
@@ -180,6 +192,20 @@ status_parse(const char *buf, size_t len, struct sup_status *st)
 	st->next_check_at = jsonr_time(&r, 0, "nextCheckAt");
 	(void)jsonr_bool(&r, jsonr_get(&r, 0, "updateRunning"), &st->checking);
 	(void)jsonr_bool(&r, jsonr_get(&r, 0, "socketMissing"), &st->socket_missing);
+	{
+		int hi = jsonr_get(&r, 0, "health");
+		if (hi >= 0 && jsonr_type(&r, hi) == JSMN_OBJECT) {
+			char res[16] = "";
+			st->health_enabled = 1;
+			st->health_last_at = jsonr_time(&r, hi, "lastProbeAt");
+			(void)jsonr_str(&r, jsonr_get(&r, hi, "lastResult"), res, sizeof res);
+			st->health_ok = strcmp(res, "ok") == 0;
+			(void)jsonr_str(&r, jsonr_get(&r, hi, "lastFailure"), st->health_why,
+			    sizeof st->health_why);
+			st->health_failures = (int)get_num(&r, hi, "consecutiveFailures");
+			st->health_restarts = (int)get_num(&r, hi, "restarts");
+		}
+	}
 	st->spawn_failures = (int)get_num(&r, 0, "spawnFailures");
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "spawnError"), st->spawn_error,
 	    sizeof st->spawn_error);

@@ -59,6 +59,12 @@ struct sup_status {
 	int spawn_failures;      /* server starts that failed before exec
 	                          * (its pidfile, fork, exec), all told */
 	char spawn_error[256];   /* the last such failure's cause */
+	int health_enabled;      /* a liveness probe is configured */
+	int64_t health_last_at;  /* the last probe's end, 0: none yet */
+	int health_ok;           /* its result */
+	int health_failures;     /* consecutive failures */
+	int health_restarts;     /* restarts the probe caused */
+	char health_why[160];    /* the last failure */
 	char machine_id[128];    /* the host the supervisor runs on */
 	char hostname[256];
 };

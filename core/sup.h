@@ -135,6 +135,13 @@ int ready_open_notify_socket(struct sup *s, struct err *e);
 /* The last failed probe, for "not ready" messages ("" if none). */
 const char *ready_last_error(const struct sup *s);
 
+/* ---- liveness (sup_live.c) ---- */
+
+/* The server entered `running` (ready): arm the liveness probe when one
+ * is configured.  Leaving `running`: disarm it. */
+void live_start(struct sup *s);
+void live_stop(struct sup *s);
+
 /* ---- the update flow (sup_update.c) ---- */
 
 void upd_flow_init(struct sup *s, int handover, int64_t now);
@@ -220,6 +227,12 @@ struct sup {
 	struct wsprobe *ws;           /* codex-initialize probe (static storage) */
 	struct hprobe hp;             /* tcp/http/http+unix/exec readiness */
 	struct hprobe_spec hps;
+	/* liveness (sup_live.c) */
+	struct hprobe_spec lps;
+	int live_h;                   /* the next probe, or its kill deadline */
+	int live_running;             /* an attempt is out */
+	int live_killing;             /* the threshold was hit: TERM sent */
+	int live_incarnation;         /* the incarnation the kill is about */
 	int dw_fd, dw_h;              /* run/ watch while starting */
 	int notify_rd, notify_wr, notify_h;
 	int nsock, nsock_h;

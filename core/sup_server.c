@@ -87,8 +87,12 @@ srv_enter(struct sup *s, enum srv_state st, const char *msg, int publish)
 		ready_end(s, st == SRV_RUNNING);
 	if (st != s->state)
 		s->forced = 0;          /* a KILL belongs to the stop or restart it ended */
+	if (st != SRV_RUNNING)
+		live_stop(s);
 	s->state = st;
 	str_copy(s->st.state, sizeof s->st.state, state_names[st]);
+	if (st == SRV_RUNNING)
+		live_start(s);
 	if (msg)
 		str_copy(s->st.message, sizeof s->st.message, msg);
 	if (publish)
@@ -498,8 +502,13 @@ static void
 a_exited(struct sup *s)
 {
 	char msg[256];
-	int clean = note_exit(s, msg, sizeof msg);
+	/* taken down by the liveness probe: a failure, whatever it exited with */
+	int clean = note_exit(s, msg, sizeof msg) && !s->live_killing;
 
+	if (s->live_killing) {
+		s->live_killing = 0;
+		str_fmt(msg, sizeof msg, "unhealthy (%s); restarted", s->st.health_why);
+	}
 	srv_enter(s, SRV_BACKOFF, msg, 0);
 	switch (tell(s, 0, msg, ERR_EXITED)) {
 	case SRV_V_SHUTDOWN:

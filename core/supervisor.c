@@ -487,6 +487,7 @@ init_handles(struct sup *s, const struct sup_opts *o)
 	s->lfd = s->activation_h = s->activation_wd = -1;
 	s->ctl.lfd = s->ctl.lh = -1;
 	s->wd_h = -1;
+	s->live_h = -1;
 	s->foreground = o->foreground;
 	s->interval_ms = SUP_BACKOFF_MIN_MS;
 	s->state = SRV_STOPPED;

@@ -1,0 +1,159 @@
+/*
+ * sup_live.c -- the liveness probe (DESIGN.md "Readiness and liveness";
+ * the rules of Kubernetes' livenessProbe and Docker's HEALTHCHECK): while
+ * the server is running and ready, one probe every intervalSeconds, each
+ * bounded by timeoutSeconds; failureThreshold consecutive failures and
+ * the server is taken down -- TERM and CONT to its process group (a
+ * SIGSTOPped server wakes to die), KILL after the grace period -- so that
+ * its exit goes through the normal restart path, backoff included.
+ * Probes: connect (the control socket), codex-initialize (a WebSocket
+ * initialize session) or any core/hprobe.h spec.  Nothing is armed when
+ * no probe is configured: no wakeup.  status shows health {lastProbeAt,
+ * lastResult, consecutiveFailures, restarts}.
+ */
+#include "core/sup.h"
+#include "core/base/fsutil.h"
+#include "core/net/wsprobe.h"
+#include "core/sockprep.h"
+#include "core/version.h"
+#include "platform/proc.h"
+#include "platform/reactor.h"
+
+#include <signal.h>
+#include <string.h>
+
+static void on_live_timer(struct reactor *r, int h, int ev, void *arg);
+
+static void
+arm(struct sup *s, uint64_t ms)
+{
+	sup_cancel(s, &s->live_h);
+	s->live_h = reactor_timer_add(&s->r, ms, on_live_timer, s);
+}
+
+void
+live_stop(struct sup *s)
+{
+	sup_cancel(s, &s->live_h);
+	if (s->live_running) {
+		hprobe_cancel(&s->hp);
+		wsprobe_cancel(s->ws);
+		s->live_running = 0;
+	}
+}
+
+void
+live_start(struct sup *s)
+{
+	struct err e;
+
+	s->st.health_enabled = s->s.live.enabled;
+	if (!s->s.live.enabled)
+		return;
+	s->live_killing = 0;
+	s->st.health_failures = 0;
+	if (hprobe_is_spec(s->s.live.probe)) {
+		err_clear(&e);
+		if (hprobe_parse(s->s.live.probe, s->h->socket, &s->lps, &e) < 0) {
+			sup_log("liveness probe not armed: %s", e.msg);
+			return;
+		}
+	}
+	arm(s, (uint64_t)s->s.live.interval_s * 1000);
+}
+
+/* The threshold was hit: take the server down (see above). */
+static void
+take_down(struct sup *s)
+{
+	s->live_killing = 1;
+	s->live_incarnation = s->st.incarnation;
+	s->st.health_restarts++;
+	sup_log("liveness: %d consecutive failures (%s); restarting the server",
+	    s->st.health_failures, s->st.health_why);
+	str_fmt(s->st.message, sizeof s->st.message, "unhealthy: %s", s->st.health_why);
+	if (s->srv_rec.pgid > 1) {
+		proc_signal_group((pid_t)s->srv_rec.pgid, SIGTERM);
+		proc_signal_group((pid_t)s->srv_rec.pgid, SIGCONT);
+	}
+	sup_publish(s);
+	arm(s, (uint64_t)s->grace_s * 1000);
+}
+
+static void
+result(struct sup *s, int ok, const char *why)
+{
+	s->live_running = 0;
+	if (s->state != SRV_RUNNING)
+		return;
+	s->st.health_last_at = wall_ms();
+	s->st.health_ok = ok;
+	if (ok) {
+		s->st.health_failures = 0;
+		s->st.health_why[0] = '\0';
+	} else {
+		s->st.health_failures++;
+		str_copy(s->st.health_why, sizeof s->st.health_why, why);
+		sup_log("liveness probe failed (%d of %d): %s", s->st.health_failures,
+		    s->s.live.threshold, why);
+	}
+	if (!ok && s->st.health_failures >= s->s.live.threshold) {
+		take_down(s);
+		return;
+	}
+	/* a change is published; a steady "ok" is not (no write per probe) */
+	if (!ok || s->st.health_failures == 0)
+		sup_publish(s);
+	arm(s, (uint64_t)s->s.live.interval_s * 1000);
+}
+
+static void
+on_hp(struct hprobe *p, void *arg)
+{
+	struct sup *s = arg;
+
+	result(s, p->ok, p->why);
+}
+
+static void
+on_ws(struct wsprobe *p, void *arg)
+{
+	struct sup *s = arg;
+
+	result(s, p->ok, p->err.msg);
+}
+
+static void
+on_live_timer(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+	uint64_t tmo = (uint64_t)s->s.live.timeout_s * 1000;
+	struct err e;
+
+	(void)r; (void)h; (void)ev;
+	s->live_h = -1;
+	if (s->state != SRV_RUNNING)
+		return;
+	if (s->live_killing) {
+		/* the grace period is over and the same server still runs */
+		if (s->st.incarnation == s->live_incarnation && s->srv_rec.pgid > 1) {
+			sup_log("liveness: the server did not exit within %d s; SIGKILL", s->grace_s);
+			proc_signal_group((pid_t)s->srv_rec.pgid, SIGKILL);
+		}
+		return;
+	}
+	s->live_running = 1;
+	err_clear(&e);
+	if (strcmp(s->s.live.probe, "connect") == 0) {
+		int ok = sock_probe(s->h->socket) == 1;
+		result(s, ok, ok ? NULL : "the control socket refused the connection");
+		return;
+	}
+	if (strcmp(s->s.live.probe, "codex-initialize") == 0) {
+		if (wsprobe_start(s->ws, &s->r, s->h->socket, APPD_VERSION, tmo, on_ws, s) < 0)
+			result(s, 0, s->ws->err.msg);
+		return;
+	}
+	if (hprobe_start(&s->hp, &s->r, &s->lps, tmo, on_hp, s, &e) < 0)
+		result(s, 0, e.msg);
+}

@@ -80,6 +80,7 @@ int cmd_run(int argc, char **argv);
  * server.readiness. */
 int cmd_save_readiness(const struct home *h, const char *spec, int check_only, struct err *e);
 int cmd_boot(int argc, char **argv, int enable);
+int cmd_with(int argc, char **argv);
 int cmd_remote_control(int argc, char **argv, int enable);
 int cmd_stop(int argc, char **argv);
 int cmd_restart(int argc, char **argv);

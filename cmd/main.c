@@ -25,6 +25,9 @@ static const char usage_text[] =
 	"                       supervise in the foreground (systemd, s6, runit, PID 1)\n"
 	"  enable-boot / disable-boot [--mechanism systemd|cron] [--dry-run]\n"
 	"                       start the server at boot (systemd user unit or @reboot)\n"
+	"  with [--ready SPEC] [--timeout S] [--check-timeout S] [--home DIR] [--keep]\n"
+	"       [--allow-restarts] -- SERVER ARGS... -- CHECK ARGS...\n"
+	"                       CI: start a server, run CHECK, always stop it\n"
 	"  status               what runs, its readiness, restarts and liveness\n"
 	"  version              probe the running server\n"
 	"  enable-remote-control / disable-remote-control\n"
@@ -43,7 +46,8 @@ static const char usage_text[] =
 	"\n"
 	"Home: $APPD_HOME (default $HOME/.appd).  Output: one JSON object.\n"
 	"Exit: 0 ok, 1 error, 2 usage, 3 busy, 4 not running, 5 unmanaged server or\n"
-	"socket in use, 6 not ready, 7 update rejected.\n";
+	"socket in use, 6 not ready, 7 update rejected, 8 (with) the server failed\n"
+	"while the check passed, 124 (with) the check timed out.\n";
 
 int
 main(int argc, char **argv)
@@ -66,6 +70,8 @@ main(int argc, char **argv)
 		return cmd_boot(argc - 1, argv + 1, 1);
 	if (strcmp(cmd, "disable-boot") == 0)
 		return cmd_boot(argc - 1, argv + 1, 0);
+	if (strcmp(cmd, "with") == 0)
+		return cmd_with(argc - 1, argv + 1);
 	if (strcmp(cmd, "run") == 0)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "supervise") == 0)

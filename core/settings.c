@@ -253,6 +253,10 @@ parse_liveness(const struct jsonr *r, struct settings *s, struct err *e, const c
 	int i = jsonr_path(r, "server.liveness");
 	long long v;
 
+	v = 0;
+	if (get_int(r, "server.watchdogSeconds", 0, 3600, &v) < 0)
+		return bad(e, path, "server.watchdogSeconds must be an integer from 0 to 3600");
+	l->watchdog_s = (int)v;
 	l->enabled = 0;
 	l->interval_s = 10;
 	l->timeout_s = 5;

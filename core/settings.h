@@ -44,6 +44,9 @@ struct settings_updater {
  * livenessProbe, Docker's HEALTHCHECK): off unless a probe is given. */
 struct settings_liveness {
 	int enabled;
+	int watchdog_s;                    /* server.watchdogSeconds 0..3600: the
+	                                    * server's sd_notify WATCHDOG=1 pings
+	                                    * (0: none asked for) */
 	int interval_s;                    /* intervalSeconds 1..86400, default 10 */
 	int timeout_s;                     /* timeoutSeconds 1..600, default 5 */
 	int threshold;                     /* failureThreshold 1..100, default 3 */

@@ -95,6 +95,15 @@ spawn_server(const struct spawn_opts *o, struct err *e)
 			setenv("NOTIFY_SOCKET", o->notify_socket, 1);
 		else
 			unsetenv("NOTIFY_SOCKET");
+		if (o->watchdog_usec > 0 && o->notify_socket) {
+			fmt_n(num, sizeof num, "%llu", o->watchdog_usec);
+			setenv("WATCHDOG_USEC", num, 1);
+			fmt_n(num, sizeof num, "%ld", (long)getpid());
+			setenv("WATCHDOG_PID", num, 1);
+		} else {
+			unsetenv("WATCHDOG_USEC");
+			unsetenv("WATCHDOG_PID");
+		}
 		for (const char *const *p = o->env_add; p && *p; p++)
 			putenv((char *)*p);
 		if (o->cwd && chdir(o->cwd) < 0)

@@ -22,6 +22,8 @@ struct spawn_opts {
 	int listen_fd;               /* -1, or becomes fd 3 with LISTEN_* set */
 	int notify_fd;               /* -1, or passed with APPD_NOTIFY_FD */
 	const char *notify_socket;   /* NULL, or exported as NOTIFY_SOCKET */
+	unsigned long long watchdog_usec; /* 0, or WATCHDOG_USEC with WATCHDOG_PID
+	                              * the child's own pid (sd_watchdog_enabled(3)) */
 	const char *const *env_add;  /* NULL-terminated NAME=VALUE list, or NULL */
 	const sigset_t *sigmask;     /* mask for the child */
 };

@@ -141,6 +141,8 @@ const char *ready_last_error(const struct sup *s);
  * is configured.  Leaving `running`: disarm it. */
 void live_start(struct sup *s);
 void live_stop(struct sup *s);
+/* The server sent WATCHDOG=1 on NOTIFY_SOCKET (server.watchdogSeconds). */
+void live_watchdog_ping(struct sup *s);
 
 /* ---- the update flow (sup_update.c) ---- */
 
@@ -233,6 +235,7 @@ struct sup {
 	int live_running;             /* an attempt is out */
 	int live_killing;             /* the threshold was hit: TERM sent */
 	int live_incarnation;         /* the incarnation the kill is about */
+	int wdog_h;                   /* the server's watchdog deadline */
 	int dw_fd, dw_h;              /* run/ watch while starting */
 	int notify_rd, notify_wr, notify_h;
 	int nsock, nsock_h;

@@ -10,6 +10,12 @@
  * initialize session) or any core/hprobe.h spec.  Nothing is armed when
  * no probe is configured: no wakeup.  status shows health {lastProbeAt,
  * lastResult, consecutiveFailures, restarts}.
+ *
+ * The server's own watchdog (server.watchdogSeconds, systemd's protocol,
+ * sd_watchdog_enabled(3)): the server gets NOTIFY_SOCKET, WATCHDOG_USEC
+ * and WATCHDOG_PID, and once it is running it must send WATCHDOG=1 at
+ * least every watchdogSeconds; a missed deadline takes it down the same
+ * way.
  */
 #include "core/sup.h"
 #include "core/base/fsutil.h"
@@ -23,6 +29,7 @@
 #include <string.h>
 
 static void on_live_timer(struct reactor *r, int h, int ev, void *arg);
+static void take_down(struct sup *s);
 
 static void
 arm(struct sup *s, uint64_t ms)
@@ -31,9 +38,40 @@ arm(struct sup *s, uint64_t ms)
 	s->live_h = reactor_timer_add(&s->r, ms, on_live_timer, s);
 }
 
+static void
+on_wdog(struct reactor *r, int h, int ev, void *arg)
+{
+	struct sup *s = arg;
+
+	(void)r; (void)h; (void)ev;
+	s->wdog_h = -1;
+	if (s->state != SRV_RUNNING || s->live_killing)
+		return;
+	str_fmt(s->st.health_why, sizeof s->st.health_why, "no WATCHDOG=1 from the server "
+	    "within %d s", s->s.live.watchdog_s);
+	s->st.health_ok = 0;
+	s->st.health_last_at = wall_ms();
+	take_down(s);
+}
+
+static void
+wdog_arm(struct sup *s)
+{
+	sup_cancel(s, &s->wdog_h);
+	s->wdog_h = reactor_timer_add(&s->r, (uint64_t)s->s.live.watchdog_s * 1000, on_wdog, s);
+}
+
+void
+live_watchdog_ping(struct sup *s)
+{
+	if (s->state == SRV_RUNNING && s->s.live.watchdog_s > 0 && !s->live_killing)
+		wdog_arm(s);
+}
+
 void
 live_stop(struct sup *s)
 {
+	sup_cancel(s, &s->wdog_h);
 	sup_cancel(s, &s->live_h);
 	if (s->live_running) {
 		hprobe_cancel(&s->hp);
@@ -47,11 +85,13 @@ live_start(struct sup *s)
 {
 	struct err e;
 
-	s->st.health_enabled = s->s.live.enabled;
-	if (!s->s.live.enabled)
-		return;
+	s->st.health_enabled = s->s.live.enabled || s->s.live.watchdog_s > 0;
 	s->live_killing = 0;
 	s->st.health_failures = 0;
+	if (s->s.live.watchdog_s > 0)
+		wdog_arm(s);
+	if (!s->s.live.enabled)
+		return;
 	if (hprobe_is_spec(s->s.live.probe)) {
 		err_clear(&e);
 		if (hprobe_parse(s->s.live.probe, s->h->socket, &s->lps, &e) < 0) {
@@ -69,8 +109,7 @@ take_down(struct sup *s)
 	s->live_killing = 1;
 	s->live_incarnation = s->st.incarnation;
 	s->st.health_restarts++;
-	sup_log("liveness: %d consecutive failures (%s); restarting the server",
-	    s->st.health_failures, s->st.health_why);
+	sup_log("unhealthy (%s); restarting the server", s->st.health_why);
 	str_fmt(s->st.message, sizeof s->st.message, "unhealthy: %s", s->st.health_why);
 	if (s->srv_rec.pgid > 1) {
 		proc_signal_group((pid_t)s->srv_rec.pgid, SIGTERM);

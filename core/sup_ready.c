@@ -176,9 +176,12 @@ on_notify_sock(struct reactor *r, int h, int ev, void *arg)
 	while ((n = recv(s->nsock, buf, sizeof buf - 1, MSG_DONTWAIT)) > 0) {
 		char *line, *save = NULL;
 		buf[n] = '\0';
-		for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-			if (strcmp(line, "READY=1") == 0)
+		for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			if (strcmp(line, "READY=1") == 0 && s->s.readiness == READY_NOTIFY)
 				srv_event(s, SEV_READY);
+			else if (strcmp(line, "WATCHDOG=1") == 0)
+				live_watchdog_ping(s);
+		}
 	}
 }
 

@@ -345,6 +345,7 @@ spawn_with(struct sup *s, struct spawn_scratch *k, struct err *e)
 	o.listen_fd = s->lfd;
 	o.notify_fd = nfd;
 	o.notify_socket = s->nsock >= 0 ? s->h->notify_sock : NULL;
+	o.watchdog_usec = (unsigned long long)s->s.live.watchdog_s * 1000000ull;
 	o.sigmask = &mask;
 	o.env_add = (const char *const *)env;
 	s->st.app_server_version[0] = '\0';

@@ -488,6 +488,7 @@ init_handles(struct sup *s, const struct sup_opts *o)
 	s->ctl.lfd = s->ctl.lh = -1;
 	s->wd_h = -1;
 	s->live_h = -1;
+	s->wdog_h = -1;
 	s->foreground = o->foreground;
 	s->interval_ms = SUP_BACKOFF_MIN_MS;
 	s->state = SRV_STOPPED;
@@ -528,7 +529,8 @@ setup(struct sup *s, const struct sup_opts *o, int *adopted, struct err *e)
 		return -1;
 	if (open_output(s, o->handover, e) < 0)
 		return -1;
-	if (s->s.readiness == READY_NOTIFY && ready_open_notify_socket(s, e) < 0)
+	if ((s->s.readiness == READY_NOTIFY || s->s.live.watchdog_s > 0) &&
+	    ready_open_notify_socket(s, e) < 0)
 		return -1;
 	if (ctl_listen(&s->ctl, &s->r, h->ctl_sock, o->handover ? o->h_ctl : -1, answer, s, e) < 0)
 		return -1;

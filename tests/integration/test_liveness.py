@@ -4,6 +4,7 @@ A hung server (SIGSTOPped: its socket still accepts connections, but it
 answers nothing) is restarted."""
 import os
 import signal
+import time
 import sys
 
 from conftest import wait_until
@@ -69,3 +70,31 @@ def test_bad_liveness_settings_are_refused(home):
     home.write_settings({"server": {"liveness": {"probe": "ftp://x"}}})
     r = home.run("start")
     assert r.rc != 0 and "liveness" in r.json["message"], r
+
+
+WD = os.path.join(os.path.dirname(HEALTH), "wd_server.py")
+
+
+def test_a_server_whose_watchdog_pings_stop_is_restarted(home):
+    """server.watchdogSeconds: the server gets NOTIFY_SOCKET, WATCHDOG_USEC
+    and WATCHDOG_PID (its own pid) and must send WATCHDOG=1; when the
+    pings stop while it keeps running, it is restarted."""
+    home.write_settings({"server": {"command": [sys.executable, WD, "{socket}"],
+                                    "watchdogSeconds": 1, "shutdownGraceSeconds": 1}})
+    r = home.run("start", "--timeout", "10")
+    assert r.rc == 0, r
+    pid = r.json["pid"]
+    assert wait_until(lambda: "watchdog usec=1000000 pid=%d mine=%d" % (pid, pid)
+                      in home.read("state/app-server.log"), 10), home.read("state/app-server.log")
+    # while it pings it is left alone: let two watchdog deadlines pass
+    time.sleep(2.5)
+    assert home.run("status").json["pid"] == pid
+    os.kill(pid, signal.SIGUSR1)
+
+    def restarted():
+        s = home.run("status").json
+        return s["status"] == "running" and s.get("pid") not in (None, pid)
+    assert wait_until(restarted, 20), home.run("status").json
+    s = home.run("status").json
+    assert s["health"]["restarts"] == 1, s
+    assert "no WATCHDOG=1" in home.read("state/supervisor.log")

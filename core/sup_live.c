@@ -122,9 +122,12 @@ take_down(struct sup *s)
 static void
 result(struct sup *s, int ok, const char *why)
 {
+	int changed;
+
 	s->live_running = 0;
 	if (s->state != SRV_RUNNING)
 		return;
+	changed = s->st.health_last_at == 0 || s->st.health_ok != ok;
 	s->st.health_last_at = wall_ms();
 	s->st.health_ok = ok;
 	if (ok) {
@@ -140,8 +143,9 @@ result(struct sup *s, int ok, const char *why)
 		take_down(s);
 		return;
 	}
-	/* a change is published; a steady "ok" is not (no write per probe) */
-	if (!ok || s->st.health_failures == 0)
+	/* a change is published, and every failure; a steady "ok" is not
+	 * (no file write per probe: the live answer has it) */
+	if (!ok || changed)
 		sup_publish(s);
 	arm(s, (uint64_t)s->s.live.interval_s * 1000);
 }

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import APPD, EMULATED, pid_alive, proc_image, wait_until
+from conftest import APPD, EMULATED, pid_alive, proc_image, wait_until, TESTSERVER
 
 
 def sup_log(home):
@@ -205,3 +205,31 @@ def test_start_replaces_a_supervisor_that_does_not_answer(home):
             os.kill(sup, signal.SIGCONT)
         except OSError:
             pass
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
+def test_with_a_liveness_probe_the_only_wakeups_are_the_probes(home):
+    """A `connect` liveness probe every second: the supervisor's system
+    calls are the probe's (a socket, a connect, a close) and its wait; a
+    steady "ok" writes no file."""
+    home.write_settings({"server": {"command": [TESTSERVER, "--listen", "{socket}"],
+                                    "liveness": {"probe": "connect", "intervalSeconds": 1}}})
+    r = home.run("start")
+    assert r.rc == 0, r
+    sup = r.json["supervisorPid"]
+    assert wait_until(lambda: home.run("status").json["health"]["lastResult"] == "ok", 10)
+    trace = home.file("strace.out")
+    follow = [] if EMULATED else ["-f"]
+    t = subprocess.Popen(["strace", *follow, "-qq", "-o", trace, "-p", str(sup)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(3.5)         # three probe periods (a bound, not a measurement)
+    finally:
+        t.send_signal(signal.SIGINT)
+        t.wait(timeout=10)
+    calls = [l.split("(")[0].split()[-1] for l in open(trace).read().splitlines()
+             if "(" in l]
+    names = set(calls)
+    assert names <= {"epoll_wait", "epoll_pwait", "socket", "connect", "close",
+                     "clock_gettime", "read", "fcntl"}, calls
+    assert calls.count("connect") >= 2, calls

@@ -61,6 +61,10 @@ run_tool(const char *const *argv, char *out, size_t cap, struct err *e)
 	if (childrun_sync(&c, childrun_exec, (void *)av, out, cap - 1, TOOL_TIMEOUT_MS, e) < 0)
 		return -1;
 	out[c.len] = '\0';
+	/* a crontab longer than the buffer would be written back cut */
+	if (c.truncated)
+		return err_set(e, ERR_IO, "the output of %s is longer than %zu bytes; nothing "
+		    "was changed", argv[0], cap - 1);
 	if (c.timed_out || !c.exited || !WIFEXITED(c.status))
 		return 256;
 	return WEXITSTATUS(c.status);

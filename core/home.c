@@ -149,8 +149,13 @@ claim(struct home *h, struct err *e)
 		return err_set(e, ERR_IO, "host name too long");
 	buf[w.len] = '\n';
 	fmt_n(tmp, sizeof tmp, "%s.%ld.tmp", h->host_file, (long)getpid());
-	if (fs_write_atomic(tmp, buf, w.len + 1, 0600) < 0)
+	if (fs_write_atomic(tmp, buf, w.len + 1, 0600) < 0) {
+		/* a home that cannot be written (read-only, immutable) is used
+		 * as it is: `stop` must still work there */
+		if (errno == EROFS || errno == EPERM || errno == EACCES)
+			return 0;
 		return err_sys(e, ERR_IO, "cannot write %s", tmp);
+	}
 	rc = link(tmp, h->host_file);
 	if (rc < 0 && errno != EEXIST) {
 		int en = errno;

@@ -545,3 +545,21 @@ def test_stop_unmanaged_leaves_another_users_server_alone(home):
         p.wait()
         import shutil
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_stop_works_on_a_read_only_home_without_host_json(home):
+    """A home from before host.json existed, remounted read-only: the first
+    command cannot name the owner host, and must still stop the tree."""
+    r = home.start_server("--listen", "{socket}")
+    assert r.rc == 0, r
+    os.unlink(home.file("host.json"))
+    m = subprocess.run(["mount", "--bind", home.path, home.path], capture_output=True)
+    if m.returncode != 0:
+        pytest.skip("a read-only bind mount needs root: %s" % m.stderr.decode().strip())
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", home.path], check=True)
+        s = home.run("stop", "--grace", "2", timeout=30)
+        assert s.rc == 0 and s.json["status"] == "stopped", s
+        assert marked_pids(home.path) == []
+    finally:
+        subprocess.run(["umount", home.path])

@@ -97,3 +97,29 @@ def test_a_simulated_boot_brings_the_server_back(home, crontab):
     st = home.run("status").json
     assert st["status"] == "running" and st["ready"] is True, st
     assert st["pid"] != r.json["pid"]
+
+
+def test_kill_user_processes_is_reported(home):
+    """logind's KillUserProcesses=yes (here in a logind.conf.d drop-in,
+    root only) is reported with a warning; without it, it is not."""
+    if os.getuid() != 0:
+        pytest.skip("writing a logind.conf.d drop-in needs root")
+    r0 = home.run("enable-boot", "--mechanism", "systemd", "--dry-run")
+    base = r0.json["killUserProcesses"]
+    d = "/etc/systemd/logind.conf.d"
+    made = not os.path.isdir(d)
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "zz-appd-test.conf")
+    try:
+        with open(path, "w") as f:
+            f.write("[Login]\nKillUserProcesses=yes\n")
+        r = home.run("enable-boot", "--mechanism", "systemd", "--dry-run")
+        assert r.json["killUserProcesses"] is True, r
+        assert any("KillUserProcesses=yes" in w for w in r.json["warnings"]), r
+    finally:
+        os.unlink(path)
+        if made:
+            os.rmdir(d)
+    # and back to what the host's own configuration says
+    assert home.run("enable-boot", "--mechanism", "systemd",
+                    "--dry-run").json["killUserProcesses"] is base

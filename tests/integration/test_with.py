@@ -91,3 +91,15 @@ def test_sigterm_to_the_harness_mid_check(home):
             p.kill()
         if os.path.exists(marker):
             os.unlink(marker)
+
+
+def test_two_servers_in_one_job_each_with_its_own_home(home, tmp_path):
+    """Nested harnesses, one --home each: the inner CHECK sees both servers."""
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    inner = [APPD, "with", "--home", b, *SRV, "--", "/bin/sh", "-c",
+             'test -S "%s/run/app-server.sock" && test -S "$APPD_SOCKET" && '
+             'test "$APPD_HOME" = "%s"' % (a, b)]
+    p, j = run_with(home, "--home", a, *SRV, "--", *inner)
+    assert p.returncode == 0 and j["status"] == "passed", p
+    assert os.path.isdir(a) and os.path.isdir(b) and j["homeKept"] is True
+    assert marked_pids(home.path) == []

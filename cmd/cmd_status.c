@@ -142,6 +142,8 @@ cmd_status(int argc, char **argv)
 		jsonw_obj_end(&o.w);
 	}
 	jsonw_kstr(&o.w, "readiness", readiness_name(s.readiness));
+	if (s.readiness == READY_PROBE)
+		jsonw_kstr(&o.w, "readinessProbe", s.ready_spec);
 	out_updater(&o, &h, &s, mine ? st : NULL);
 	jsonw_kstr(&o.w, "home", h.root);
 	jsonw_key(&o.w, "host");

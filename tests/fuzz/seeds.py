@@ -69,6 +69,15 @@ w('json', 'settings-generic', b'\x03' + js({
                "remoteControlArgs": ["--remote-control"],
                "remoteControlDisabledEnv": ["X=1"]},
     "remoteControlEnabled": False}))
+w('json', 'settings-probes', b'\x03' + js({
+    "server": {"command": ["/bin/ts"], "readiness": "http+unix://{socket}/ready",
+               "watchdogSeconds": 5,
+               "liveness": {"probe": "tcp://127.0.0.1:8080", "intervalSeconds": 10,
+                            "timeoutSeconds": 5, "failureThreshold": 3}}}))
+w('json', 'status-health', b'\x02' + js(dict(STATUS, health={
+    "lastProbeAt": "2026-12-01T13:21:38.000Z", "lastResult": "failed",
+    "lastFailure": "HTTP 503", "consecutiveFailures": 2, "restarts": 1},
+    spawnFailures=1, spawnError="x", stateWriteError="y", machineId="m", hostname="h")))
 w('json', 'settings-codex', b'\x03' + js({
     "profile": "codex",
     "updater": {"autoUpdateEnabled": True,

@@ -93,13 +93,22 @@ read_request(int fd, char *key, size_t cap)
 	return 0;
 }
 
+/* Send `n` bytes without ever blocking: when the socket is full, let the
+ * probe read (one reactor turn) and go on; stop when it is done.  (A
+ * blocking send of many small pieces filled the socket's buffer with the
+ * probe not running: a harness hang, found by the campaign.) */
 static void
 send_all(int fd, const uint8_t *d, size_t n)
 {
-	while (n > 0) {
-		ssize_t w = send(fd, d, n, MSG_NOSIGNAL);
+	while (n > 0 && done_calls == 0) {
+		ssize_t w = send(fd, d, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EAGAIN) {
+			if (reactor_run_once(&R, 100) < 0 && errno != EINTR)
+				fuzz_fail("reactor_run_once: %s", strerror(errno));
+			continue;
+		}
 		if (w <= 0)
 			return;     /* the probe gave up and closed: fine */
 		d += w;
@@ -126,13 +135,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (read_request(fd, key, sizeof key) == 0) {
 		const uint8_t *p = data, *end = data + size, *m;
 
+		static uint8_t out[65536 / 8 * 28 + 65536];
+		size_t len = 0;
+
+		/* the whole answer in one buffer: one send, as a server would */
 		wsprobe_accept_for_key(key, acc);
 		while ((m = memmem(p, (size_t)(end - p), "{ACCEPT}", 8)) != NULL) {
-			send_all(fd, p, (size_t)(m - p));
-			send_all(fd, (const uint8_t *)acc, 28);
+			memcpy(out + len, p, (size_t)(m - p));
+			len += (size_t)(m - p);
+			memcpy(out + len, acc, 28);
+			len += 28;
 			p = m + 8;
 		}
-		send_all(fd, p, (size_t)(end - p));
+		memcpy(out + len, p, (size_t)(end - p));
+		len += (size_t)(end - p);
+		send_all(fd, out, len);
 	}
 	shutdown(fd, SHUT_WR);
 	while (done_calls == 0) {

@@ -70,10 +70,29 @@ watchers(const struct ctl *c)
 	return n;
 }
 
+/* An answer is rendered into memory mapped for the call: the supervisor
+ * answers from deep in its callbacks, and a 4 KB buffer on the stack there
+ * would stay resident in it for good. */
+#define ANSWER_MAX (STATUS_MAX_BYTES + 64)
+
+static int
+render(struct ctl *c, const char *req, char **out)
+{
+	int n;
+
+	if ((*out = compat_map(ANSWER_MAX)) == NULL)
+		return -1;
+	if ((n = c->answer(c->arg, req, *out, ANSWER_MAX)) <= 0) {
+		compat_unmap(*out, ANSWER_MAX);
+		*out = NULL;
+	}
+	return n;
+}
+
 static void
 answer(struct ctl *c, struct ctl_client *k)
 {
-	char out[STATUS_MAX_BYTES + 64], req[32] = "";
+	char req[32] = "", *out;
 	jsmntok_t tok[8];
 	struct jsonr jr;
 	int n;
@@ -84,8 +103,7 @@ answer(struct ctl *c, struct ctl_client *k)
 	if (strcmp(req, "watch") == 0) {
 		if (watchers(c) >= CTL_MAX_WATCHERS)
 			return;
-		n = c->answer(c->arg, "status", out, sizeof out);
-		if (n <= 0)
+		if ((n = render(c, "status", &out)) <= 0)
 			return;
 		/* no request deadline any more: the watch lasts */
 		if (k->timer_h >= 0)
@@ -93,17 +111,19 @@ answer(struct ctl *c, struct ctl_client *k)
 		k->timer_h = -1;
 		k->watching = 1;
 		send_answer(c, k, out, n);
+		compat_unmap(out, ANSWER_MAX);
 		return;
 	}
-	n = c->answer(c->arg, req, out, sizeof out);
-	if (n > 0)
+	if ((n = render(c, req, &out)) > 0) {
 		send_answer(c, k, out, n);
+		compat_unmap(out, ANSWER_MAX);
+	}
 }
 
 void
 ctl_notify(struct ctl *c)
 {
-	char out[STATUS_MAX_BYTES + 64];
+	char *out = NULL;
 	int n = -1;
 
 	if (c->r == NULL)
@@ -113,10 +133,11 @@ ctl_notify(struct ctl *c)
 
 		if (k->fd < 0 || !k->watching)
 			continue;
-		if (n < 0 && (n = c->answer(c->arg, "status", out, sizeof out)) <= 0)
+		if (n < 0 && (n = render(c, "status", &out)) <= 0)
 			return;
 		send_answer(c, k, out, n);
 	}
+	compat_unmap(out, ANSWER_MAX);
 }
 
 static void

@@ -5,6 +5,7 @@
 #include "core/base/jsonr.h"
 #include "core/base/jsonw.h"
 #include "core/sockprep.h"
+#include "platform/compat.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,20 +13,25 @@
 #include <string.h>
 #include <unistd.h>
 
+/* "a/b" appended to h->store, *out pointing at it. */
 static int
-join(char *out, const char *a, const char *b, struct err *e)
+join(struct home *h, const char **out, const char *a, const char *b, struct err *e)
 {
-	int n = fmt_n(out, HOME_PATH_MAX, "%s/%s", a, b);
+	size_t room = sizeof h->store - h->used;
+	int n = fmt_n(h->store + h->used, room < HOME_PATH_MAX ? room : HOME_PATH_MAX,
+	    "%s/%s", a, b);
 
-	if (n < 0 || n >= HOME_PATH_MAX)
+	if (n < 0 || n >= HOME_PATH_MAX || (size_t)n >= room)
 		return err_set(e, ERR_IO, "path too long: %s/%s", a, b);
+	*out = h->store + h->used;
+	h->used += (unsigned)n + 1;
 	return 0;
 }
 
 const char *
 home_hostname(void)
 {
-	static char name[HOME_HOSTNAME_MAX];
+	static char name[HOME_HOSTNAME_MAX] COMPAT_RESIDENT;
 
 	if (name[0] == '\0' && (gethostname(name, sizeof name - 1) < 0 || name[0] == '\0'))
 		str_copy(name, sizeof name, "localhost");
@@ -36,7 +42,7 @@ home_hostname(void)
 const char *
 home_machine_id(void)
 {
-	static char id[MACHINE_ID_MAX];
+	static char id[MACHINE_ID_MAX] COMPAT_RESIDENT;
 
 	if (id[0] == '\0' && machineid_system(id) != 1) {
 		char n[MACHINE_ID_MAX - 8];
@@ -73,21 +79,22 @@ read_owner(struct home *h)
 static int
 host_dirs(struct home *h, struct err *e)
 {
-	char mine[HOME_PATH_MAX];
+	const char *mine;
 
+	h->used = h->root_end;
 	str_copy(h->machine, sizeof h->machine, home_machine_id());
 	str_copy(h->hostname, sizeof h->hostname, home_hostname());
-	if (join(h->host_file, h->root, "host.json", e) < 0 ||
-	    join(h->hosts, h->root, "hosts", e) < 0)
+	if (join(h, &h->host_file, h->root, "host.json", e) < 0 ||
+	    join(h, &h->hosts, h->root, "hosts", e) < 0)
 		return -1;
 	read_owner(h);
 	h->per_host = h->owner[0] != '\0' && strcmp(h->owner, h->machine) != 0;
 	if (!h->per_host)
-		return join(h->state, h->root, "state", e) < 0 ||
-		    join(h->run, h->root, "run", e) < 0 ? -1 : 0;
-	if (join(mine, h->hosts, h->machine, e) < 0 ||
-	    join(h->state, mine, "state", e) < 0 ||
-	    join(h->run, mine, "run", e) < 0)
+		return join(h, &h->state, h->root, "state", e) < 0 ||
+		    join(h, &h->run, h->root, "run", e) < 0 ? -1 : 0;
+	if (join(h, &mine, h->hosts, h->machine, e) < 0 ||
+	    join(h, &h->state, mine, "state", e) < 0 ||
+	    join(h, &h->run, mine, "run", e) < 0)
 		return -1;
 	return 0;
 }
@@ -95,29 +102,39 @@ host_dirs(struct home *h, struct err *e)
 /* The machine (and host name) whose records are in the shared state/:
  * supervisor.pid's machineId, status.json's hostname.  Left as they are
  * when there is none. */
+struct user_scratch {
+	char path[HOME_PATH_MAX + 32], buf[4096], m[MACHINE_ID_MAX], n[HOME_HOSTNAME_MAX];
+	jsmntok_t tok[128];
+};
+
 static void
 state_user(const struct home *h, char *who, size_t wcap, char *name, size_t ncap)
 {
-	char path[HOME_PATH_MAX + 32], buf[4096], m[MACHINE_ID_MAX], n[HOME_HOSTNAME_MAX];
-	jsmntok_t tok[128];
+	/* mapped for the call: the supervisor claims its home, and 7 KB of
+	 * stack there would stay resident in it */
+	struct user_scratch *u = compat_map(sizeof *u);
 	struct jsonr r;
 	size_t len;
 
-	fmt_n(path, sizeof path, "%s/state/supervisor.pid", h->root);
-	if (fs_read_file(path, buf, sizeof buf, &len) < 0 ||
-	    jsonr_parse(&r, buf, len, tok, 128) < 0 ||
-	    jsonr_str(&r, jsonr_get(&r, 0, "machineId"), m, sizeof m) < 0 || m[0] == '\0' ||
-	    strcmp(m, h->machine) == 0)
+	if (u == NULL)
 		return;
-	str_copy(who, wcap, m);
+	fmt_n(u->path, sizeof u->path, "%s/state/supervisor.pid", h->root);
+	if (fs_read_file(u->path, u->buf, sizeof u->buf, &len) < 0 ||
+	    jsonr_parse(&r, u->buf, len, u->tok, 128) < 0 ||
+	    jsonr_str(&r, jsonr_get(&r, 0, "machineId"), u->m, sizeof u->m) < 0 ||
+	    u->m[0] == '\0' || strcmp(u->m, h->machine) == 0)
+		goto out;
+	str_copy(who, wcap, u->m);
 	name[0] = '\0';
-	fmt_n(path, sizeof path, "%s/state/status.json", h->root);
-	if (fs_read_file(path, buf, sizeof buf, &len) == 0 &&
-	    jsonr_parse(&r, buf, len, tok, 128) == 0 &&
-	    jsonr_str(&r, jsonr_get(&r, 0, "machineId"), m, sizeof m) == 0 &&
-	    strcmp(m, who) == 0 &&
-	    jsonr_str(&r, jsonr_get(&r, 0, "hostname"), n, sizeof n) == 0)
-		str_copy(name, ncap, n);
+	fmt_n(u->path, sizeof u->path, "%s/state/status.json", h->root);
+	if (fs_read_file(u->path, u->buf, sizeof u->buf, &len) == 0 &&
+	    jsonr_parse(&r, u->buf, len, u->tok, 128) == 0 &&
+	    jsonr_str(&r, jsonr_get(&r, 0, "machineId"), u->m, sizeof u->m) == 0 &&
+	    strcmp(u->m, who) == 0 &&
+	    jsonr_str(&r, jsonr_get(&r, 0, "hostname"), u->n, sizeof u->n) == 0)
+		str_copy(name, ncap, u->n);
+out:
+	compat_unmap(u, sizeof *u);
 }
 
 /* Name this host the owner of a home that has no host.json: written to a
@@ -187,18 +204,23 @@ home_resolve(struct home *h, struct err *e)
 		if (fmt_n(raw, sizeof raw, "%s/.appd", home) >= (int)sizeof raw)
 			return err_set(e, ERR_IO, "HOME is too long");
 	}
+	h->used = 0;
 	if (raw[0] != '/') {
 		char cwd[HOME_PATH_MAX];
 		if (getcwd(cwd, sizeof cwd) == NULL)
 			return err_sys(e, ERR_IO, "cannot resolve relative APPD_HOME");
-		if (join(h->root, cwd, raw, e) < 0)
+		if (join(h, &h->root, cwd, raw, e) < 0)
 			return -1;
-	} else if (str_copy(h->root, sizeof h->root, raw) < 0) {
-		return err_set(e, ERR_IO, "APPD_HOME is longer than %d bytes", HOME_PATH_MAX - 1);
+	} else {
+		if (str_copy(h->store, HOME_PATH_MAX, raw) < 0)
+			return err_set(e, ERR_IO, "APPD_HOME is longer than %d bytes", HOME_PATH_MAX - 1);
+		h->root = h->store;
+		h->used = (unsigned)strlen(raw) + 1;
 	}
 	n = strlen(h->root);
-	while (n > 1 && h->root[n - 1] == '/')
-		h->root[--n] = '\0';
+	while (n > 1 && h->store[n - 1] == '/')
+		h->store[--n] = '\0';
+	h->root_end = h->used;
 	if (host_dirs(h, e) < 0)
 		return -1;
 	return home_paths(h, e);
@@ -208,20 +230,20 @@ home_resolve(struct home *h, struct err *e)
 static int
 home_paths(struct home *h, struct err *e)
 {
-	if (join(h->packages, h->root, "packages", e) < 0 ||
-	    join(h->current, h->packages, "current", e) < 0 ||
-	    join(h->settings, h->root, "settings.json", e) < 0 ||
-	    join(h->daemon_lock, h->state, "daemon.lock", e) < 0 ||
-	    join(h->sup_pid, h->state, "supervisor.pid", e) < 0 ||
-	    join(h->srv_pid, h->state, "app-server.pid", e) < 0 ||
-	    join(h->status, h->state, "status.json", e) < 0 ||
-	    join(h->srv_log, h->state, "app-server.log", e) < 0 ||
-	    join(h->sup_log, h->state, "supervisor.log", e) < 0 ||
-	    join(h->socket, h->run, "app-server.sock", e) < 0 ||
-	    join(h->startup_lock, h->run, "startup.lock", e) < 0 ||
-	    join(h->notify_sock, h->run, "notify.sock", e) < 0 ||
-	    join(h->ctl_sock, h->run, "supervisor.sock", e) < 0 ||
-	    join(h->anchor, h->state, "listener.sock", e) < 0)
+	if (join(h, &h->packages, h->root, "packages", e) < 0 ||
+	    join(h, &h->current, h->packages, "current", e) < 0 ||
+	    join(h, &h->settings, h->root, "settings.json", e) < 0 ||
+	    join(h, &h->daemon_lock, h->state, "daemon.lock", e) < 0 ||
+	    join(h, &h->sup_pid, h->state, "supervisor.pid", e) < 0 ||
+	    join(h, &h->srv_pid, h->state, "app-server.pid", e) < 0 ||
+	    join(h, &h->status, h->state, "status.json", e) < 0 ||
+	    join(h, &h->srv_log, h->state, "app-server.log", e) < 0 ||
+	    join(h, &h->sup_log, h->state, "supervisor.log", e) < 0 ||
+	    join(h, &h->socket, h->run, "app-server.sock", e) < 0 ||
+	    join(h, &h->startup_lock, h->run, "startup.lock", e) < 0 ||
+	    join(h, &h->notify_sock, h->run, "notify.sock", e) < 0 ||
+	    join(h, &h->ctl_sock, h->run, "supervisor.sock", e) < 0 ||
+	    join(h, &h->anchor, h->state, "listener.sock", e) < 0)
 		return -1;
 	return 0;
 }
@@ -251,9 +273,14 @@ home_prepare(const struct home *h, struct err *e)
 	if (fs_private_dir(h->root, e) < 0)
 		return -1;
 	if (h->per_host) {
+		/* state/'s parent: hosts/<machine> */
 		char mine[HOME_PATH_MAX];
-		if (fs_private_dir(h->hosts, e) < 0 || join(mine, h->hosts, h->machine, e) < 0 ||
-		    fs_private_dir(mine, e) < 0)
+		size_t n = strlen(h->state) - strlen("/state");
+		if (fs_private_dir(h->hosts, e) < 0)
+			return -1;
+		memcpy(mine, h->state, n);
+		mine[n] = '\0';
+		if (fs_private_dir(mine, e) < 0)
 			return -1;
 	}
 	if (fs_private_dir(h->state, e) < 0 || fs_private_dir(h->run, e) < 0)

@@ -29,30 +29,38 @@
  */
 #define HOME_HOSTNAME_MAX 256
 
+/* The paths point into `store`, filled in order by home_resolve (and
+ * again by home_claim), so a process touches only the bytes it uses: a
+ * home costs its idle supervisor well under a page.  Not to be copied by
+ * value (the pointers would name the copy's source). */
+#define HOME_NPATHS 20
 struct home {
-	char root[HOME_PATH_MAX];
-	char state[HOME_PATH_MAX];
-	char run[HOME_PATH_MAX];
-	char host_file[HOME_PATH_MAX];        /* host.json */
-	char hosts[HOME_PATH_MAX];            /* hosts/ */
-	char machine[MACHINE_ID_MAX];         /* this host's machine id */
-	char hostname[HOME_HOSTNAME_MAX];
-	char owner[MACHINE_ID_MAX];           /* host.json's; "" when none yet */
+	const char *root;
+	const char *state;
+	const char *run;
+	const char *host_file;                /* host.json */
+	const char *hosts;                    /* hosts/ */
+	const char *packages;
+	const char *current;                  /* packages/current */
+	const char *settings;
+	const char *daemon_lock;
+	const char *sup_pid;                  /* state/supervisor.pid */
+	const char *srv_pid;                  /* state/app-server.pid */
+	const char *status;                   /* state/status.json */
+	const char *srv_log;                  /* state/app-server.log */
+	const char *sup_log;                  /* state/supervisor.log */
+	const char *socket;                   /* run/app-server.sock */
+	const char *startup_lock;             /* run/startup.lock */
+	const char *notify_sock;              /* run/notify.sock */
+	const char *ctl_sock;                 /* run/supervisor.sock: the supervisor's control socket */
+	const char *anchor;                   /* state/listener.sock: the activated listener */
 	int per_host;                         /* state/, run/ under hosts/<machine> */
-	char packages[HOME_PATH_MAX];
-	char current[HOME_PATH_MAX];          /* packages/current */
-	char settings[HOME_PATH_MAX];
-	char daemon_lock[HOME_PATH_MAX];
-	char sup_pid[HOME_PATH_MAX];          /* state/supervisor.pid */
-	char srv_pid[HOME_PATH_MAX];          /* state/app-server.pid */
-	char status[HOME_PATH_MAX];           /* state/status.json */
-	char srv_log[HOME_PATH_MAX];          /* state/app-server.log */
-	char sup_log[HOME_PATH_MAX];          /* state/supervisor.log */
-	char socket[HOME_PATH_MAX];           /* run/app-server.sock */
-	char startup_lock[HOME_PATH_MAX];     /* run/startup.lock */
-	char notify_sock[HOME_PATH_MAX];      /* run/notify.sock */
-	char ctl_sock[HOME_PATH_MAX];         /* run/supervisor.sock: the supervisor's control socket */
-	char anchor[HOME_PATH_MAX];      /* state/listener.sock: the activated listener */
+	unsigned used;                        /* bytes of store in use */
+	unsigned root_end;                    /* where the paths after root begin */
+	char machine[MACHINE_ID_MAX];         /* this host's machine id */
+	char owner[MACHINE_ID_MAX];           /* host.json's; "" when none yet */
+	char hostname[HOME_HOSTNAME_MAX];
+	char store[HOME_NPATHS * HOME_PATH_MAX];
 };
 
 /* This host's machine id (see above), computed once; never NULL. */

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "core/base/err.h"
+#include "core/base/fsutil.h"
 #include "core/update/machineid.h"
 
 struct pid_record {
@@ -75,7 +76,9 @@ int pidfile_wait_reservation(const char *path, int64_t timeout_ms, struct err *e
 
 struct pidfile_resv {
 	int lock_fd;
-	char path[PATH_MAX];
+	char path[FS_PATH_MAX];       /* not PATH_MAX: it is on the stack of
+	                               * the supervisor's start (home paths are
+	                               * at most HOME_PATH_MAX) */
 };
 
 /* Reserve: take the lock (bounded), create the empty pidfile exclusively,

@@ -188,7 +188,7 @@ struct load_scratch {
 	char store[SETTINGS_MAX_ARGS][1024];
 	struct settings keep;
 };
-static struct load_scratch *scratch;
+static struct load_scratch *scratch COMPAT_RESIDENT;
 
 /* server.remoteControlArgs / server.remoteControlDisabledEnv */
 static int

@@ -1,11 +1,14 @@
 /* status.c -- see status.h. */
 #include "core/status.h"
+#include "platform/compat.h"
 #include "core/base/fsutil.h"
 #include "core/base/jsonr.h"
 #include "core/base/jsonw.h"
 
 #include <errno.h>
 #include <string.h>
+
+#define STATUS_MAX_TOKENS 192
 
 static void
 put_time(struct jsonw *w, const char *key, int64_t ms)
@@ -107,14 +110,18 @@ status_format(const struct sup_status *st, char *buf, size_t cap)
 int
 status_write(const char *path, const struct sup_status *st, struct err *e)
 {
-	char buf[STATUS_MAX_BYTES];
-	int n = status_format(st, buf, sizeof buf);
+	/* mapped for the call, as in status_read */
+	char *buf = compat_map(STATUS_MAX_BYTES);
+	int n, rc = 0;
 
-	if (n < 0)
-		return err_set(e, ERR_IO, "status record too large");
-	if (fs_replace(path, buf, (size_t)n, 0600) < 0)
+	if (buf == NULL)
 		return err_sys(e, ERR_IO, "failed to write %s", path);
-	return 0;
+	if ((n = status_format(st, buf, STATUS_MAX_BYTES)) < 0)
+		rc = err_set(e, ERR_IO, "status record too large");
+	else if (fs_replace(path, buf, (size_t)n, 0600) < 0)
+		rc = err_sys(e, ERR_IO, "failed to write %s", path);
+	compat_unmap(buf, STATUS_MAX_BYTES);
+	return rc;
 }
 
 static long long
@@ -126,34 +133,52 @@ get_num(const struct jsonr *r, int obj, const char *key)
 	return v;
 }
 
+/* The text and tokens of one read, mapped for the call (compat_map): the
+ * supervisor reads status.json before each write (record_taken), and 7 KB
+ * of stack under that would stay resident in it for good. */
+struct read_scratch {
+	char buf[STATUS_MAX_BYTES];
+	jsmntok_t tok[STATUS_MAX_TOKENS];
+};
+
+static int parse(const char *buf, size_t len, struct sup_status *st, jsmntok_t *tok, int ntok);
+
 int
 status_read(const char *path, struct sup_status *st, struct err *e)
 {
-	char buf[STATUS_MAX_BYTES];
+	struct read_scratch *sc;
 	size_t len;
+	int rc = 0;
 
 	memset(st, 0, sizeof *st);
-	if (fs_read_file(path, buf, sizeof buf, &len) < 0) {
-		if (errno == ENOENT)
-			return 1;
-		return fs_read_fail(e, ERR_IO, "status file", path);
-	}
-	if (status_parse(buf, len, st) < 0) {
+	if ((sc = compat_map(sizeof *sc)) == NULL)
+		return err_sys(e, ERR_IO, "cannot read %s", path);
+	if (fs_read_file(path, sc->buf, sizeof sc->buf, &len) < 0) {
+		rc = errno == ENOENT ? 1 : fs_read_fail(e, ERR_IO, "status file", path);
+	} else if (parse(sc->buf, len, st, sc->tok, STATUS_MAX_TOKENS) < 0) {
 		err_ctx_str(e, "path", path);
-		return err_set(e, ERR_IO, "unreadable status file %s", path);
+		rc = err_set(e, ERR_IO, "unreadable status file %s", path);
 	}
-	return 0;
+	compat_unmap(sc, sizeof *sc);
+	return rc;
 }
 
 int
 status_parse(const char *buf, size_t len, struct sup_status *st)
 {
-	jsmntok_t tok[192];
+	jsmntok_t tok[STATUS_MAX_TOKENS];
+
+	return parse(buf, len, st, tok, STATUS_MAX_TOKENS);
+}
+
+static int
+parse(const char *buf, size_t len, struct sup_status *st, jsmntok_t *tok, int ntok)
+{
 	struct jsonr r;
 	int i;
 
 	memset(st, 0, sizeof *st);
-	if (jsonr_parse(&r, buf, len, tok, 192) < 0 || jsonr_type(&r, 0) != JSMN_OBJECT)
+	if (jsonr_parse(&r, buf, len, tok, ntok) < 0 || jsonr_type(&r, 0) != JSMN_OBJECT)
 		return -1;
 	(void)jsonr_str(&r, jsonr_get(&r, 0, "serverId"), st->server_id, sizeof st->server_id);
 	st->sup_pid = (long)get_num(&r, 0, "supervisorPid");

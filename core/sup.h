@@ -226,11 +226,9 @@ struct sup {
 	int activation_wd;
 	/* readiness */
 	int probe_h, probe_ms, probe_fast;
+	char probe_err[256];          /* the last failed probe ("" if none) */
 	struct wsprobe *ws;           /* codex-initialize probe (static storage) */
-	struct hprobe hp;             /* tcp/http/http+unix/exec readiness */
-	struct hprobe_spec hps;
 	/* liveness (sup_live.c) */
-	struct hprobe_spec lps;
 	int live_h;                   /* the next probe, or its kill deadline */
 	int live_running;             /* an attempt is out */
 	int live_killing;             /* the threshold was hit: TERM sent */
@@ -249,10 +247,16 @@ struct sup {
 	struct sup_status st;         /* what is published */
 	struct ctl ctl;
 	struct logcap log;
+	struct sup_status snap;       /* scratch of sup_publish and the control
+	                               * socket's answers (one at a time) */
 	struct settings s;            /* its string stores are at its end */
 
+	/* ---- only with a readiness or liveness probe configured ---- */
+	struct hprobe_spec hps;       /* readiness */
+	struct hprobe_spec lps;       /* liveness */
+	struct hprobe hp;             /* tcp/http/http+unix/exec, either */
+
 	/* ---- cold: only a check, an update or a self-refresh ---- */
-	char probe_err[256];
 	int pk_ready;                 /* pk is filled at the first check */
 	struct pkgdir pk;
 	char upd_req[64];             /* the request being answered, "" if scheduled */

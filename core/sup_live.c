@@ -83,7 +83,7 @@ live_stop(struct sup *s)
 void
 live_start(struct sup *s)
 {
-	struct err e;
+	struct err *e = sup_err();
 
 	s->st.health_enabled = s->s.live.enabled || s->s.live.watchdog_s > 0;
 	s->live_killing = 0;
@@ -93,9 +93,8 @@ live_start(struct sup *s)
 	if (!s->s.live.enabled)
 		return;
 	if (hprobe_is_spec(s->s.live.probe)) {
-		err_clear(&e);
-		if (hprobe_parse(s->s.live.probe, s->h->socket, &s->lps, &e) < 0) {
-			sup_log("liveness probe not armed: %s", e.msg);
+		if (hprobe_parse(s->s.live.probe, s->h->socket, &s->lps, e) < 0) {
+			sup_log("liveness probe not armed: %s", e->msg);
 			return;
 		}
 	}
@@ -171,7 +170,8 @@ on_live_timer(struct reactor *r, int h, int ev, void *arg)
 {
 	struct sup *s = arg;
 	uint64_t tmo = (uint64_t)s->s.live.timeout_s * 1000;
-	struct err e;
+	struct err *e = sup_err();
+	char why[sizeof e->msg];
 
 	(void)r; (void)h; (void)ev;
 	s->live_h = -1;
@@ -186,7 +186,6 @@ on_live_timer(struct reactor *r, int h, int ev, void *arg)
 		return;
 	}
 	s->live_running = 1;
-	err_clear(&e);
 	if (strcmp(s->s.live.probe, "connect") == 0) {
 		int ok = sock_probe(s->h->socket) == 1;
 		result(s, ok, ok ? NULL : "the control socket refused the connection");
@@ -197,6 +196,9 @@ on_live_timer(struct reactor *r, int h, int ev, void *arg)
 			result(s, 0, s->ws->err.msg);
 		return;
 	}
-	if (hprobe_start(&s->hp, &s->r, &s->lps, tmo, on_hp, s, &e) < 0)
-		result(s, 0, e.msg);
+	if (hprobe_start(&s->hp, &s->r, &s->lps, tmo, on_hp, s, e) < 0) {
+		/* result() publishes, which reuses sup_err()'s record */
+		str_copy(why, sizeof why, e->msg);
+		result(s, 0, why);
+	}
 }

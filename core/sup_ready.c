@@ -101,13 +101,12 @@ on_probe(struct reactor *r, int h, int ev, void *arg)
 	if (s->state != SRV_STARTING)
 		return;
 	if (s->s.readiness == READY_PROBE) {
-		struct err pe;
+		struct err *pe = sup_err();
 		if (hprobe_running(&s->hp))
 			return;
-		err_clear(&pe);
-		if (hprobe_start(&s->hp, &s->r, &s->hps, 2000, on_hp_done, s, &pe) == 0)
+		if (hprobe_start(&s->hp, &s->r, &s->hps, 2000, on_hp_done, s, pe) == 0)
 			return;
-		str_copy(s->probe_err, sizeof s->probe_err, pe.msg);
+		str_copy(s->probe_err, sizeof s->probe_err, pe->msg);
 	} else if (s->s.readiness == READY_CODEX_INIT) {
 		if (wsprobe_running(s->ws))
 			return;
@@ -247,10 +246,9 @@ ready_start(struct sup *s)
 		s->notify_h = reactor_io_add(&s->r, s->notify_rd, REACTOR_READ, on_notify_fd, s);
 		break;
 	case READY_PROBE: {
-		struct err pe;
-		err_clear(&pe);
-		if (hprobe_parse(s->s.ready_spec, s->h->socket, &s->hps, &pe) < 0) {
-			str_copy(s->probe_err, sizeof s->probe_err, pe.msg);
+		struct err *pe = sup_err();
+		if (hprobe_parse(s->s.ready_spec, s->h->socket, &s->hps, pe) < 0) {
+			str_copy(s->probe_err, sizeof s->probe_err, pe->msg);
 			break;          /* the ready timeout reports it */
 		}
 		s->probe_ms = PROBE_MIN_MS;

@@ -107,7 +107,6 @@ refresh_adopt(struct sup *s, const struct sup_opts *o, struct err *e)
 {
 	struct pid_record rec;
 	enum pidfile_state ps;
-	struct err e2;
 
 	s->lfd = o->h_lfd;     /* the control socket's is taken by ctl_listen */
 	s->out_rd = o->h_out_rd;
@@ -116,12 +115,10 @@ refresh_adopt(struct sup *s, const struct sup_opts *o, struct err *e)
 		fd_cloexec(s->lfd);
 	if (fd_cloexec(s->out_rd) < 0 || fd_cloexec(s->out_wr) < 0)
 		return err_sys(e, ERR_IO, "handover: bad output pipe fds");
-	err_clear(&e2);
-	if (status_read(s->h->status, &s->st, &e2) != 0)
+	if (status_read(s->h->status, &s->st, sup_err()) != 0)
 		memset(&s->st, 0, sizeof s->st);
 	s->st.checking = 0;
-	err_clear(&e2);
-	if (pidfile_peek(s->h->srv_pid, &ps, &rec, &e2) == 0 && ps == PIDFILE_RUNNING &&
+	if (pidfile_peek(s->h->srv_pid, &ps, &rec, sup_err()) == 0 && ps == PIDFILE_RUNNING &&
 	    pidrec_active(&rec) == 1 && rec.pid != getpid() &&
 	    srv_adopt(s, &rec, s->st.ready) == 0)
 		return 1;

@@ -280,8 +280,6 @@ on_server_exit(struct reactor *r, int h, int status, void *arg)
 	srv_event(s, SEV_EXIT);
 }
 
-static struct err spawn_err;    /* outlives the failing spawn for the verdict */
-
 /* What one spawn needs only while it spawns (mapped for the call: a
  * resident supervisor does not keep 20 KB of it). */
 struct spawn_scratch {
@@ -395,29 +393,43 @@ static void
 a_spawn(struct sup *s)
 {
 	enum srv_verdict v;
+	enum err_code code;
+	struct err *se;
+	char why[sizeof se->msg];
+	int rc;
 
 	s->outcome = s->outcome_next;
 	s->outcome_next = NULL;
 	s->st.next_restart_at = 0;
 	s->started_ms = (int64_t)reactor_clock_ms();
-	err_clear(&spawn_err);
-	if (spawn_one(s, &spawn_err) == 0) {
-		srv_enter(s, SRV_STARTING, "starting", 1);
-		arm(s, (int64_t)s->ready_timeout_s * 1000);
-		ready_start(s);
-		return;
+	/* the error record is mapped for the call too (see spawn_scratch) */
+	if ((se = compat_map(sizeof *se)) == NULL) {
+		code = ERR_SPAWN;
+		str_fmt(why, sizeof why, "no memory for the spawn: %s", strerror(errno));
+	} else {
+		err_clear(se);
+		rc = spawn_one(s, se);
+		code = se->code == ERR_NONE ? ERR_SPAWN : se->code;
+		str_copy(why, sizeof why, se->msg);
+		compat_unmap(se, sizeof *se);
+		if (rc == 0) {
+			srv_enter(s, SRV_STARTING, "starting", 1);
+			arm(s, (int64_t)s->ready_timeout_s * 1000);
+			ready_start(s);
+			return;
+		}
 	}
-	sup_log("cannot start the server: %s", spawn_err.msg);
+	sup_log("cannot start the server: %s", why);
 	s->st.spawn_failures++;
-	str_copy(s->st.spawn_error, sizeof s->st.spawn_error, spawn_err.msg);
-	srv_enter(s, SRV_BACKOFF, spawn_err.msg, 0);
-	v = tell(s, 0, spawn_err.msg, spawn_err.code == ERR_NONE ? ERR_SPAWN : spawn_err.code);
+	str_copy(s->st.spawn_error, sizeof s->st.spawn_error, why);
+	srv_enter(s, SRV_BACKOFF, why, 0);
+	v = tell(s, 0, why, code);
 	if (v == SRV_V_SHUTDOWN)
-		srv_shutdown(s, 1, spawn_err.msg);
+		srv_shutdown(s, 1, why);
 	else if (v == SRV_V_RESTART)
 		a_spawn(s);
 	else
-		policy_restart(s, 0, spawn_err.msg);
+		policy_restart(s, 0, why);
 }
 
 /* After a failure (or an exit under `always`): restart, at once when the

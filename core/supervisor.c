@@ -99,12 +99,12 @@ snapshot(struct sup *s, struct sup_status *out)
 static int
 record_taken(struct sup *s)
 {
-	static struct sup_status cur;
+	struct sup_status *cur = &s->snap;
 	struct err *e = sup_err();
 
-	return status_read(s->h->status, &cur, e) == 0 && cur.server_id[0] != '\0' &&
-	    strcmp(cur.server_id, s->st.server_id) != 0 &&
-	    proc_matches((pid_t)cur.sup_pid, cur.sup_start_ticks, cur.boot_id) == 1;
+	return status_read(s->h->status, cur, e) == 0 && cur->server_id[0] != '\0' &&
+	    strcmp(cur->server_id, s->st.server_id) != 0 &&
+	    proc_matches((pid_t)cur->sup_pid, cur->sup_start_ticks, cur->boot_id) == 1;
 }
 
 void
@@ -121,7 +121,7 @@ sup_state_write_failed(struct sup *s, const char *msg)
 void
 sup_publish(struct sup *s)
 {
-	static struct sup_status snap;
+	struct sup_status *snap = &s->snap;
 	struct err *e = sup_err();
 
 	if (s->own_status && s->st.incarnation > 0 && record_taken(s)) {
@@ -129,8 +129,8 @@ sup_publish(struct sup *s)
 		s->own_status = 0;
 	}
 	if (s->own_status) {
-		snapshot(s, &snap);
-		if (status_write(s->h->status, &snap, e) < 0) {
+		snapshot(s, snap);
+		if (status_write(s->h->status, snap, e) < 0) {
 			sup_state_write_failed(s, e->msg);
 		} else if (s->st.state_write_error[0] != '\0' && !s->pidfile_behind) {
 			sup_log("state files written again");
@@ -157,13 +157,12 @@ on_watchdog(struct reactor *r, int h, int ev, void *arg)
 static int
 answer(void *arg, const char *request, char *buf, size_t cap)
 {
-	static struct sup_status snap;
 	struct sup *s = arg;
 
 	if (strcmp(request, "status") != 0)
 		return -1;
-	snapshot(s, &snap);
-	return status_format(&snap, buf, cap);
+	snapshot(s, &s->snap);
+	return status_format(&s->snap, buf, cap);
 }
 
 /* ---- the launching start's report (the ready pipe) ---- */

@@ -220,8 +220,11 @@ compat_map(size_t n)
 void
 compat_unmap(void *p, size_t n)
 {
+	int en = errno;
+
 	if (p != NULL)
 		(void)munmap(p, n);
+	errno = en;             /* callers report the failure before this */
 }
 
 void

@@ -67,9 +67,19 @@ int compat_has_splice(void);
  * EOF, or -1/errno (ENOSYS where there is no splice). */
 ssize_t compat_splice(int in, int out, size_t max);
 
+/* For a small static that a long-lived process writes (a cache of a few
+ * bytes): placed in the data segment, whose page every process has
+ * resident anyway, instead of .bss, where it would make a page of its own
+ * resident among untouched buffers.  ELF only (elsewhere: nothing). */
+#if defined(__ELF__)
+#define COMPAT_RESIDENT __attribute__((section(".data.appd_resident")))
+#else
+#define COMPAT_RESIDENT
+#endif
+
 /* Zeroed private memory of `n` bytes for a transient buffer, returned
  * to the kernel by compat_unmap (so a long-lived process does not keep
- * the pages resident).  NULL/errno on failure. */
+ * the pages resident).  NULL/errno on failure; compat_unmap keeps errno. */
 void *compat_map(size_t n);
 void compat_unmap(void *p, size_t n);
 

@@ -2,6 +2,7 @@
 #include "platform/dirwatch.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
@@ -31,7 +32,9 @@ dirwatch_close(int fd)
 void
 dirwatch_drain(int fd)
 {
-	char buf[4096];
+	/* room for one event with the longest name (inotify(7)); the loop
+	 * takes the rest */
+	char buf[sizeof(struct inotify_event) + NAME_MAX + 1 + 256];
 
 	while (read(fd, buf, sizeof buf) > 0 || errno == EINTR)
 		;

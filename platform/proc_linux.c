@@ -1,5 +1,6 @@
 /* proc_linux.c -- see proc.h.  Linux: /proc, pidfd, prctl. */
 #include "platform/proc.h"
+#include "platform/compat.h"
 #include "core/base/fmt.h"
 
 #include <dirent.h>
@@ -97,7 +98,7 @@ proc_read(pid_t pid, struct proc_info *out)
 int
 proc_boot_id(char out[64])
 {
-	static char cached[64];
+	static char cached[64] COMPAT_RESIDENT;
 	int n;
 
 	if (cached[0] == '\0') {

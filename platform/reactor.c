@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -39,24 +40,28 @@ reactor_now(const struct reactor *r)
 int
 reactor_slot_get(struct reactor *r, enum reactor_kind kind)
 {
+	struct reactor_watch *w;
+	uint32_t gen;
 	int h;
 
-	for (h = 0; h < REACTOR_MAX_WATCHES; h++) {
-		struct reactor_watch *w = &r->w[h];
-		uint32_t gen;
-
-		if (w->kind != REACTOR_FREE)
-			continue;
-		gen = w->gen + 1;
-		memset(w, 0, sizeof *w);
-		w->kind = kind;
-		w->gen = gen;
-		w->fd = -1;
-		w->heap_index = -1;
-		return h;
+	for (h = 0; h < r->nw; h++)
+		if (r->w[h].kind == REACTOR_FREE)
+			break;
+	if (h == r->nw) {
+		if (r->nw == REACTOR_MAX_WATCHES) {
+			errno = ENOSPC;
+			return -1;
+		}
+		r->w[r->nw++].gen = 0;   /* first use of the slot */
 	}
-	errno = ENOSPC;
-	return -1;
+	w = &r->w[h];
+	gen = w->gen + 1;
+	memset(w, 0, sizeof *w);
+	w->kind = kind;
+	w->gen = gen;
+	w->fd = -1;
+	w->heap_index = -1;
+	return h;
 }
 
 void
@@ -93,7 +98,7 @@ watch_new(struct reactor *r, enum reactor_kind kind, int ident, reactor_cb *cb, 
 static struct reactor_watch *
 watch_get(struct reactor *r, int h)
 {
-	if (h < 0 || h >= REACTOR_MAX_WATCHES || h == r->signal_handle ||
+	if (h < 0 || h >= r->nw || h == r->signal_handle ||
 	    r->w[h].kind == REACTOR_FREE) {
 		errno = EBADF;
 		return NULL;
@@ -106,7 +111,7 @@ user_watches(const struct reactor *r)
 {
 	int h, n = 0;
 
-	for (h = 0; h < REACTOR_MAX_WATCHES; h++)
+	for (h = 0; h < r->nw; h++)
 		if (r->w[h].kind != REACTOR_FREE && h != r->signal_handle)
 			n++;
 	return n;
@@ -205,7 +210,7 @@ signals_update(struct reactor *r)
 	int h, s, e, changed = 0;
 
 	sigemptyset(&want);
-	for (h = 0; h < REACTOR_MAX_WATCHES; h++)
+	for (h = 0; h < r->nw; h++)
 		if (r->w[h].kind == REACTOR_SIGNAL)
 			sigaddset(&want, r->w[h].ident);
 	if (r->nchild_fallback > 0)
@@ -256,18 +261,14 @@ int
 reactor_init(struct reactor *r)
 {
 	const char *env;
-	int h;
 
-	memset(r, 0, sizeof *r);
+	/* the table is left alone: slots are set up when first used (nw) */
+	memset(r, 0, offsetof(struct reactor, heap));
 	r->backend_fd = -1;
 	r->signal_fd = -1;
 	r->signal_handle = -1;
 	sigemptyset(&r->trapped);
 	sigprocmask(SIG_SETMASK, NULL, &r->saved_mask);
-	for (h = 0; h < REACTOR_MAX_WATCHES; h++) {
-		r->w[h].fd = -1;
-		r->w[h].heap_index = -1;
-	}
 	env = getenv("APPD_REACTOR_NO_PIDFD");
 	r->no_pidfd = env != NULL && strcmp(env, "1") == 0;
 	r->now_ms = reactor_clock_ms();
@@ -280,7 +281,7 @@ reactor_fini(struct reactor *r)
 	sigset_t unblock;
 	int h, s;
 
-	for (h = 0; h < REACTOR_MAX_WATCHES; h++) {
+	for (h = 0; h < r->nw; h++) {
 		if (r->w[h].kind == REACTOR_FREE || h == r->signal_handle)
 			continue;
 		reactor_be_forget(r, h);
@@ -312,7 +313,7 @@ reactor_io_add(struct reactor *r, int fd, unsigned mask, reactor_cb *cb, void *a
 		return -1;
 	}
 	/* epoll keys registrations by fd: one watch per fd. */
-	for (h = 0; h < REACTOR_MAX_WATCHES; h++)
+	for (h = 0; h < r->nw; h++)
 		if (r->w[h].kind == REACTOR_IO && r->w[h].fd == fd) {
 			errno = EEXIST;
 			return -1;
@@ -371,7 +372,7 @@ reactor_timer_remaining(const struct reactor *r, int handle)
 	const struct reactor_watch *w;
 	uint64_t now;
 
-	if (handle < 0 || handle >= REACTOR_MAX_WATCHES)
+	if (handle < 0 || handle >= r->nw)
 		return -1;
 	w = &r->w[handle];
 	if (w->kind != REACTOR_TIMER || w->heap_index < 0)
@@ -394,7 +395,7 @@ reactor_signal_add(struct reactor *r, int signo, reactor_cb *cb, void *arg)
 		errno = EINVAL;
 		return -1;
 	}
-	for (h = 0; h < REACTOR_MAX_WATCHES; h++)
+	for (h = 0; h < r->nw; h++)
 		if (r->w[h].kind == REACTOR_SIGNAL)
 			n++;
 	if (n >= REACTOR_MAX_SIGNALS) {
@@ -585,7 +586,7 @@ reap_fallback(struct reactor *r)
 	int h, i, n = 0, ncb = 0, st;
 	pid_t got;
 
-	for (h = 0; h < REACTOR_MAX_WATCHES; h++)
+	for (h = 0; h < r->nw; h++)
 		if (is_fallback_child(&r->w[h])) {
 			snap[n].h = h;
 			snap[n++].gen = r->w[h].gen;
@@ -629,7 +630,7 @@ dispatch_event(struct reactor *r, const struct reactor_fired *ev,
 		return ncb;
 	}
 
-	if (ev->handle >= REACTOR_MAX_WATCHES)
+	if (ev->handle < 0 || ev->handle >= r->nw)
 		return 0;
 	w = &r->w[ev->handle];
 	if (w->kind == REACTOR_FREE || w->gen != ev->gen)
@@ -685,7 +686,7 @@ reactor_run_once(struct reactor *r, int64_t max_wait_ms)
 	r->now_ms = start;
 	if (max_wait_ms < 0 && user_watches(r) == 0)
 		return 0;       /* nothing could ever wake us */
-	for (h = 0; h < REACTOR_MAX_WATCHES; h++)
+	for (h = 0; h < r->nw; h++)
 		if (r->w[h].kind == REACTOR_CHILD && r->w[h].pending)
 			npend++;
 
@@ -716,7 +717,7 @@ reactor_run_once(struct reactor *r, int64_t max_wait_ms)
 
 	/* Watches that may fire for this batch, as they are now. */
 	npend = 0;
-	for (h = 0; h < REACTOR_MAX_WATCHES; h++) {
+	for (h = 0; h < r->nw; h++) {
 		struct reactor_watch *w = &r->w[h];
 
 		if (w->kind == REACTOR_CHILD && w->pending) {

@@ -110,6 +110,9 @@ struct reactor {
 	uint64_t timer_seq;
 	int stopping;
 	int nheap;
+	int nw;                         /* slots ever used: w[nw..] are free and
+	                                 * untouched (a resident process keeps
+	                                 * only the pages its watches use) */
 	int heap[REACTOR_MAX_WATCHES];  /* handles of armed timers, min-heap */
 	struct reactor_watch w[REACTOR_MAX_WATCHES];
 };

@@ -1,7 +1,6 @@
 /*
  * reactor_backend.h -- internal interface between reactor.c (watch table,
- * timer heap, dispatch) and one kernel backend (reactor_epoll.c, or a
- * future reactor_kqueue.c).  Not for use outside platform/reactor*.c.
+ * timer heap, dispatch) and one kernel backend (reactor_epoll.c, or reactor_kqueue.c).  Not for use outside platform/reactor*.c.
  */
 #ifndef APPD_REACTOR_BACKEND_H
 #define APPD_REACTOR_BACKEND_H
@@ -16,9 +15,15 @@ struct reactor_fired {
 	unsigned events;        /* REACTOR_READ/WRITE/ERR, or the signo */
 };
 
-/* Enough for every watch plus every distinct trapped signal (SIGCHLD may
- * be trapped internally on top of REACTOR_MAX_SIGNALS). */
-#define REACTOR_FIRED_MAX (REACTOR_MAX_WATCHES + REACTOR_MAX_SIGNALS + 1)
+/* One wait takes at most REACTOR_BATCH kernel events (readiness is
+ * level-triggered and kqueue keeps what was not taken, so the rest come
+ * with the next wait); a batch of fired events holds those plus every
+ * distinct trapped signal (SIGCHLD may be trapped internally on top of
+ * REACTOR_MAX_SIGNALS).  Small on purpose: these arrays are on the stack
+ * under every callback, and each page they push the callbacks down stays
+ * resident in the supervisor for good. */
+#define REACTOR_BATCH 16
+#define REACTOR_FIRED_MAX (REACTOR_BATCH + REACTOR_MAX_SIGNALS + 1)
 
 /* The value a backend stores with a kernel registration for watch h. */
 #define REACTOR_TAG(r, h) ((uint64_t)(uint32_t)(h) | (uint64_t)(r)->w[h].gen << 32)

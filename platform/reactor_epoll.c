@@ -226,10 +226,10 @@ read_signals(struct reactor *r, struct reactor_fired *out, int max)
 int
 reactor_be_wait(struct reactor *r, int timeout_ms, struct reactor_fired *out)
 {
-	struct epoll_event ev[REACTOR_MAX_WATCHES];
+	struct epoll_event ev[REACTOR_BATCH];
 	int i, n, k = 0;
 
-	n = epoll_wait(r->backend_fd, ev, REACTOR_MAX_WATCHES, timeout_ms);
+	n = epoll_wait(r->backend_fd, ev, REACTOR_BATCH, timeout_ms);
 	if (n < 0)
 		return -1;
 	for (i = 0; i < n && k < REACTOR_FIRED_MAX; i++) {

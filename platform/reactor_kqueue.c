@@ -213,7 +213,7 @@ consume_signal(int signo)
 int
 reactor_be_wait(struct reactor *r, int timeout_ms, struct reactor_fired *out)
 {
-	struct kevent ev[REACTOR_FIRED_MAX];
+	struct kevent ev[REACTOR_BATCH];
 	struct timespec ts, *tp = NULL;
 	int i, n, k = 0;
 
@@ -222,7 +222,7 @@ reactor_be_wait(struct reactor *r, int timeout_ms, struct reactor_fired *out)
 		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
 		tp = &ts;
 	}
-	n = kevent(r->backend_fd, NULL, 0, ev, REACTOR_FIRED_MAX, tp);
+	n = kevent(r->backend_fd, NULL, 0, ev, REACTOR_BATCH, tp);
 	if (n < 0)
 		return -1;
 	for (i = 0; i < n && k < REACTOR_FIRED_MAX; i++) {

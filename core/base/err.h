@@ -41,15 +41,17 @@ struct err_ctx {
 	char str[256];
 };
 
+/* The small members first: err_clear touches only the first bytes, so a
+ * static record that is cleared but never filled costs no extra page. */
 struct err {
 	enum err_code code;
-	char msg[768];
 	int nctx;
-	struct err_ctx ctx[ERR_CTX_MAX];
 	const char *tail;              /* log tail (<= ERR_TAIL_MAX bytes), not
 	                                * owned: points at caller storage */
 	const char *obj_key;           /* one nested member: key (static) and */
 	const char *obj_json;          /* a JSON object's text, caller storage */
+	char msg[768];
+	struct err_ctx ctx[ERR_CTX_MAX];
 };
 
 /* Reset `e` to "no error". */

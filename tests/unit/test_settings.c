@@ -57,9 +57,9 @@ static void
 fake_home(struct home *h)
 {
 	memset(h, 0, sizeof *h);
-	strcpy(h->root, "/h");
-	strcpy(h->socket, "/h/run/app-server.sock");
-	strcpy(h->current, "/h/packages/current");
+	h->root = "/h";
+	h->socket = "/h/run/app-server.sock";
+	h->current = "/h/packages/current";
 }
 
 static void

@@ -9,7 +9,12 @@ same layout as build/appd) that overlap it.  RssAnon in /proc/PID/status is
 the count of these pages (times 4 KiB) plus the kernel's own bookkeeping.
 
     make build/x86_64-linux/appd.debug fixtures
-    /usr/bin/python3 bench/pages.py [seconds-idle]
+    /usr/bin/python3 bench/pages.py [seconds-idle] [--after-check] [--codex]
+
+With --after-check, one update check runs through the supervisor first
+(the updater's schedule does the same every intervalMinutes).  With
+--codex the server is the WebSocket fixture (tests/fixtures/wsserver.c)
+behind `codex-initialize` readiness, the real Codex app-server's setting.
 
 Needs root (pagemap hides frame numbers, not presence, from others; the
 present bit is all this reads).  Not a test: a measuring aid for issue 9.
@@ -23,8 +28,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_supervisor import Appd, mem  # noqa: E402
+from bench_supervisor import APPD, FIX, Appd, mem  # noqa: E402
 
+WS = os.path.join(FIX, "wsserver")
 DEBUG = os.path.abspath(os.environ.get("APPD_DEBUG", "build/x86_64-linux/appd.debug"))
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -88,7 +94,10 @@ def report(pid, syms):
         total += len(pages)
         print("%s %s %-10s %d of %d pages resident" % (f[0], perms, name, len(pages),
                                                        (hi - lo) // PAGE))
-        if name in ("[stack]", "[vvar]", "[vdso]"):
+        if name == "[stack]":
+            print("   pages below the top: %s" % " ".join(str((hi - p) // PAGE) for p in pages))
+            continue
+        if name in ("[vvar]", "[vdso]"):
             continue
         for p in pages:
             i = max(bisect.bisect_right(starts, p) - 1, 0)
@@ -102,18 +111,41 @@ def report(pid, syms):
     print("resident writable pages: %d (%d KiB)" % (total, total * PAGE // 1024))
 
 
+def check(a):
+    """One update check through the supervisor (`appd update --check`,
+    delegated to it): what an hourly check leaves resident."""
+    os.makedirs(os.path.join(a.home, "packages"), mode=0o700, exist_ok=True)
+    p = subprocess.run([APPD, "update", "--check"], env=a.env, capture_output=True,
+                       text=True, timeout=120)
+    print("update --check: %s" % (p.stdout.strip().splitlines() or [""])[-1][:200])
+
+
 def main():
-    idle = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
+    args = [x for x in sys.argv[1:] if not x.startswith("--")]
+    after_check = "--after-check" in sys.argv
+    codex = "--codex" in sys.argv
+    idle = float(args[0]) if args else 2.0
     syms = symbols(DEBUG)
     with tempfile.TemporaryDirectory() as root:
         a = Appd(root)
-        a.settings({"updater": {"autoUpdateEnabled": True,
-                                "manifestUrl": "https://127.0.0.1:1/m.json",
-                                "publicKeys": ["04" + "11" * 64]}})
-        a.start()
+        cfg = {"updater": {"autoUpdateEnabled": True,
+                           "manifestUrl": "https://127.0.0.1:1/m.json",
+                           "publicKeys": ["04" + "11" * 64]}}
+        if codex:
+            cfg["server"] = {"command": [WS, "--listen", "{socket}"],
+                             "readiness": "codex-initialize"}
+        a.settings(cfg)
+        if codex:
+            a.run("start")
+        else:
+            a.start()
         try:
             time.sleep(idle)
             pid = a.sup_pid()
+            if after_check:
+                print("status before the check: %s" % mem(pid))
+                check(a)
+                time.sleep(idle)
             time.sleep(0.5)
             report(pid, syms)
             print("status: %s" % mem(pid))

@@ -14,8 +14,10 @@ static int
 reopen(struct logcap *l, int fresh)
 {
 	struct stat st;
+	char rotated[LOGCAP_PATH_MAX];
 
-	if (fresh && rename(l->path, l->rotated) < 0 && errno != ENOENT)
+	if (fresh && (fmt_n(rotated, sizeof rotated, "%s.1", l->path) >= (int)sizeof rotated ||
+	    (rename(l->path, rotated) < 0 && errno != ENOENT)))
 		return -1;
 	l->fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (l->fd < 0)
@@ -29,8 +31,8 @@ logcap_open(struct logcap *l, const char *path, long long max, int fresh)
 {
 	l->fd = -1;
 	l->max = max;
-	if (str_copy(l->path, sizeof l->path, path) < 0 ||
-	    fmt_n(l->rotated, sizeof l->rotated, "%s.1", path) >= (int)sizeof l->rotated) {
+	l->path = path;
+	if (strlen(path) + 3 > LOGCAP_PATH_MAX) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}

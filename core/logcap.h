@@ -14,13 +14,13 @@ struct logcap {
 	int fd;
 	long long size;
 	long long max;
-	char path[LOGCAP_PATH_MAX];
-	char rotated[LOGCAP_PATH_MAX];
+	const char *path;              /* the caller's: outlives the capture */
 };
 
 /* Open `path` for appending (O_APPEND|O_CLOEXEC, 0600).  With `fresh`,
  * an existing log is first rotated to `<path>.1`.  0 or -1/errno
- * (ENAMETOOLONG for a path of LOGCAP_PATH_MAX - 2 bytes or more). */
+ * (ENAMETOOLONG for a path of LOGCAP_PATH_MAX - 2 bytes or more).  `path`
+ * is kept, not copied: it must outlive `l`. */
 int logcap_open(struct logcap *l, const char *path, long long max, int fresh);
 /* Append; rotates first when the cap would be passed.  Write errors are
  * returned but leave the capture usable. */

@@ -31,6 +31,7 @@
 #include "core/supervisor.h"
 #include "core/update/install.h"
 #include "core/update/updater.h"
+#include "core/net/wsprobe.h"
 #include "platform/reactor.h"
 
 #include <stdint.h>
@@ -156,6 +157,9 @@ void upd_flow_abandon(struct sup *s);
 int upd_flow_busy(const struct sup *s);
 /* After a self-refresh that did not happen: serve a queued request. */
 void upd_flow_next(struct sup *s);
+/* After each turn of the loop: unmap the flow's storage once no check,
+ * switch, rollback or self-refresh is in flight. */
+void upd_flow_idle(struct sup *s);
 
 /* ---- self-refresh (sup_refresh.c) ---- */
 
@@ -186,8 +190,43 @@ void sup_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct err *sup_err(void);
 /* Cancel the watch `*h` (if armed) and set it to -1. */
 void sup_cancel(struct sup *s, int *h);
+/* The probes' storage (mapped on first use); NULL/errno when it cannot
+ * be mapped. */
+struct sup_probes *sup_probes(struct sup *s);
+/* 1 while a codex-initialize / an hprobe attempt runs. */
+int sup_ws_running(const struct sup *s);
+int sup_hp_running(const struct sup *s);
+/* Stop whatever probe runs (no callback follows). */
+void sup_probes_cancel(struct sup *s);
 /* Uniform random milliseconds in [lo, hi]. */
 int64_t sup_rand_ms(int64_t lo, int64_t hi);
+
+/* The probes' contexts (170 KB, mostly buffers): mapped when a probe
+ * starts, returned to the kernel after the turn in which none runs any
+ * more, so a supervisor keeps them only while it probes. */
+struct sup_probes {
+	struct wsprobe ws;            /* codex-initialize */
+	struct hprobe hp;             /* tcp/http/http+unix/exec */
+};
+
+/*
+ * What only an update flow needs, from the start of a check to its
+ * verdict (and the restart onto the new release, and a rollback): mapped
+ * by upd_start and returned to the kernel by upd_flow_idle once nothing
+ * runs, so an idle supervisor keeps none of it between its checks (the
+ * check's context alone -- trust anchors, the TLS fetch, the manifest --
+ * is some 380 KB).
+ */
+struct upd_flow {
+	struct updater upd;
+	struct pkgdir pk;
+	struct upd_result res;        /* what the check installed */
+	char back[UPD_RELEASE_MAX];   /* `current` before the switch */
+	char back_prev[UPD_RELEASE_MAX];
+	char prev_version[MANIFEST_VERSION_MAX];
+	char rb_msg[768];             /* the rollback's message */
+	struct err err;               /* the flow's steps' (not a stack frame) */
+};
 
 /* Ordered hot to cold: what an idle supervisor touches comes first, what
  * only an update or a self-refresh needs comes last (untouched pages of
@@ -227,7 +266,9 @@ struct sup {
 	/* readiness */
 	int probe_h, probe_ms, probe_fast;
 	char probe_err[256];          /* the last failed probe ("" if none) */
-	struct wsprobe *ws;           /* codex-initialize probe (static storage) */
+	struct sup_probes *pr;        /* mapped while a probe runs, else NULL */
+	int trim;                     /* release idle storage and the stack
+	                               * after this turn (sup_trim) */
 	/* liveness (sup_live.c) */
 	int live_h;                   /* the next probe, or its kill deadline */
 	int live_running;             /* an attempt is out */
@@ -238,7 +279,7 @@ struct sup {
 	int notify_rd, notify_wr, notify_h;
 	int nsock, nsock_h;
 	/* update flow: the schedule */
-	struct updater *upd;          /* static storage, touched only by a check */
+	struct upd_flow *fl;          /* mapped while a flow runs, else NULL */
 	int upd_h;                    /* the next scheduled check */
 	int upd_phase;                /* UPH_* */
 	int upd_lock;                 /* daemon.lock from switch to verdict */
@@ -247,28 +288,18 @@ struct sup {
 	struct sup_status st;         /* what is published */
 	struct ctl ctl;
 	struct logcap log;
-	struct sup_status snap;       /* scratch of sup_publish and the control
-	                               * socket's answers (one at a time) */
 	struct settings s;            /* its string stores are at its end */
 
 	/* ---- only with a readiness or liveness probe configured ---- */
 	struct hprobe_spec hps;       /* readiness */
 	struct hprobe_spec lps;       /* liveness */
-	struct hprobe hp;             /* tcp/http/http+unix/exec, either */
 
 	/* ---- cold: only a check, an update or a self-refresh ---- */
-	int pk_ready;                 /* pk is filled at the first check */
-	struct pkgdir pk;
 	char upd_req[64];             /* the request being answered, "" if scheduled */
 	char pend_req[64];            /* one that came in while busy */
 	int pend, pend_check;
 	long req_locker, pend_locker;
 	uint64_t pend_fetch_ms;
-	char upd_back[UPD_RELEASE_MAX];
-	char upd_back_prev[UPD_RELEASE_MAX];
-	char upd_prev_version[MANIFEST_VERSION_MAX];
-	char rb_msg[768];
-	struct upd_result upd_res;
 	unsigned char self_sha[32];
 	int has_self_sha;
 	struct childrun vfy;          /* the new appd's --version */

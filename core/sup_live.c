@@ -74,8 +74,7 @@ live_stop(struct sup *s)
 	sup_cancel(s, &s->wdog_h);
 	sup_cancel(s, &s->live_h);
 	if (s->live_running) {
-		hprobe_cancel(&s->hp);
-		wsprobe_cancel(s->ws);
+		sup_probes_cancel(s);
 		s->live_running = 0;
 	}
 }
@@ -171,6 +170,7 @@ on_live_timer(struct reactor *r, int h, int ev, void *arg)
 	struct sup *s = arg;
 	uint64_t tmo = (uint64_t)s->s.live.timeout_s * 1000;
 	struct err *e = sup_err();
+	struct sup_probes *pr;
 	char why[sizeof e->msg];
 
 	(void)r; (void)h; (void)ev;
@@ -191,12 +191,16 @@ on_live_timer(struct reactor *r, int h, int ev, void *arg)
 		result(s, ok, ok ? NULL : "the control socket refused the connection");
 		return;
 	}
-	if (strcmp(s->s.live.probe, "codex-initialize") == 0) {
-		if (wsprobe_start(s->ws, &s->r, s->h->socket, APPD_VERSION, tmo, on_ws, s) < 0)
-			result(s, 0, s->ws->err.msg);
+	if ((pr = sup_probes(s)) == NULL) {
+		result(s, 0, "no memory for the liveness probe");
 		return;
 	}
-	if (hprobe_start(&s->hp, &s->r, &s->lps, tmo, on_hp, s, e) < 0) {
+	if (strcmp(s->s.live.probe, "codex-initialize") == 0) {
+		if (wsprobe_start(&pr->ws, &s->r, s->h->socket, APPD_VERSION, tmo, on_ws, s) < 0)
+			result(s, 0, pr->ws.err.msg);
+		return;
+	}
+	if (hprobe_start(&pr->hp, &s->r, &s->lps, tmo, on_hp, s, e) < 0) {
 		/* result() publishes, which reuses sup_err()'s record */
 		str_copy(why, sizeof why, e->msg);
 		result(s, 0, why);

@@ -102,18 +102,23 @@ on_probe(struct reactor *r, int h, int ev, void *arg)
 		return;
 	if (s->s.readiness == READY_PROBE) {
 		struct err *pe = sup_err();
-		if (hprobe_running(&s->hp))
+		struct sup_probes *pr;
+		if (sup_hp_running(s))
 			return;
-		if (hprobe_start(&s->hp, &s->r, &s->hps, 2000, on_hp_done, s, pe) == 0)
+		if ((pr = sup_probes(s)) == NULL)
+			err_sys(pe, ERR_IO, "no memory for the readiness probe");
+		else if (hprobe_start(&pr->hp, &s->r, &s->hps, 2000, on_hp_done, s, pe) == 0)
 			return;
 		str_copy(s->probe_err, sizeof s->probe_err, pe->msg);
 	} else if (s->s.readiness == READY_CODEX_INIT) {
-		if (wsprobe_running(s->ws))
+		struct sup_probes *pr;
+		if (sup_ws_running(s))
 			return;
-		if (wsprobe_start(s->ws, &s->r, s->h->socket, APPD_VERSION,
-		    WSPROBE_DEFAULT_TIMEOUT_MS, on_ws_done, s) == 0)
+		if ((pr = sup_probes(s)) != NULL && wsprobe_start(&pr->ws, &s->r, s->h->socket,
+		    APPD_VERSION, WSPROBE_DEFAULT_TIMEOUT_MS, on_ws_done, s) == 0)
 			return;
-		str_copy(s->probe_err, sizeof s->probe_err, s->ws->err.msg);
+		str_copy(s->probe_err, sizeof s->probe_err,
+		    pr != NULL ? pr->ws.err.msg : "no memory for the readiness probe");
 	} else if (sock_probe(s->h->socket) == 1) {
 		srv_event(s, SEV_READY);
 		return;
@@ -129,7 +134,7 @@ on_dirwatch(struct reactor *r, int h, int ev, void *arg)
 	(void)r; (void)h; (void)ev;
 	dirwatch_drain(s->dw_fd);
 	/* something appeared in run/: probe now, and on the next turns */
-	if (s->state == SRV_STARTING && !wsprobe_running(s->ws)) {
+	if (s->state == SRV_STARTING && !sup_ws_running(s)) {
 		s->probe_fast = PROBE_FAST;
 		s->probe_ms = PROBE_MIN_MS;
 		probe_at(s, 0);
@@ -271,8 +276,7 @@ void
 ready_end(struct sup *s, int keep_watch)
 {
 	sup_cancel(s, &s->probe_h);
-	wsprobe_cancel(s->ws);
-	hprobe_cancel(&s->hp);
+	sup_probes_cancel(s);
 	close_notify_pipe(s);
 	/* the run/ watch only speeds up readiness; closing an inotify fd
 	 * waits for an RCU grace period, so once ready that is paid after

@@ -81,6 +81,7 @@ arm(struct sup *s, int64_t ms)
 static void
 srv_enter(struct sup *s, enum srv_state st, const char *msg, int publish)
 {
+	s->trim = 1;            /* a change ran deep: see sup_trim */
 	sup_cancel(s, &s->srv_timer_h);
 	sup_cancel(s, &s->srv_pub_h);
 	if (s->state == SRV_STARTING && st != SRV_STARTING)

@@ -18,8 +18,10 @@
 #include "core/base/jsonr.h"
 #include "core/lock.h"
 #include "core/update/sig.h"
+#include "platform/compat.h"
 #include "platform/proc.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,7 +76,7 @@ schedule_after(struct sup *s, int ok, long long retry_after_s)
 		int64_t iv = (int64_t)s->s.upd.interval_min * 60000;
 		d = iv + sup_rand_ms(0, iv / 5);
 	} else {
-		int n = s->upd->st.failures > 20 ? 20 : s->upd->st.failures;
+		int n = s->fl->upd.st.failures > 20 ? 20 : s->fl->upd.st.failures;
 		int64_t cap = UPD_FAIL_BASE_MS << (n > 0 ? n - 1 : 0);
 		if (cap > UPD_FAIL_CAP_MS)
 			cap = UPD_FAIL_CAP_MS;
@@ -99,9 +101,12 @@ static void
 verdict(struct sup *s, enum upd_kind kind, const char *reason, const char *version,
     const char *msg, enum next next, long long retry_after)
 {
-	struct upd_state *st = &s->upd->st;
-	struct err e;
+	struct upd_state *st;
+	struct err *e;
 
+	if (s->fl == NULL)
+		return;         /* never: every verdict ends a flow that is mapped */
+	st = &s->fl->upd.st;
 	updstate_record(st, kind, reason, version, msg);
 	if (next == NEXT_BUSY)
 		schedule(s, UPD_BUSY_MS);
@@ -111,9 +116,9 @@ verdict(struct sup *s, enum upd_kind kind, const char *reason, const char *versi
 	st->next_check_at = s->st.next_check_at;
 	s->st.checking = 0;
 	sup_publish(s);
-	err_clear(&e);
-	if (updstate_write(s->pk.state, st, &e) < 0)
-		sup_log("%s", e.msg);
+	e = sup_err();
+	if (updstate_write(s->fl->pk.state, st, e) < 0)
+		sup_log("%s", e->msg);
 	sup_log("update check: %s%s%s%s: %s", upd_kind_name(kind), reason && reason[0] ? " (" : "",
 	    reason ? reason : "", reason && reason[0] ? ")" : "", msg ? msg : "");
 	s->upd_req[0] = '\0';
@@ -134,20 +139,20 @@ upd_flow_next(struct sup *s)
 int
 upd_flow_busy(const struct sup *s)
 {
-	return updater_running(s->upd) || s->upd_phase != UPH_NONE || refresh_child(s) > 0;
+	return (s->fl != NULL && updater_running(&s->fl->upd)) || s->upd_phase != UPH_NONE ||
+	    refresh_child(s) > 0;
 }
 
 static void
 prune(struct sup *s, const char *keep_appd)
 {
 	char self[PATH_MAX];
-	struct err e;
+	struct err *e = sup_err();
 
-	err_clear(&e);
 	if (!keep_appd || !keep_appd[0])
 		keep_appd = proc_self_exe(self, sizeof self) == 0 ? self : NULL;
-	if (install_prune(&s->pk, keep_appd, &e) < 0)
-		sup_log("pruning old releases: %s", e.msg);
+	if (install_prune(&s->fl->pk, keep_appd, e) < 0)
+		sup_log("pruning old releases: %s", e->msg);
 }
 
 /* The request came from a command that holds daemon.lock itself (a
@@ -170,9 +175,9 @@ rollback_outcome(struct sup *s, int ready, const char *why)
 	char msg[1024];
 
 	s->upd_phase = UPH_NONE;
-	str_fmt(msg, sizeof msg, "%s%s%s", s->rb_msg, ready ? "" : "; the previous release failed too: ",
+	str_fmt(msg, sizeof msg, "%s%s%s", s->fl->rb_msg, ready ? "" : "; the previous release failed too: ",
 	    ready ? "" : why);
-	verdict(s, UPD_REJECTED, "notReady", s->upd_res.version, msg, NEXT_OK, -1);
+	verdict(s, UPD_REJECTED, "notReady", s->fl->res.version, msg, NEXT_OK, -1);
 	upd_flow_next(s);
 	return SRV_V_POLICY;
 }
@@ -181,34 +186,34 @@ rollback_outcome(struct sup *s, int ready, const char *why)
 static enum srv_verdict
 verify_outcome(struct sup *s, int ready, const char *why)
 {
-	struct upd_state *st = &s->upd->st;
-	struct err e;
+	struct upd_state *st = &s->fl->upd.st;
+	struct err *e = &s->fl->err;
 	char msg[256];
 
-	updater_accept(s->upd);
+	updater_accept(&s->fl->upd);
 	if (ready) {
 		s->upd_phase = UPH_NONE;
-		str_copy(st->previous_version, sizeof st->previous_version, s->upd_prev_version);
+		str_copy(st->previous_version, sizeof st->previous_version, s->fl->prev_version);
 		st->last_pid = (long)s->srv;
-		str_fmt(msg, sizeof msg, "updated to %s; server pid %ld is ready", s->upd_res.version,
+		str_fmt(msg, sizeof msg, "updated to %s; server pid %ld is ready", s->fl->res.version,
 		    (long)s->srv);
-		verdict(s, UPD_INSTALLED, NULL, s->upd_res.version, msg, NEXT_OK, -1);
-		prune(s, s->upd_res.appd_path);
-		if (s->upd_res.appd_path[0])
-			refresh_start(s, s->upd_res.appd_path);
+		verdict(s, UPD_INSTALLED, NULL, s->fl->res.version, msg, NEXT_OK, -1);
+		prune(s, s->fl->res.appd_path);
+		if (s->fl->res.appd_path[0])
+			refresh_start(s, s->fl->res.appd_path);
 		else
 			upd_flow_next(s);
 		return SRV_V_POLICY;
 	}
-	err_clear(&e);
-	if (s->upd_back[0] && install_switch_back(&s->pk, s->upd_back, s->upd_back_prev, &e) < 0)
-		sup_log("rolling back: %s", e.msg);
-	updstate_add_rejected(st, s->upd_res.version);
+	err_clear(e);
+	if (s->fl->back[0] && install_switch_back(&s->fl->pk, s->fl->back, s->fl->back_prev, e) < 0)
+		sup_log("rolling back: %s", e->msg);
+	updstate_add_rejected(st, s->fl->res.version);
 	st->previous_version[0] = '\0';
 	st->last_pid = 0;
-	str_fmt(s->rb_msg, sizeof s->rb_msg, "version %s was not ready (%s); rolled back to %s",
-	    s->upd_res.version, why, s->upd_back[0] ? s->upd_back : "nothing");
-	sup_log("%s", s->rb_msg);
+	str_fmt(s->fl->rb_msg, sizeof s->fl->rb_msg, "version %s was not ready (%s); rolled back to %s",
+	    s->fl->res.version, why, s->fl->back[0] ? s->fl->back : "nothing");
+	sup_log("%s", s->fl->rb_msg);
 	prune(s, NULL);
 	if (s->upd_lock >= 0)
 		close(s->upd_lock);
@@ -224,14 +229,14 @@ verify_outcome(struct sup *s, int ready, const char *why)
 static void
 apply(struct sup *s, const struct upd_result *res)
 {
-	struct err e;
+	struct err *e = &s->fl->err;
 	char msg[512];
 
-	s->upd_res = *res;
-	err_clear(&e);
+	s->fl->res = *res;
+	err_clear(e);
 	if (res->release[0] == '\0') {
 		/* only appd itself is new */
-		updater_accept(s->upd);
+		updater_accept(&s->fl->upd);
 		verdict(s, UPD_INSTALLED, NULL, res->version, "installed a new appd; re-executing it",
 		    NEXT_OK, -1);
 		prune(s, res->appd_path);
@@ -249,20 +254,20 @@ apply(struct sup *s, const struct upd_result *res)
 	}
 	if (s->upd_lock >= 0)
 		(void)lock_note_holder(s->upd_lock, "update");
-	if (install_link_read(s->pk.current, s->upd_back, sizeof s->upd_back, &e) != 0)
-		s->upd_back[0] = '\0';
-	err_clear(&e);
-	if (install_link_read(s->pk.previous, s->upd_back_prev, sizeof s->upd_back_prev, &e) != 0)
-		s->upd_back_prev[0] = '\0';
-	str_copy(s->upd_prev_version, sizeof s->upd_prev_version, res->installed);
-	err_clear(&e);
-	if (install_switch(&s->pk, res->release, &e) < 0) {
-		verdict(s, UPD_REJECTED, "io", res->version, e.msg, NEXT_FAIL, -1);
+	if (install_link_read(s->fl->pk.current, s->fl->back, sizeof s->fl->back, e) != 0)
+		s->fl->back[0] = '\0';
+	err_clear(e);
+	if (install_link_read(s->fl->pk.previous, s->fl->back_prev, sizeof s->fl->back_prev, e) != 0)
+		s->fl->back_prev[0] = '\0';
+	str_copy(s->fl->prev_version, sizeof s->fl->prev_version, res->installed);
+	err_clear(e);
+	if (install_switch(&s->fl->pk, res->release, e) < 0) {
+		verdict(s, UPD_REJECTED, "io", res->version, e->msg, NEXT_FAIL, -1);
 		upd_flow_next(s);
 		return;
 	}
 	str_fmt(msg, sizeof msg, "updating to %s", res->version);
-	sup_log("%s: switched %s to %s", msg, s->pk.current, res->release);
+	sup_log("%s: switched %s to %s", msg, s->fl->pk.current, res->release);
 	s->upd_phase = UPH_VERIFYING;
 	srv_restart(s, msg, verify_outcome);
 }
@@ -283,12 +288,53 @@ on_check_done(struct updater *u, const struct upd_result *res, void *arg)
 	upd_flow_next(s);
 }
 
+/* The flow's storage (see sup.h); 0, or -1/errno. */
+static int
+flow_map(struct sup *s, struct err *e)
+{
+	if (s->fl != NULL)
+		return 0;
+	if ((s->fl = compat_map(sizeof *s->fl)) == NULL)
+		return err_sys(e, ERR_IO, "no memory for an update check");
+	if (install_paths(&s->fl->pk, s->h->packages, e) < 0) {
+		compat_unmap(s->fl, sizeof *s->fl);
+		s->fl = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void
+upd_flow_idle(struct sup *s)
+{
+	if (s->fl == NULL || upd_flow_busy(s) || s->pend)
+		return;
+	compat_unmap(s->fl, sizeof *s->fl);
+	s->fl = NULL;
+	s->trim = 1;            /* and the stack the check used */
+}
+
+/* The settings' updater section as the file says now (a check follows
+ * what `bootstrap` or `appd set` saved since the start). */
+static void
+reread_updater_settings(struct sup *s)
+{
+	struct settings *ns = compat_map(sizeof *ns);   /* 15 KB, for the call */
+	struct err *e = sup_err();
+
+	if (ns != NULL && settings_load(s->h->settings, ns, e) == 0)
+		s->s.upd = ns->upd;
+	else
+		sup_log("update check: using the settings read at start: %s",
+		    ns != NULL ? e->msg : strerror(errno));
+	compat_unmap(ns, sizeof *ns);
+}
+
 static void
 upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms, long locker)
 {
-	static struct settings ns;
 	struct upd_opts o;
-	struct err e;
+	struct err *e = sup_err();
 	char mid[HOME_PATH_MAX + 16];
 
 	if (stopping(s))
@@ -301,27 +347,20 @@ upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms, lon
 		s->pend_locker = locker;
 		return;
 	}
-	if (!s->pk_ready) {
-		/* the packages paths, first needed now (not on the idle path) */
-		err_clear(&e);
-		if (install_paths(&s->pk, s->h->packages, &e) < 0) {
-			sup_log("update check: %s", e.msg);
-			return;
-		}
-		s->pk_ready = 1;
+	if (flow_map(s, e) < 0) {
+		/* nothing to record the verdict in: try again later */
+		sup_log("update check: %s", e->msg);
+		schedule(s, UPD_BUSY_MS);
+		return;
 	}
 	s->req_locker = locker;
 	sup_cancel(s, &s->upd_h);
-	err_clear(&e);
-	if (settings_load(s->h->settings, &ns, &e) == 0)
-		s->s.upd = ns.upd;
-	else
-		sup_log("update check: using the settings read at start: %s", e.msg);
+	reread_updater_settings(s);
 	str_copy(s->upd_req, sizeof s->upd_req, req);
 	memset(&o, 0, sizeof o);
 	str_fmt(mid, sizeof mid, "%s/machine-id", s->h->state);
 	o.cfg = &s->s.upd;
-	o.pk = &s->pk;
+	o.pk = &s->fl->pk;
 	o.check_only = check_only;
 	o.fetch_timeout_ms = fetch_ms;
 	o.machine_id_fallback = mid;
@@ -333,12 +372,15 @@ upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms, lon
 		    sig_file_sha256(self, s->self_sha, NULL) == 0;
 	}
 	o.self_sha256 = s->has_self_sha ? s->self_sha : NULL;
-	err_clear(&e);
-	if (updater_start(s->upd, &s->r, &o, on_check_done, s, &e) < 0) {
-		struct err e2;
-		err_clear(&e2);
-		(void)updstate_read(s->pk.state, &s->upd->st, &e2);
-		verdict(s, UPD_REJECTED, e.code == ERR_USAGE ? "notConfigured" : "io", "", e.msg,
+	e = sup_err();
+	if (updater_start(&s->fl->upd, &s->r, &o, on_check_done, s, e) < 0) {
+		char why[sizeof e->msg];
+		enum err_code code = e->code;
+
+		/* verdict() publishes, which reuses sup_err()'s record */
+		str_copy(why, sizeof why, e->msg);
+		(void)updstate_read(s->fl->pk.state, &s->fl->upd.st, sup_err());
+		verdict(s, UPD_REJECTED, code == ERR_USAGE ? "notConfigured" : "io", "", why,
 		    NEXT_FAIL, -1);
 		return;
 	}
@@ -379,24 +421,25 @@ upd_flow_request(struct sup *s)
 void
 upd_flow_abandon(struct sup *s)
 {
-	struct err e;
 
 	sup_cancel(s, &s->upd_h);
-	updater_cancel(s->upd);
+	if (s->fl != NULL)
+		updater_cancel(&s->fl->upd);
 	s->st.next_check_at = 0;
 	switch (s->upd_phase) {
 	case UPH_ROLLBACK:
 		s->upd_phase = UPH_NONE;
-		verdict(s, UPD_REJECTED, "notReady", s->upd_res.version, s->rb_msg, NEXT_NONE, -1);
+		verdict(s, UPD_REJECTED, "notReady", s->fl->res.version, s->fl->rb_msg, NEXT_NONE, -1);
 		break;
 	case UPH_VERIFYING:
 		/* the new release was never seen ready: `current` goes back
 		 * (the next check installs it again) */
 		s->upd_phase = UPH_NONE;
-		err_clear(&e);
-		if (s->upd_back[0] && install_switch_back(&s->pk, s->upd_back, s->upd_back_prev, &e) < 0)
-			sup_log("abandoning the update: %s", e.msg);
-		verdict(s, UPD_REJECTED, "stopped", s->upd_res.version,
+		err_clear(&s->fl->err);
+		if (s->fl->back[0] && install_switch_back(&s->fl->pk, s->fl->back, s->fl->back_prev,
+		    &s->fl->err) < 0)
+			sup_log("abandoning the update: %s", s->fl->err.msg);
+		verdict(s, UPD_REJECTED, "stopped", s->fl->res.version,
 		    "the supervisor stopped before the new release was ready; kept the previous one",
 		    NEXT_NONE, -1);
 		break;

@@ -67,6 +67,57 @@ sup_cancel(struct sup *s, int *h)
 	*h = -1;
 }
 
+struct sup_probes *
+sup_probes(struct sup *s)
+{
+	if (s->pr == NULL)
+		s->pr = compat_map(sizeof *s->pr);
+	s->trim = 1;
+	return s->pr;
+}
+
+int
+sup_ws_running(const struct sup *s)
+{
+	return s->pr != NULL && wsprobe_running(&s->pr->ws);
+}
+
+int
+sup_hp_running(const struct sup *s)
+{
+	return s->pr != NULL && hprobe_running(&s->pr->hp);
+}
+
+void
+sup_probes_cancel(struct sup *s)
+{
+	if (s->pr != NULL) {
+		wsprobe_cancel(&s->pr->ws);
+		hprobe_cancel(&s->pr->hp);
+	}
+}
+
+/*
+ * After a turn that asked for it (s->trim): return to the kernel what no
+ * longer runs -- the probes' storage, the update flow's -- and the stack
+ * below this frame, which a check, a probe or a spawn may have used deep
+ * (a 30 KB WebSocket probe, a TLS handshake): called from the loop, the
+ * shallowest point, so nothing below is live.
+ */
+static void
+sup_trim(struct sup *s)
+{
+	upd_flow_idle(s);
+	if (!s->trim)
+		return;
+	s->trim = 0;
+	if (s->pr != NULL && !sup_ws_running(s) && !sup_hp_running(s)) {
+		compat_unmap(s->pr, sizeof *s->pr);
+		s->pr = NULL;
+	}
+	compat_stack_release();
+}
+
 int64_t
 sup_rand_ms(int64_t lo, int64_t hi)
 {
@@ -97,9 +148,8 @@ snapshot(struct sup *s, struct sup_status *out)
  * file and we never write it again (Heddle's heartbeat stole records
  * back; seed-contract.md §7.5). */
 static int
-record_taken(struct sup *s)
+record_taken(struct sup *s, struct sup_status *cur)
 {
-	struct sup_status *cur = &s->snap;
 	struct err *e = sup_err();
 
 	return status_read(s->h->status, cur, e) == 0 && cur->server_id[0] != '\0' &&
@@ -121,14 +171,20 @@ sup_state_write_failed(struct sup *s, const char *msg)
 void
 sup_publish(struct sup *s)
 {
-	struct sup_status *snap = &s->snap;
+	/* the record's copy is mapped for the call, as status_write's text
+	 * is: 2 KB less for the idle supervisor to keep resident */
+	struct sup_status *snap = compat_map(sizeof *snap);
 	struct err *e = sup_err();
 
-	if (s->own_status && s->st.incarnation > 0 && record_taken(s)) {
-		sup_log("status record now owned by another live supervisor; no longer writing it");
-		s->own_status = 0;
+	if (snap == NULL) {
+		sup_state_write_failed(s, "cannot publish the state: out of memory");
+	} else if (s->own_status) {
+		if (s->st.incarnation > 0 && record_taken(s, snap)) {
+			sup_log("status record now owned by another live supervisor; no longer writing it");
+			s->own_status = 0;
+		}
 	}
-	if (s->own_status) {
+	if (snap != NULL && s->own_status) {
 		snapshot(s, snap);
 		if (status_write(s->h->status, snap, e) < 0) {
 			sup_state_write_failed(s, e->msg);
@@ -138,6 +194,7 @@ sup_publish(struct sup *s)
 			s->st.state_write_error_at = 0;
 		}
 	}
+	compat_unmap(snap, sizeof *snap);
 	ctl_notify(&s->ctl);
 	if (s->foreground)
 		mgr_update(&s->mgr, &s->st);
@@ -158,11 +215,16 @@ static int
 answer(void *arg, const char *request, char *buf, size_t cap)
 {
 	struct sup *s = arg;
+	struct sup_status *snap;
+	int n;
 
-	if (strcmp(request, "status") != 0)
+	s->trim = 1;            /* after the turn: the answer's stack */
+	if (strcmp(request, "status") != 0 || (snap = compat_map(sizeof *snap)) == NULL)
 		return -1;
-	snapshot(s, &s->snap);
-	return status_format(&s->snap, buf, cap);
+	snapshot(s, snap);
+	n = status_format(snap, buf, cap);
+	compat_unmap(snap, sizeof *snap);
+	return n;
 }
 
 /* ---- the launching start's report (the ready pipe) ---- */
@@ -374,17 +436,19 @@ read_stop_grace(struct sup *s)
 static void
 reload_settings(struct sup *s)
 {
-	static struct settings ns;
+	struct settings *ns = compat_map(sizeof *ns);   /* 15 KB, for the call */
 	struct err *e = sup_err();
 
-	if (settings_load(s->h->settings, &ns, e) < 0) {
-		sup_log("SIGHUP: keeping the old settings: %s", e->msg);
+	if (ns == NULL || settings_load(s->h->settings, ns, e) < 0) {
+		sup_log("SIGHUP: keeping the old settings: %s", ns ? e->msg : strerror(errno));
+		compat_unmap(ns, sizeof *ns);
 		return;
 	}
-	s->s = ns;
-	s->ready_timeout_s = ns.ready_timeout_s;
-	s->grace_s = ns.grace_s;
-	str_copy(s->st.readiness, sizeof s->st.readiness, readiness_name(ns.readiness));
+	s->s = *ns;
+	compat_unmap(ns, sizeof *ns);
+	s->ready_timeout_s = s->s.ready_timeout_s;
+	s->grace_s = s->s.grace_s;
+	str_copy(s->st.readiness, sizeof s->st.readiness, readiness_name(s->s.readiness));
 }
 
 static void
@@ -396,7 +460,7 @@ reap_descendants(struct sup *s)
 	for (int i = 0; i < n; i++) {
 		int status;
 		if (kids[i] == s->srv || kids[i] == refresh_child(s) ||
-		    (hprobe_running(&s->hp) && kids[i] == s->hp.c.pid))
+		    (sup_hp_running(s) && kids[i] == s->pr->hp.c.pid))
 			continue;       /* reaped by their owners' watches */
 		if (waitpid(kids[i], &status, WNOHANG) > 0)
 			sup_log("reaped descendant %ld", (long)kids[i]);
@@ -561,13 +625,9 @@ int
 supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 {
 	static struct sup s;           /* zero: .bss, touched only where used */
-	static struct wsprobe ws;
-	static struct updater upd;
 	int adopted = 0, rc;
 
 	s.h = h;
-	s.ws = &ws;
-	s.upd = &upd;
 	init_handles(&s, o);
 	signal(SIGPIPE, SIG_IGN);
 	if (settings_load(h->settings, &s.s, e) < 0)
@@ -594,11 +654,13 @@ supervisor_run(const struct home *h, const struct sup_opts *o, struct err *e)
 			srv_set_outcome(&s, initial_outcome);
 		srv_event(&s, SEV_START);
 	}
-	while (!s.r.stopping)
+	while (!s.r.stopping) {
 		if (reactor_run_once(&s.r, -1) < 0 && errno != EINTR) {
 			sup_log("event loop failed: %s", strerror(errno));
 			break;
 		}
+		sup_trim(&s);
+	}
 	rc = s.exit_code;
 	logcap_close(&s.log);
 	reactor_fini(&s.r);

@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <dirent.h>
 #include <stdlib.h>
+#include <unistd.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
 #endif
@@ -225,6 +227,35 @@ compat_unmap(void *p, size_t n)
 	if (p != NULL)
 		(void)munmap(p, n);
 	errno = en;             /* callers report the failure before this */
+}
+
+/* How far below the caller the stack is released: more than any frame
+ * chain of appd's (the deepest, a stop that walks /proc, is some 100 KB). */
+#define STACK_RELEASE_SPAN (1024 * 1024)
+
+void
+compat_stack_release(void)
+{
+	volatile char here = 0;
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	/* what lies within 1 KB below this frame stays: madvise's own
+	 * frames (a few dozen bytes) are there */
+	uintptr_t top = ((uintptr_t)&here - 1024) & ~(pg - 1);
+	int en = errno;
+
+	if (top <= STACK_RELEASE_SPAN)
+		return;
+#if defined(__linux__)
+	/* MADV_DONTNEED frees at once (the pages read as zero when touched
+	 * again); the part of the span below the stack's mapping is not
+	 * mapped, which gives ENOMEM after the mapped part was done
+	 * (madvise(2)) */
+	(void)madvise((void *)(top - STACK_RELEASE_SPAN), STACK_RELEASE_SPAN, MADV_DONTNEED);
+#elif defined(MADV_FREE)
+	(void)madvise((void *)(top - STACK_RELEASE_SPAN), STACK_RELEASE_SPAN, MADV_FREE);
+#endif
+	errno = en;
+	(void)here;
 }
 
 void

@@ -83,6 +83,13 @@ ssize_t compat_splice(int in, int out, size_t max);
 void *compat_map(size_t n);
 void compat_unmap(void *p, size_t n);
 
+/* Return to the kernel the stack pages below the caller's frame, which a
+ * deep call chain touched and which a long-lived process would otherwise
+ * keep for good.  Only from a shallow frame (an event loop's), with
+ * nothing live below it.  Linux: madvise(MADV_DONTNEED); elsewhere
+ * MADV_FREE (freed when memory is short).  Never fails; errno kept. */
+void compat_stack_release(void);
+
 /* Mark every fd >= `low` close-on-exec: what a process inherited, at any
  * number (not only below 1024), must not reach what it executes.  Linux:
  * close_range(2) with CLOSE_RANGE_CLOEXEC (5.11), else each entry of

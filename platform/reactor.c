@@ -679,7 +679,7 @@ int
 reactor_run_once(struct reactor *r, int64_t max_wait_ms)
 {
 	struct reactor_fired ev[REACTOR_FIRED_MAX];
-	struct reactor_snap pend[REACTOR_MAX_WATCHES], sigs[REACTOR_MAX_WATCHES];
+	struct reactor_snap pend[REACTOR_MAX_WATCHES], sigs[REACTOR_MAX_SIGNALS];
 	uint64_t start = reactor_clock_ms(), now;
 	int h, i, n, npend = 0, nsigs = 0, ncb = 0;
 
@@ -723,7 +723,8 @@ reactor_run_once(struct reactor *r, int64_t max_wait_ms)
 		if (w->kind == REACTOR_CHILD && w->pending) {
 			pend[npend].h = h;
 			pend[npend++].gen = w->gen;
-		} else if (w->kind == REACTOR_SIGNAL) {
+		} else if (w->kind == REACTOR_SIGNAL && nsigs < REACTOR_MAX_SIGNALS) {
+			/* reactor_signal_add allows no more */
 			sigs[nsigs].h = h;
 			sigs[nsigs++].gen = w->gen;
 		}

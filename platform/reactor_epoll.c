@@ -196,7 +196,8 @@ reactor_be_forget(struct reactor *r, int h)
 static int
 read_signals(struct reactor *r, struct reactor_fired *out, int max)
 {
-	struct signalfd_siginfo si[8];
+	struct signalfd_siginfo si[2];  /* the loop drains the rest; small:
+	                                 * this frame is under every wait */
 	sigset_t seen;
 	ssize_t n;
 	size_t i;

@@ -7,6 +7,7 @@
 #include "core/update/sig.h"
 #include "core/update/machineid.h"
 #include "core/update/trust.h"
+#include "platform/compat.h"
 #include "platform/reactor.h"
 
 #include <errno.h>
@@ -16,8 +17,7 @@
 
 enum { ST_IDLE, ST_MANIFEST, ST_SIG, ST_SERVER, ST_APPD };
 
-static struct https_fetch fetch;
-static struct trust_store trust;
+#define UPDSTATE_MAX 8192       /* packages/updater.json */
 
 /* ---- packages/updater.json ---- */
 
@@ -31,11 +31,15 @@ kstr_opt(struct jsonw *w, const char *k, const char *v)
 int
 updstate_write(const char *path, const struct upd_state *st, struct err *e)
 {
-	static char buf[8192];
+	/* mapped for the call: a resident supervisor writes it at every
+	 * verdict, and 8 KB kept for that would be 8 KB resident */
+	char *buf = compat_map(UPDSTATE_MAX);
 	struct jsonw w;
-	int n;
+	int n, rc = 0;
 
-	jsonw_init(&w, buf, sizeof buf);
+	if (buf == NULL)
+		return err_sys(e, ERR_IO, "cannot write %s", path);
+	jsonw_init(&w, buf, UPDSTATE_MAX);
 	jsonw_obj_begin(&w);
 	jsonw_kint(&w, "serial", st->serial);
 	kstr_opt(&w, "etag", st->etag);
@@ -57,15 +61,18 @@ updstate_write(const char *path, const struct upd_state *st, struct err *e)
 	jsonw_ktime(&w, "nextCheckAt", st->next_check_at);
 	kstr_opt(&w, "requestId", st->request_id);
 	jsonw_obj_end(&w);
-	if (jsonw_finish(&w) < 0)
-		return err_set(e, ERR_IO, "updater state too large for %s", path);
-	n = (int)w.len;
-	buf[n++] = '\n';
-	if (fs_write_atomic(path, buf, (size_t)n, 0600) < 0) {
-		err_ctx_str(e, "path", path);
-		return err_sys(e, ERR_IO, "cannot write %s", path);
+	if (jsonw_finish(&w) < 0) {
+		rc = err_set(e, ERR_IO, "updater state too large for %s", path);
+	} else {
+		n = (int)w.len;
+		buf[n++] = '\n';
+		if (fs_write_atomic(path, buf, (size_t)n, 0600) < 0) {
+			err_ctx_str(e, "path", path);
+			rc = err_sys(e, ERR_IO, "cannot write %s", path);
+		}
 	}
-	return 0;
+	compat_unmap(buf, UPDSTATE_MAX);
+	return rc;
 }
 
 static void
@@ -77,23 +84,47 @@ rstr(const struct jsonr *r, const char *k, char *out, size_t cap)
 		out[0] = '\0';
 }
 
+/* updstate_read's text and tokens, mapped for the call (as the write's) */
+struct state_scratch {
+	char buf[UPDSTATE_MAX];
+	jsmntok_t tok[128];
+};
+
+static int state_parse(const char *path, const char *buf, size_t len, jsmntok_t *tok,
+    struct upd_state *st, struct err *e);
+
 int
 updstate_read(const char *path, struct upd_state *st, struct err *e)
 {
-	static char buf[8192];
-	jsmntok_t tok[128];
-	struct jsonr r;
-	long long v;
+	struct state_scratch *sc;
 	size_t len;
-	int a;
+	int rc;
 
 	memset(st, 0, sizeof *st);
-	if (fs_read_file(path, buf, sizeof buf, &len) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		err_ctx_str(e, "path", path);
+	if ((sc = compat_map(sizeof *sc)) == NULL)
 		return err_sys(e, ERR_IO, "cannot read %s", path);
+	if (fs_read_file(path, sc->buf, sizeof sc->buf, &len) < 0) {
+		if (errno == ENOENT) {
+			rc = 0;
+		} else {
+			err_ctx_str(e, "path", path);
+			rc = err_sys(e, ERR_IO, "cannot read %s", path);
+		}
+	} else {
+		rc = state_parse(path, sc->buf, len, sc->tok, st, e);
 	}
+	compat_unmap(sc, sizeof *sc);
+	return rc;
+}
+
+static int
+state_parse(const char *path, const char *buf, size_t len, jsmntok_t *tok,
+    struct upd_state *st, struct err *e)
+{
+	struct jsonr r;
+	long long v;
+	int a;
+
 	if (jsonr_parse(&r, buf, len, tok, 128) < 0) {
 		err_ctx_str(e, "path", path);
 		return err_set(e, ERR_IO, "%s is not a JSON object", path);
@@ -445,8 +476,8 @@ step_fetch(struct updater *u)
 	struct err e;
 
 	memset(&q, 0, sizeof q);
-	q.anchors = trust.ta;
-	q.nanchors = trust.n;
+	q.anchors = u->trust.ta;
+	q.nanchors = u->trust.n;
 	q.deadline_ms = u->o.fetch_timeout_ms;
 	q.done = on_fetch_done;
 	q.arg = u;
@@ -479,8 +510,8 @@ step_fetch(struct updater *u)
 		}
 		break;
 	}
-	if (https_fetch_start(&fetch, u->r, &q) < 0)
-		reject(u, fetch_reason(fetch.res.fail ? fetch.res.fail : HTTPS_E_URL), &fetch.res.err);
+	if (https_fetch_start(&u->fetch, u->r, &q) < 0)
+		reject(u, fetch_reason(u->fetch.res.fail ? u->fetch.res.fail : HTTPS_E_URL), &u->fetch.res.err);
 }
 
 int
@@ -518,7 +549,7 @@ updater_start(struct updater *u, struct reactor *r, const struct upd_opts *o,
 	u->active = 1;
 	u->step = ST_MANIFEST;
 	err_clear(&le);
-	if (trust_load_default(&trust, u->cfg.ca_file[0] ? u->cfg.ca_file : NULL, &le) < 0) {
+	if (trust_load_default(&u->trust, u->cfg.ca_file[0] ? u->cfg.ca_file : NULL, &le) < 0) {
 		str_copy(u->res.reason, sizeof u->res.reason, "trustStore");
 		u->res.err = le;
 		if (reactor_timer_add(r, 0, on_deferred, u) < 0) {
@@ -536,7 +567,7 @@ updater_cancel(struct updater *u)
 {
 	if (!u->active)
 		return;
-	https_fetch_cancel(&fetch);
+	https_fetch_cancel(&u->fetch);
 	if (u->tmp_fd >= 0)
 		close(u->tmp_fd);
 	u->tmp_fd = -1;

@@ -37,6 +37,7 @@
 
 #include "core/base/err.h"
 #include "core/net/https.h"
+#include "core/update/trust.h"
 #include "core/update/install.h"
 #include "core/update/manifest.h"
 #include "core/settings.h"
@@ -127,6 +128,8 @@ struct updater {
 	struct artifact_check ac;
 	struct err ac_err;
 	int ac_failed;
+	struct trust_store trust;            /* the check's trust anchors */
+	struct https_fetch fetch;            /* the fetch in flight */
 };
 
 /*

@@ -9,12 +9,14 @@ same layout as build/appd) that overlap it.  RssAnon in /proc/PID/status is
 the count of these pages (times 4 KiB) plus the kernel's own bookkeeping.
 
     make build/x86_64-linux/appd.debug fixtures
-    /usr/bin/python3 bench/pages.py [seconds-idle] [--after-check] [--codex]
+    /usr/bin/python3 bench/pages.py [seconds-idle] [--after-check] [--codex] [--run]
 
 With --after-check, one update check runs through the supervisor first
 (the updater's schedule does the same every intervalMinutes).  With
 --codex the server is the WebSocket fixture (tests/fixtures/wsserver.c)
 behind `codex-initialize` readiness, the real Codex app-server's setting.
+With --run the supervisor is `appd run` in the foreground (a service
+manager's child) instead of the one `appd start` launches.
 
 Needs root (pagemap hides frame numbers, not presence, from others; the
 present bit is all this reads).  Not a test: a measuring aid for issue 9.
@@ -28,7 +30,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_supervisor import APPD, FIX, Appd, mem  # noqa: E402
+from bench_supervisor import APPD, FIX, TS, Appd, mem  # noqa: E402
 
 WS = os.path.join(FIX, "wsserver")
 DEBUG = os.path.abspath(os.environ.get("APPD_DEBUG", "build/x86_64-linux/appd.debug"))
@@ -124,6 +126,7 @@ def main():
     args = [x for x in sys.argv[1:] if not x.startswith("--")]
     after_check = "--after-check" in sys.argv
     codex = "--codex" in sys.argv
+    run = "--run" in sys.argv
     idle = float(args[0]) if args else 2.0
     syms = symbols(DEBUG)
     with tempfile.TemporaryDirectory() as root:
@@ -135,7 +138,12 @@ def main():
             cfg["server"] = {"command": [WS, "--listen", "{socket}"],
                              "readiness": "codex-initialize"}
         a.settings(cfg)
-        if codex:
+        fg = None
+        if run:
+            cmd = [] if codex else ["--", TS, "--listen", "{socket}"]
+            fg = subprocess.Popen([APPD, "run"] + cmd, env=a.env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        elif codex:
             a.run("start")
         else:
             a.start()
@@ -151,6 +159,8 @@ def main():
             print("status: %s" % mem(pid))
         finally:
             a.stop()
+            if fg is not None:
+                fg.wait(10)
 
 
 if __name__ == "__main__":

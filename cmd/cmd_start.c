@@ -79,7 +79,7 @@ cmd_absolutize(char **argv0, char *store, size_t cap, struct err *e)
 int
 cmd_preflight(const struct home *h, const struct settings *s, struct err *e)
 {
-	static char buf[16384];
+	char buf[16384];
 	char *argv[SETTINGS_MAX_ARGS + 1];
 
 	if (settings_expand(s, h, buf, sizeof buf, argv, e) < 0)
@@ -120,7 +120,7 @@ cmd_preflight(const struct home *h, const struct settings *s, struct err *e)
 int
 cmd_save_readiness(const struct home *h, const char *spec, int check_only, struct err *e)
 {
-	static struct hprobe_spec chk;
+	struct hprobe_spec chk;
 	char val[HPROBE_SPEC_MAX + 64];
 	struct jsonw w;
 

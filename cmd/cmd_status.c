@@ -143,7 +143,7 @@ cmd_status(int argc, char **argv)
 	}
 	jsonw_kstr(&o.w, "readiness", readiness_name(s.readiness));
 	if (s.readiness == READY_PROBE)
-		jsonw_kstr(&o.w, "readinessProbe", s.ready_spec);
+		jsonw_kstr(&o.w, "readinessProbe", settings_str(&s, s.ready_spec));
 	out_updater(&o, &h, &s, mine ? st : NULL);
 	jsonw_kstr(&o.w, "home", h.root);
 	jsonw_key(&o.w, "host");

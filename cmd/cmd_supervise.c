@@ -77,14 +77,35 @@ cmd_supervise(int argc, char **argv)
  * ends supervision (128 + signal for a signal), 1 when supervision fails;
  * nothing is printed on success (a service manager logs stderr).
  */
+/* What `run` records and checks before supervising (under the lock),
+ * in a frame of its own below cmd_run's: the supervisor's loop frame
+ * takes its place, and its first stack release (sup_trim) returns the
+ * pages of this 37 KB frame (the absolute command, settings, the expanded
+ * command) to the kernel. */
+static __attribute__((noinline)) int
+run_prepare(const struct home *h, int ncmd, char **cmd, const char *ready, struct err *e)
+{
+	char abs0[PATH_MAX];
+	struct settings s;
+
+	if (ready != NULL && cmd_save_readiness(h, ready, 1, e) < 0)
+		return -1;
+	if (ncmd > 0 && (cmd_absolutize(&cmd[0], abs0, sizeof abs0, e) < 0 ||
+	    settings_save_command(h->settings, ncmd, cmd, e) < 0))
+		return -1;
+	if (ready != NULL && cmd_save_readiness(h, ready, 0, e) < 0)
+		return -1;
+	if (settings_load(h->settings, &s, e) < 0 || cmd_preflight(h, &s, e) < 0)
+		return -1;
+	return 0;
+}
+
 int
 cmd_run(int argc, char **argv)
 {
 	struct sup_opts so = { -1, 0, 0, 0, -1, -1, -1, -1, 1, 0 };
 	static struct home h;
-	static struct settings s;
 	static struct err e;
-	char abs0[PATH_MAX];
 	char **cmd = NULL;
 	const char *ready = NULL;
 	int i, ncmd = 0, lock, rc;
@@ -122,14 +143,7 @@ cmd_run(int argc, char **argv)
 	lock = cmd_lock(&h, "run", LOCK_TIMEOUT_DEFAULT_S, &e);
 	if (lock < 0)
 		return out_fail(&e);
-	if (ready != NULL && cmd_save_readiness(&h, ready, 1, &e) < 0)
-		return out_fail(&e);
-	if (ncmd > 0 && (cmd_absolutize(&cmd[0], abs0, sizeof abs0, &e) < 0 ||
-	    settings_save_command(h.settings, ncmd, cmd, &e) < 0))
-		return out_fail(&e);
-	if (ready != NULL && cmd_save_readiness(&h, ready, 0, &e) < 0)
-		return out_fail(&e);
-	if (settings_load(h.settings, &s, &e) < 0 || cmd_preflight(&h, &s, &e) < 0)
+	if (run_prepare(&h, ncmd, cmd, ready, &e) < 0)
 		return out_fail(&e);
 	lock_release(lock);
 	rc = supervisor_run(&h, &so, &e);

@@ -80,7 +80,7 @@ installed_version(const struct pkgdir *pk, const struct settings *s, char *out, 
 	struct err e;
 
 	err_clear(&e);
-	(void)install_link_version(pk->current, s->upd.target, out, cap, &e);
+	(void)install_link_version(pk->current, settings_str(s, s->upd.target), out, cap, &e);
 }
 
 
@@ -115,7 +115,7 @@ cmd_update(int argc, char **argv)
 	if (parse(argc, argv, 0, &a, &e) < 0 || cmd_home(&h, 1, &e) < 0 ||
 	    settings_load(h.settings, &s, &e) < 0 || install_paths(&pk, h.packages, &e) < 0)
 		return out_fail(&e);
-	if (s.upd.manifest_url[0] == '\0' || s.upd.nkeys == 0) {
+	if (!s.upd.has_url || s.upd.nkeys == 0) {
 		err_set(&e, ERR_USAGE, "no update source configured; run: appd bootstrap "
 		    "--manifest-url URL --public-key KEY");
 		return out_fail(&e);
@@ -164,25 +164,26 @@ cmd_update(int argc, char **argv)
 /* Save the updater settings and the remote-control flag, each member
  * on its own so that anything else in settings.json survives. */
 static int
-save_settings(const struct home *h, const struct settings_updater *u, int rc, struct err *e)
+save_settings(const struct home *h, const struct settings *s, int rc, struct err *e)
 {
+	const struct settings_updater *u = &s->upd;
 	char v[SETTINGS_URL_MAX + 1200];
 	struct jsonw w;
 
 	jsonw_init(&w, v, sizeof v);
-	jsonw_str(&w, u->manifest_url);
+	jsonw_str(&w, settings_str(s, u->manifest_url));
 	if (jsonw_finish(&w) < 0 || settings_set(h->settings, "updater.manifestUrl", v, e) < 0)
 		return -1;
 	jsonw_init(&w, v, sizeof v);
 	jsonw_arr_begin(&w);
 	for (int i = 0; i < u->nkeys; i++)
-		jsonw_str(&w, u->keys[i]);
+		jsonw_str(&w, settings_str(s, u->keys[i]));
 	jsonw_arr_end(&w);
 	if (jsonw_finish(&w) < 0 || settings_set(h->settings, "updater.publicKeys", v, e) < 0)
 		return -1;
 	jsonw_init(&w, v, sizeof v);
-	if (u->ca_file[0])
-		jsonw_str(&w, u->ca_file);
+	if (settings_str(s, u->ca_file)[0])
+		jsonw_str(&w, settings_str(s, u->ca_file));
 	else
 		jsonw_null(&w);
 	if (jsonw_finish(&w) < 0 || settings_set(h->settings, "updater.caFile", v, e) < 0)
@@ -202,7 +203,7 @@ bootstrap_rerun(const struct home *h, struct settings *s, const struct pkgdir *p
 	struct upd_state st;
 	struct sup_status sst;
 
-	if (save_settings(h, &s->upd, a->remote_control, e) < 0 ||
+	if (save_settings(h, s, a->remote_control, e) < 0 ||
 	    lc_update_request(h, pk, sup, 0, a->fetch_timeout_s, a->timeout_s, 1, &st, e) < 0)
 		return -1;
 	if (updstate_kind(&st) == UPD_REJECTED)
@@ -229,7 +230,7 @@ bootstrap_first(const struct home *h, struct settings *s, const struct pkgdir *p
 		return -1;
 	if (updstate_kind(&st) == UPD_REJECTED)
 		return fail_rejected(st.last_reason, st.last_version, st.last_message, e);
-	if (save_settings(h, &s->upd, a->remote_control, e) < 0 ||
+	if (save_settings(h, s, a->remote_control, e) < 0 ||
 	    settings_load(h->settings, s, e) < 0)
 		return -1;
 	if (lc_start(h, s, s->ready_timeout_s, res, e) < 0)
@@ -268,22 +269,27 @@ cmd_bootstrap(int argc, char **argv)
 		if (strncmp(a.url, "https://", 8) != 0 || strlen(a.url) > SETTINGS_URL_MAX)
 			return err_set(&e, ERR_USAGE, "--manifest-url must be an https:// URL"),
 			    out_fail(&e);
-		str_copy(s.upd.manifest_url, sizeof s.upd.manifest_url, a.url);
+		if (settings_put(&s, &s.upd.manifest_url, a.url) < 0)
+			return err_set(&e, ERR_USAGE, "--manifest-url is too long"), out_fail(&e);
+		s.upd.has_url = 1;
 	}
 	if (a.nkeys > 0) {
 		s.upd.nkeys = 0;
 		for (int i = 0; i < a.nkeys; i++) {
 			if (sig_pubkey_parse(a.keys[i], &pkey, &e) < 0)
 				return e.code = ERR_USAGE, out_fail(&e);
-			str_copy(s.upd.keys[s.upd.nkeys++], sizeof s.upd.keys[0], a.keys[i]);
+			if (settings_put(&s, &s.upd.keys[s.upd.nkeys++], a.keys[i]) < 0)
+				return err_set(&e, ERR_USAGE, "--public-key is too long"), out_fail(&e);
 		}
 	}
 	if (a.ca) {
 		if (arg_abspath(&a.ca, ca, sizeof ca, &e) < 0)
 			return out_fail(&e);
-		str_copy(s.upd.ca_file, sizeof s.upd.ca_file, a.ca);
+		if (strlen(a.ca) > SETTINGS_CA_MAX || settings_put(&s, &s.upd.ca_file, a.ca) < 0)
+			return err_set(&e, ERR_USAGE, "--ca-file is longer than %d bytes",
+			    SETTINGS_CA_MAX), out_fail(&e);
 	}
-	if (s.upd.manifest_url[0] == '\0' || s.upd.nkeys == 0)
+	if (!s.upd.has_url || s.upd.nkeys == 0)
 		return err_set(&e, ERR_USAGE, "bootstrap needs --manifest-url and --public-key "
 		    "(none are saved yet)"), out_fail(&e);
 	if (a.timeout_s == 0)

@@ -138,7 +138,7 @@ release_version(const struct home *h, const struct settings *s, const char *bin,
 	out[0] = '\0';
 	err_clear(&e);
 	if (strncmp(bin, h->current, n) == 0 && bin[n] == '/')
-		(void)install_link_version(h->current, s->upd.target, out, cap, &e);
+		(void)install_link_version(h->current, settings_str(s, s->upd.target), out, cap, &e);
 }
 
 const char *

@@ -30,6 +30,26 @@ readiness_name(enum readiness r)
 	return readiness_names[r];
 }
 
+int
+settings_put(struct settings *s, unsigned short *slot, const char *str)
+{
+	size_t n = strlen(str) + 1;
+
+	*slot = 0;
+	if (s->used + n > sizeof s->store)
+		return -1;
+	memcpy(s->store + s->used, str, n);
+	*slot = s->used;
+	s->used = (unsigned short)(s->used + n);
+	return 0;
+}
+
+/* server.command: at most SETTINGS_ARGS_MAX bytes in all (what does not
+ * fit is left off, as before the store was shared) */
+#define SETTINGS_ARGS_MAX 8192
+#define SAVE_COMMAND_MAX 16384
+#define SETTINGS_RC_MAX 2048
+
 static void
 set_argv(struct settings *s, int argc, const char *const *args)
 {
@@ -39,10 +59,10 @@ set_argv(struct settings *s, int argc, const char *const *args)
 	s->argc = 0;
 	for (i = 0; i < argc && i < SETTINGS_MAX_ARGS; i++) {
 		size_t n = strlen(args[i]) + 1;
-		if (off + n > sizeof s->argbuf)
+		if (off + n > SETTINGS_ARGS_MAX ||
+		    settings_put(s, &s->argoff[s->argc], args[i]) < 0)
 			break;
-		memcpy(s->argbuf + off, args[i], n);
-		s->argoff[s->argc++] = (unsigned short)off;
+		s->argc++;
 		off += n;
 	}
 }
@@ -54,34 +74,34 @@ settings_defaults(struct settings *s)
 		"{current}/bin/app-server", "--listen", "unix://{socket}"
 	};
 
-	/* everything but the two string stores at the end, which are
-	 * addressed by offsets and need no zeroing: a resident supervisor
-	 * touches only the pages its settings use */
-	memset(s, 0, offsetof(struct settings, rcbuf));
+	/* everything but the store, whose bytes are written as they are
+	 * used: a resident supervisor touches only what its settings hold */
+	memset(s, 0, offsetof(struct settings, store));
+	s->store[0] = '\0';            /* offset 0: "" */
+	s->used = 1;
 	set_argv(s, 3, def);
 	s->readiness = READY_CONNECT;
 	s->ready_timeout_s = 10;
 	s->grace_s = 10;
 	s->restart = RESTART_ON_FAILURE;
 	s->log_max_bytes = 1 << 20;
-	memcpy(s->rcbuf, "--remote-control", sizeof "--remote-control");
-	s->rc_argoff[0] = 0;
+	(void)settings_put(s, &s->rc_argoff[0], "--remote-control");
 	s->rc_argc = 1;
 	s->upd.interval_min = 60;
-	str_copy(s->upd.name, sizeof s->upd.name, "app-server");
-	str_copy(s->upd.target, sizeof s->upd.target, APPD_TARGET);
+	(void)settings_put(s, &s->upd.name, "app-server");
+	(void)settings_put(s, &s->upd.target, APPD_TARGET);
 }
 
-/* Append `str` to rcbuf and store its offset in `*slot`; -1 when full. */
+/* Append `str` to the remote-control strings (`*off` bytes of
+ * SETTINGS_RC_MAX used so far) and store its offset in `*slot`; -1 when
+ * full. */
 static int
 rc_store(struct settings *s, size_t *off, const char *str, unsigned short *slot)
 {
 	size_t n = strlen(str) + 1;
 
-	if (*off + n > sizeof s->rcbuf)
+	if (*off + n > SETTINGS_RC_MAX || settings_put(s, slot, str) < 0)
 		return -1;
-	memcpy(s->rcbuf + *off, str, n);
-	*slot = (unsigned short)*off;
 	*off += n;
 	return 0;
 }
@@ -136,11 +156,24 @@ get_bool(const struct jsonr *r, const char *key, int *out)
 	return jsonr_bool(r, i, out);
 }
 
+/* The string at `key` (absent: 0 and `*slot` kept) into the store:
+ * 1 stored, -1 when it is not a string, longer than `max` or the store is
+ * full.  `buf` has room for max+1 bytes. */
+static int
+get_str(const struct jsonr *r, int i, struct settings *s, unsigned short *slot, char *buf,
+    size_t max)
+{
+	if (jsonr_str(r, i, buf, max + 1) < 0 || settings_put(s, slot, buf) < 0)
+		return -1;
+	return 1;
+}
+
 /* updater.* */
 static int
 parse_updater(const struct jsonr *r, struct settings *s, struct err *e, const char *path)
 {
 	struct settings_updater *u = &s->upd;
+	char buf[SETTINGS_URL_MAX + 1];
 	long long v = u->interval_min;
 	int i, k;
 
@@ -148,33 +181,34 @@ parse_updater(const struct jsonr *r, struct settings *s, struct err *e, const ch
 		return bad(e, path, "updater.autoUpdateEnabled must be true or false");
 	i = jsonr_path(r, "updater.manifestUrl");
 	if (i >= 0 && !jsonr_is_null(r, i) &&
-	    (jsonr_str(r, i, u->manifest_url, sizeof u->manifest_url) < 0 ||
-	    strncmp(u->manifest_url, "https://", 8) != 0))
+	    (get_str(r, i, s, &u->manifest_url, buf, SETTINGS_URL_MAX) < 0 ||
+	    strncmp(settings_str(s, u->manifest_url), "https://", 8) != 0))
 		return bad(e, path, "updater.manifestUrl must be an https:// URL");
+	u->has_url = settings_str(s, u->manifest_url)[0] != '\0';
 	i = jsonr_path(r, "updater.publicKeys");
 	if (i >= 0) {
 		if (jsonr_type(r, i) != JSMN_ARRAY || r->tok[i].size > 2)
 			return bad(e, path, "updater.publicKeys must be an array of at most 2 keys");
 		for (k = 0; k < r->tok[i].size; k++)
-			if (jsonr_str(r, jsonr_elem(r, i, k), u->keys[k], sizeof u->keys[k]) < 0 ||
-			    strlen(u->keys[k]) != SETTINGS_KEY_HEX)
+			if (get_str(r, jsonr_elem(r, i, k), s, &u->keys[k], buf, SETTINGS_KEY_HEX) < 0 ||
+			    strlen(settings_str(s, u->keys[k])) != SETTINGS_KEY_HEX)
 				return bad(e, path, "updater.publicKeys must hold 130-hex-digit P-256 keys");
 		u->nkeys = r->tok[i].size;
 	}
 	i = jsonr_path(r, "updater.caFile");
 	if (i >= 0 && !jsonr_is_null(r, i) &&
-	    jsonr_str(r, i, u->ca_file, sizeof u->ca_file) < 0)
+	    get_str(r, i, s, &u->ca_file, buf, SETTINGS_CA_MAX) < 0)
 		return bad(e, path, "updater.caFile must be a path or null");
 	if (get_int(r, "updater.intervalMinutes", 1, 10080, &v) < 0)
 		return bad(e, path, "updater.intervalMinutes must be an integer from 1 to 10080");
 	u->interval_min = (int)v;
 	i = jsonr_path(r, "updater.name");
-	if (i >= 0 && (jsonr_str(r, i, u->name, sizeof u->name) < 0 || u->name[0] == '\0' ||
-	    strchr(u->name, '/') != NULL || u->name[0] == '.'))
+	if (i >= 0 && (get_str(r, i, s, &u->name, buf, SETTINGS_NAME_MAX) < 0 || buf[0] == '\0' ||
+	    strchr(buf, '/') != NULL || buf[0] == '.'))
 		return bad(e, path, "updater.name must be a file name");
 	i = jsonr_path(r, "updater.target");
-	if (i >= 0 && (jsonr_str(r, i, u->target, sizeof u->target) < 0 || u->target[0] == '\0' ||
-	    strchr(u->target, '/') != NULL))
+	if (i >= 0 && (get_str(r, i, s, &u->target, buf, SETTINGS_NAME_MAX) < 0 || buf[0] == '\0' ||
+	    strchr(buf, '/') != NULL))
 		return bad(e, path, "updater.target must be a target name");
 	return 0;
 }
@@ -187,6 +221,9 @@ struct load_scratch {
 	jsmntok_t tok[2048];
 	char store[SETTINGS_MAX_ARGS][1024];
 	struct settings keep;
+	char spec[SETTINGS_SPEC_MAX + 1];  /* a probe spec being checked */
+	struct hprobe_spec chk;
+	struct err pe;
 };
 static struct load_scratch *scratch COMPAT_RESIDENT;
 
@@ -261,20 +298,21 @@ parse_liveness(const struct jsonr *r, struct settings *s, struct err *e, const c
 	l->interval_s = 10;
 	l->timeout_s = 5;
 	l->threshold = 3;
-	l->probe[0] = '\0';
+	l->probe = 0;
 	if (i < 0 || jsonr_is_null(r, i))
 		return 0;
 	if (jsonr_type(r, i) != JSMN_OBJECT)
 		return bad(e, path, "server.liveness must be an object or null");
-	if (jsonr_str(r, jsonr_get(r, i, "probe"), l->probe, sizeof l->probe) < 0)
+	if (get_str(r, jsonr_get(r, i, "probe"), s, &l->probe, scratch->spec, SETTINGS_SPEC_MAX) < 0)
 		return bad(e, path, "server.liveness.probe must be connect, codex-initialize or a "
 		    "probe (tcp://, http://, http+unix://, exec:)");
-	if (strcmp(l->probe, "connect") != 0 && strcmp(l->probe, "codex-initialize") != 0) {
-		static struct hprobe_spec chk;
-		struct err pe;
-		err_clear(&pe);
-		if (!hprobe_is_spec(l->probe) || hprobe_parse(l->probe, "/x.sock", &chk, &pe) < 0)
-			return bad(e, path, pe.msg[0] ? pe.msg : "server.liveness.probe must be "
+	if (strcmp(scratch->spec, "connect") != 0 && strcmp(scratch->spec, "codex-initialize") != 0) {
+		struct hprobe_spec *chk = &scratch->chk;
+		struct err *pe = &scratch->pe;
+		err_clear(pe);
+		if (!hprobe_is_spec(scratch->spec) ||
+		    hprobe_parse(scratch->spec, "/x.sock", chk, pe) < 0)
+			return bad(e, path, pe->msg[0] ? pe->msg : "server.liveness.probe must be "
 			    "connect, codex-initialize or a probe (tcp://, http://, http+unix://, exec:)");
 	}
 	v = l->interval_s;
@@ -340,7 +378,7 @@ load(const char *path, struct settings *s, struct err *e)
 		s->readiness = READY_CODEX_INIT;
 		(void)rc_store(s, &off, CODEX_RC_DISABLED_ENV, &s->rc_envoff[0]);
 		s->rc_envc = 1;
-		str_copy(s->upd.name, sizeof s->upd.name, "codex");
+		(void)settings_put(s, &s->upd.name, "codex");
 	}
 	if (parse_updater(&r, s, e, path) < 0)
 		return -1;
@@ -367,16 +405,16 @@ load(const char *path, struct settings *s, struct err *e)
 		set_argv(s, n, args);
 	}
 	i = jsonr_path(&r, "server.readiness");
-	if (i >= 0 && jsonr_str(&r, i, s->ready_spec, sizeof s->ready_spec) == 0 &&
-	    hprobe_is_spec(s->ready_spec)) {
-		static struct hprobe_spec chk;
-		struct err pe;
-		err_clear(&pe);
-		if (hprobe_parse(s->ready_spec, "/x.sock", &chk, &pe) < 0)
-			return bad(e, path, pe.msg);
+	if (i >= 0 && jsonr_str(&r, i, scratch->spec, sizeof scratch->spec) == 0 &&
+	    hprobe_is_spec(scratch->spec)) {
+		err_clear(&scratch->pe);
+		if (hprobe_parse(scratch->spec, "/x.sock", &scratch->chk, &scratch->pe) < 0)
+			return bad(e, path, scratch->pe.msg);
+		if (settings_put(s, &s->ready_spec, scratch->spec) < 0)
+			return bad(e, path, "too large");
 		s->readiness = READY_PROBE;
 	} else {
-		s->ready_spec[0] = '\0';
+		s->ready_spec = 0;
 		if (get_enum(&r, "server.readiness", readiness_names, 4, &k) < 0)
 			return bad(e, path, "server.readiness must be one of connect, notify, "
 			    "codex-initialize, none, or a probe: tcp://HOST:PORT, "
@@ -426,37 +464,54 @@ settings_load(const char *path, struct settings *s, struct err *e)
 	return rc;
 }
 
+/* settings_set's text in and out, mapped for the call: `appd run`
+ * records its command and then supervises, and 144 KB of statics touched
+ * by that one write would stay resident in it */
+struct set_scratch {
+	char text[SETTINGS_MAX_BYTES];
+	char out[SETTINGS_MAX_BYTES + 16384];
+};
+
 int
 settings_set(const char *path, const char *key, const char *value, struct err *e)
 {
-	static char text[SETTINGS_MAX_BYTES], out[SETTINGS_MAX_BYTES + 16384];
+	struct set_scratch *sc = compat_map(sizeof *sc);
 	size_t len = 0;
+	int rc = 0;
 
-	if (fs_read_file(path, text, sizeof text, &len) < 0) {
-		if (errno != ENOENT)
-			return fs_read_fail(e, ERR_SETTINGS, "settings", path);
+	if (sc == NULL)
+		return err_sys(e, ERR_IO, "failed to write settings %s", path);
+	if (fs_read_file(path, sc->text, sizeof sc->text, &len) < 0) {
+		if (errno != ENOENT) {
+			rc = fs_read_fail(e, ERR_SETTINGS, "settings", path);
+			goto out;
+		}
 		len = 0;
 	}
-	if (jsonr_set(text, len, key, value, out, sizeof out - 1) < 0) {
+	if (jsonr_set(sc->text, len, key, value, sc->out, sizeof sc->out - 1) < 0) {
 		if (errno == ENOSPC)
-			return err_set(e, ERR_SETTINGS, "settings %s would be too large", path);
-		return bad(e, path, "not a JSON object");
+			rc = err_set(e, ERR_SETTINGS, "settings %s would be too large", path);
+		else
+			rc = bad(e, path, "not a JSON object");
+		goto out;
 	}
-	len = strlen(out);
-	out[len++] = '\n';
-	if (fs_write_atomic(path, out, len, 0600) < 0) {
+	len = strlen(sc->out);
+	sc->out[len++] = '\n';
+	if (fs_write_atomic(path, sc->out, len, 0600) < 0) {
 		err_ctx_str(e, "path", path);
-		return err_sys(e, ERR_IO, "failed to write settings %s", path);
+		rc = err_sys(e, ERR_IO, "failed to write settings %s", path);
 	}
-	return 0;
+out:
+	compat_unmap(sc, sizeof *sc);
+	return rc;
 }
 
 int
 settings_save_command(const char *path, int argc, char *const argv[], struct err *e)
 {
-	static char val[16384];
+	char *val;
 	struct jsonw w;
-	int i;
+	int i, rc;
 
 	for (i = 0; i < argc; i++)
 		if (!jsonw_utf8_ok(argv[i])) {
@@ -465,14 +520,19 @@ settings_save_command(const char *path, int argc, char *const argv[], struct err
 			    "UTF-8, so it cannot be stored in settings.json (JSON text is "
 			    "UTF-8, RFC 8259 §8.1); nothing was changed", i);
 		}
-	jsonw_init(&w, val, sizeof val);
+	if ((val = compat_map(SAVE_COMMAND_MAX)) == NULL)    /* as settings_set's */
+		return err_sys(e, ERR_IO, "failed to write settings %s", path);
+	jsonw_init(&w, val, SAVE_COMMAND_MAX);
 	jsonw_arr_begin(&w);
 	for (i = 0; i < argc; i++)
 		jsonw_str(&w, argv[i]);
 	jsonw_arr_end(&w);
 	if (jsonw_finish(&w) < 0)
-		return err_set(e, ERR_USAGE, "server command is too long");
-	return settings_set(path, "server.command", val, e);
+		rc = err_set(e, ERR_USAGE, "server command is too long");
+	else
+		rc = settings_set(path, "server.command", val, e);
+	compat_unmap(val, SAVE_COMMAND_MAX);
+	return rc;
 }
 
 int

@@ -24,20 +24,31 @@
 enum readiness { READY_CONNECT = 0, READY_NOTIFY, READY_CODEX_INIT, READY_NONE, READY_PROBE };
 enum restart_policy { RESTART_ON_FAILURE = 0, RESTART_ALWAYS, RESTART_NEVER };
 
+/*
+ * Every string member is an offset into the settings' own `store`
+ * (settings_str), filled in the order the file is read: a resident
+ * process touches only the bytes its settings use (well under a page),
+ * and a plain assignment copies the whole record.  Offset 0 is "".
+ */
+#define SETTINGS_STORE_MAX 16384
+
 /* The updater section (DESIGN.md "Updater").  Off until `bootstrap`
  * saves it. */
 #define SETTINGS_URL_MAX 2048
 #define SETTINGS_KEY_HEX 130          /* an uncompressed P-256 point, hex */
+#define SETTINGS_CA_MAX 1023
+#define SETTINGS_NAME_MAX 63
 struct settings_updater {
 	int enabled;                       /* updater.autoUpdateEnabled, default false */
-	char manifest_url[SETTINGS_URL_MAX + 1];   /* "" when not configured */
+	unsigned short manifest_url;       /* "" when not configured */
+	int has_url;                       /* manifest_url is not "" */
 	int nkeys;                         /* updater.publicKeys: 0..2 */
-	char keys[2][SETTINGS_KEY_HEX + 1];
-	char ca_file[1024];                /* updater.caFile, "" when null/absent */
+	unsigned short keys[2];            /* SETTINGS_KEY_HEX hex digits each */
+	unsigned short ca_file;            /* updater.caFile, "" when null/absent */
 	int interval_min;                  /* updater.intervalMinutes 1..10080, default 60 */
-	char name[64];                     /* updater.name: the manifest's name and the
+	unsigned short name;               /* updater.name: the manifest's name and the
 					      binary in bin/; "app-server", codex: "codex" */
-	char target[64];                   /* updater.target, default APPD_TARGET */
+	unsigned short target;             /* updater.target, default APPD_TARGET */
 };
 
 /* server.liveness (DESIGN.md "Readiness and liveness"; Kubernetes'
@@ -50,13 +61,13 @@ struct settings_liveness {
 	int interval_s;                    /* intervalSeconds 1..86400, default 10 */
 	int timeout_s;                     /* timeoutSeconds 1..600, default 5 */
 	int threshold;                     /* failureThreshold 1..100, default 3 */
-	char probe[512];                   /* connect, codex-initialize, or an
-	                                    * hprobe spec (core/hprobe.h) */
+	unsigned short probe;              /* connect, codex-initialize, or an
+	                                    * hprobe spec (core/hprobe.h); "" if none */
 };
 
+#define SETTINGS_SPEC_MAX 511          /* a probe spec (readiness, liveness) */
+
 struct settings {
-	/* small members first, the string stores last: a resident process
-	 * touches only the pages its settings use */
 	int from_file;                     /* 1 when settings.json existed */
 	enum readiness readiness;
 	int ready_timeout_s;               /* 1..3600, default 10 */
@@ -69,17 +80,27 @@ struct settings {
 	struct settings_updater upd;
 	/* server.remoteControlArgs: appended when remote control is on */
 	int rc_argc;
-	unsigned short rc_argoff[8];       /* offsets into rcbuf */
+	unsigned short rc_argoff[8];
 	/* server.remoteControlDisabledEnv: NAME=VALUE set when it is off */
 	int rc_envc;
 	unsigned short rc_envoff[8];
-	int argc;                          /* server.command, unexpanded: */
-	unsigned short argoff[SETTINGS_MAX_ARGS]; /* offsets into argbuf */
+	int argc;                          /* server.command, unexpanded */
+	unsigned short argoff[SETTINGS_MAX_ARGS];
 	struct settings_liveness live;
-	char ready_spec[512];              /* READY_PROBE's spec */
-	char rcbuf[2048];
-	char argbuf[8192];
+	unsigned short ready_spec;         /* READY_PROBE's spec */
+	unsigned short used;               /* bytes of store in use */
+	char store[SETTINGS_STORE_MAX];
 };
+
+/* The string at offset `off` of `s`'s store (never NULL). */
+static inline const char *
+settings_str(const struct settings *s, unsigned short off)
+{
+	return s->store + off;
+}
+/* Append `str` to the store and point `*slot` at it: 0, or -1 when it
+ * does not fit (the member is then ""). */
+int settings_put(struct settings *s, unsigned short *slot, const char *str);
 
 /* The codex profile (DESIGN.md "Settings"): what the real Codex
  * app-server needs.  Its managed binary, and the env marker the seed's
@@ -87,23 +108,22 @@ struct settings {
 #define CODEX_MANAGED_BIN "{current}/bin/codex"
 #define CODEX_RC_DISABLED_ENV "CODEX_INTERNAL_APP_SERVER_REMOTE_CONTROL_DISABLED=1"
 
-/* The struct holds offsets, not pointers, so a plain assignment copies
- * it.  Argument `i` of server.command, of remoteControlArgs, and the
+/* Argument `i` of server.command, of remoteControlArgs, and the
  * NAME=VALUE pair `i` of remoteControlDisabledEnv: */
 static inline const char *
 settings_arg(const struct settings *s, int i)
 {
-	return s->argbuf + s->argoff[i];
+	return settings_str(s, s->argoff[i]);
 }
 static inline const char *
 settings_rc_arg(const struct settings *s, int i)
 {
-	return s->rcbuf + s->rc_argoff[i];
+	return settings_str(s, s->rc_argoff[i]);
 }
 static inline const char *
 settings_rc_env(const struct settings *s, int i)
 {
-	return s->rcbuf + s->rc_envoff[i];
+	return settings_str(s, s->rc_envoff[i]);
 }
 
 void settings_defaults(struct settings *s);

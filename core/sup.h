@@ -219,6 +219,7 @@ struct sup_probes {
  */
 struct upd_flow {
 	struct updater upd;
+	struct settings ns;           /* the settings as the check found them */
 	struct pkgdir pk;
 	struct upd_result res;        /* what the check installed */
 	char back[UPD_RELEASE_MAX];   /* `current` before the switch */

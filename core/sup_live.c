@@ -91,8 +91,8 @@ live_start(struct sup *s)
 		wdog_arm(s);
 	if (!s->s.live.enabled)
 		return;
-	if (hprobe_is_spec(s->s.live.probe)) {
-		if (hprobe_parse(s->s.live.probe, s->h->socket, &s->lps, e) < 0) {
+	if (hprobe_is_spec(settings_str(&s->s, s->s.live.probe))) {
+		if (hprobe_parse(settings_str(&s->s, s->s.live.probe), s->h->socket, &s->lps, e) < 0) {
 			sup_log("liveness probe not armed: %s", e->msg);
 			return;
 		}
@@ -186,7 +186,7 @@ on_live_timer(struct reactor *r, int h, int ev, void *arg)
 		return;
 	}
 	s->live_running = 1;
-	if (strcmp(s->s.live.probe, "connect") == 0) {
+	if (strcmp(settings_str(&s->s, s->s.live.probe), "connect") == 0) {
 		int ok = sock_probe(s->h->socket) == 1;
 		result(s, ok, ok ? NULL : "the control socket refused the connection");
 		return;
@@ -195,7 +195,7 @@ on_live_timer(struct reactor *r, int h, int ev, void *arg)
 		result(s, 0, "no memory for the liveness probe");
 		return;
 	}
-	if (strcmp(s->s.live.probe, "codex-initialize") == 0) {
+	if (strcmp(settings_str(&s->s, s->s.live.probe), "codex-initialize") == 0) {
 		if (wsprobe_start(&pr->ws, &s->r, s->h->socket, APPD_VERSION, tmo, on_ws, s) < 0)
 			result(s, 0, pr->ws.err.msg);
 		return;

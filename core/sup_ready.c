@@ -86,7 +86,7 @@ on_hp_done(struct hprobe *p, void *arg)
 		srv_event(s, SEV_READY);
 		return;
 	}
-	str_fmt(s->probe_err, sizeof s->probe_err, "%s: %s", s->s.ready_spec, p->why);
+	str_fmt(s->probe_err, sizeof s->probe_err, "%s: %s", settings_str(&s->s, s->s.ready_spec), p->why);
 	if (s->probe_h < 0)
 		probe_later(s);
 }
@@ -252,7 +252,7 @@ ready_start(struct sup *s)
 		break;
 	case READY_PROBE: {
 		struct err *pe = sup_err();
-		if (hprobe_parse(s->s.ready_spec, s->h->socket, &s->hps, pe) < 0) {
+		if (hprobe_parse(settings_str(&s->s, s->s.ready_spec), s->h->socket, &s->hps, pe) < 0) {
 			str_copy(s->probe_err, sizeof s->probe_err, pe->msg);
 			break;          /* the ready timeout reports it */
 		}

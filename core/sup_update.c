@@ -59,7 +59,7 @@ schedule(struct sup *s, int64_t delay_ms)
 {
 	sup_cancel(s, &s->upd_h);
 	s->st.next_check_at = 0;
-	if (!s->s.upd.enabled || s->s.upd.manifest_url[0] == '\0' || stopping(s))
+	if (!s->s.upd.enabled || !s->s.upd.has_url || stopping(s))
 		return;
 	s->upd_h = reactor_timer_add(&s->r, (uint64_t)delay_ms, on_upd_timer, s);
 	if (s->upd_h >= 0)
@@ -314,20 +314,22 @@ upd_flow_idle(struct sup *s)
 	s->trim = 1;            /* and the stack the check used */
 }
 
-/* The settings' updater section as the file says now (a check follows
- * what `bootstrap` or `appd set` saved since the start). */
+/* The settings as the file says now, for the check (a check follows
+ * what `bootstrap` or `appd set` saved since the start); the schedule's
+ * members of the resident copy follow them too. */
 static void
-reread_updater_settings(struct sup *s)
+reread_settings(struct sup *s)
 {
-	struct settings *ns = compat_map(sizeof *ns);   /* 15 KB, for the call */
 	struct err *e = sup_err();
 
-	if (ns != NULL && settings_load(s->h->settings, ns, e) == 0)
-		s->s.upd = ns->upd;
-	else
-		sup_log("update check: using the settings read at start: %s",
-		    ns != NULL ? e->msg : strerror(errno));
-	compat_unmap(ns, sizeof *ns);
+	if (settings_load(s->h->settings, &s->fl->ns, e) == 0) {
+		s->s.upd.enabled = s->fl->ns.upd.enabled;
+		s->s.upd.has_url = s->fl->ns.upd.has_url;
+		s->s.upd.interval_min = s->fl->ns.upd.interval_min;
+	} else {
+		sup_log("update check: using the settings read at start: %s", e->msg);
+		s->fl->ns = s->s;
+	}
 }
 
 static void
@@ -355,11 +357,11 @@ upd_start(struct sup *s, const char *req, int check_only, uint64_t fetch_ms, lon
 	}
 	s->req_locker = locker;
 	sup_cancel(s, &s->upd_h);
-	reread_updater_settings(s);
+	reread_settings(s);
 	str_copy(s->upd_req, sizeof s->upd_req, req);
 	memset(&o, 0, sizeof o);
 	str_fmt(mid, sizeof mid, "%s/machine-id", s->h->state);
-	o.cfg = &s->s.upd;
+	o.settings = &s->fl->ns;
 	o.pk = &s->fl->pk;
 	o.check_only = check_only;
 	o.fetch_timeout_ms = fetch_ms;

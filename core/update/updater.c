@@ -19,6 +19,9 @@ enum { ST_IDLE, ST_MANIFEST, ST_SIG, ST_SERVER, ST_APPD };
 
 #define UPDSTATE_MAX 8192       /* packages/updater.json */
 
+/* A string of the updater section of the check's settings. */
+#define CFG(u, member) settings_str(&(u)->set, (u)->set.upd.member)
+
 /* ---- packages/updater.json ---- */
 
 static void
@@ -333,8 +336,8 @@ decide(struct updater *u)
 	}
 	memset(&p, 0, sizeof p);
 	err_clear(&e);
-	for (int i = 0; i < u->cfg.nkeys; i++)
-		if (sig_pubkey_parse(u->cfg.keys[i], &p.keys[p.nkeys], &e) == 0)
+	for (int i = 0; i < u->set.upd.nkeys; i++)
+		if (sig_pubkey_parse(CFG(u, keys[i]), &p.keys[p.nkeys], &e) == 0)
 			p.nkeys++;
 	if (p.nkeys == 0) {
 		reject(u, "badSignature", &e);
@@ -344,12 +347,12 @@ decide(struct updater *u)
 		reject(u, "io", &e);
 		return;
 	}
-	p.name = u->cfg.name;
+	p.name = CFG(u, name);
 	p.serial_hwm = u->st.serial;
 	p.installed_version = u->res.installed;
 	p.now_ms = wall_ms();
 	p.machine_id = mid;
-	p.target = u->cfg.target;
+	p.target = CFG(u, target);
 	if (manifest_verify(u->mbuf, u->mlen, u->sbuf, u->slen, &p, m, &e) < 0) {
 		str_copy(u->res.version, sizeof u->res.version, m->version);
 		reject(u, manifest_reason_name(m->reason), &e);
@@ -401,8 +404,8 @@ artifact_done(struct updater *u)
 	u->tmp_fd = -1;
 	install_fault("after-verify");
 	if (u->step == ST_SERVER) {
-		str_fmt(u->res.release, sizeof u->res.release, "%s-%s", u->m.version, u->cfg.target);
-		if (install_commit(&u->pk, u->res.release, u->cfg.name, u->tmp_path, &e) < 0) {
+		str_fmt(u->res.release, sizeof u->res.release, "%s-%s", u->m.version, CFG(u, target));
+		if (install_commit(&u->pk, u->res.release, CFG(u, name), u->tmp_path, &e) < 0) {
 			u->res.release[0] = '\0';
 			reject(u, "io", &e);
 			return;
@@ -484,13 +487,13 @@ step_fetch(struct updater *u)
 	err_clear(&e);
 	switch (u->step) {
 	case ST_MANIFEST:
-		q.url = u->cfg.manifest_url;
+		q.url = CFG(u, manifest_url);
 		q.if_none_match = u->res.installed[0] && u->st.etag[0] ? u->st.etag : NULL;
 		q.body_max = MANIFEST_MAX_BYTES;
 		q.on_body = on_mem_body;
 		break;
 	case ST_SIG:
-		str_fmt(u->url, sizeof u->url, "%s.sig", u->cfg.manifest_url);
+		str_fmt(u->url, sizeof u->url, "%s.sig", CFG(u, manifest_url));
 		q.url = u->url;
 		q.body_max = sizeof u->sbuf;
 		q.on_body = on_mem_body;
@@ -527,7 +530,7 @@ updater_start(struct updater *u, struct reactor *r, const struct upd_opts *o,
 	u->res.retry_after = -1;
 	u->r = r;
 	u->o = *o;
-	u->cfg = *o->cfg;
+	u->set = *o->settings;
 	u->pk = *o->pk;
 	u->has_self = o->self_sha256 != NULL;
 	if (u->has_self)
@@ -538,18 +541,18 @@ updater_start(struct updater *u, struct reactor *r, const struct upd_opts *o,
 	u->etag[0] = '\0';
 	u->tmp_fd = -1;
 	u->tmp_path[0] = '\0';
-	if (u->cfg.manifest_url[0] == '\0' || u->cfg.nkeys == 0)
+	if (CFG(u, manifest_url)[0] == '\0' || u->set.upd.nkeys == 0)
 		return err_set(e, ERR_USAGE, "no update source configured (run bootstrap "
 		    "with --manifest-url and --public-key)");
 	if (updstate_read(u->pk.state, &u->st, e) < 0 || install_prepare(&u->pk, e) < 0)
 		return -1;
-	if (install_link_version(u->pk.current, u->cfg.target, u->res.installed,
+	if (install_link_version(u->pk.current, CFG(u, target), u->res.installed,
 	    sizeof u->res.installed, e) < 0)
 		return -1;
 	u->active = 1;
 	u->step = ST_MANIFEST;
 	err_clear(&le);
-	if (trust_load_default(&u->trust, u->cfg.ca_file[0] ? u->cfg.ca_file : NULL, &le) < 0) {
+	if (trust_load_default(&u->trust, CFG(u, ca_file)[0] ? CFG(u, ca_file) : NULL, &le) < 0) {
 		str_copy(u->res.reason, sizeof u->res.reason, "trustStore");
 		u->res.err = le;
 		if (reactor_timer_add(r, 0, on_deferred, u) < 0) {
@@ -634,7 +637,7 @@ upd_opts_fill(struct upd_opts *o, const struct home *h, const struct settings *s
 {
 	memset(o, 0, sizeof *o);
 	str_fmt(mid, cap, "%s/machine-id", h->state);
-	o->cfg = &s->upd;
+	o->settings = s;
 	o->pk = pk;
 	o->check_only = check;
 	o->fetch_timeout_ms = (uint64_t)fetch_timeout_s * 1000;

@@ -91,7 +91,7 @@ struct upd_result {
 };
 
 struct upd_opts {
-	const struct settings_updater *cfg;
+	const struct settings *settings;     /* its updater section */
 	const struct pkgdir *pk;
 	int check_only;
 	uint64_t fetch_timeout_ms;           /* each fetch's deadline; 0: 5 min */
@@ -110,7 +110,7 @@ struct updater {
 	/* ---- private ---- */
 	struct reactor *r;
 	struct upd_opts o;
-	struct settings_updater cfg;
+	struct settings set;                 /* the settings of this check */
 	struct pkgdir pk;
 	unsigned char self_sha[32];
 	int has_self;

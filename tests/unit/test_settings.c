@@ -79,7 +79,7 @@ missing_file_gives_the_defaults(void **state)
 	assert_int_equal(S.remote_control, 0);
 	assert_int_equal(S.upd.enabled, 0);
 	assert_int_equal(S.upd.interval_min, 60);
-	assert_string_equal(S.upd.name, "app-server");
+	assert_string_equal(settings_str(&S, S.upd.name), "app-server");
 }
 
 static void
@@ -159,7 +159,7 @@ codex_profile_presets_what_codex_needs(void **state)
 	assert_int_equal(settings_load(path, &S, &E), 0);
 	assert_int_equal(S.codex_profile, 1);
 	assert_int_equal(S.readiness, READY_CODEX_INIT);
-	assert_string_equal(S.upd.name, "codex");
+	assert_string_equal(settings_str(&S, S.upd.name), "codex");
 	/* remote control off: the seed's env marker, no flag */
 	assert_int_equal(settings_launch(&S, &h, buf, sizeof buf, argv, env, &E), 0);
 	assert_string_equal(argv[0], "/h/packages/current/bin/codex");
@@ -261,6 +261,93 @@ readiness_names_round_trip(void **state)
 	}
 }
 
+/* Every string member at its longest, all at once (the codex profile and
+ * remote-control members rebuilt over their defaults too): each reads
+ * back whole, and one byte more is refused naming the member. */
+static void
+longest_members_fit_together(void **state)
+{
+	static char text[48 * 1024], url[SETTINGS_URL_MAX + 2], ca[SETTINGS_CA_MAX + 2],
+	    spec[SETTINGS_SPEC_MAX + 2], probe[SETTINGS_SPEC_MAX + 2], arg[128], rc[200];
+	char key[SETTINGS_KEY_HEX + 1], name[SETTINGS_NAME_MAX + 2];
+	size_t n = 0;
+	int k;
+
+	(void)state;
+	memcpy(url, "https://", 8);
+	memset(url + 8, 'u', SETTINGS_URL_MAX - 8);
+	url[SETTINGS_URL_MAX] = '\0';
+	ca[0] = '/';
+	memset(ca + 1, 'c', SETTINGS_CA_MAX - 1);
+	ca[SETTINGS_CA_MAX] = '\0';
+	memcpy(spec, "exec:/", 6);
+	memset(spec + 6, 's', SETTINGS_SPEC_MAX - 6);
+	spec[SETTINGS_SPEC_MAX] = '\0';
+	memcpy(probe, "exec:/", 6);
+	memset(probe + 6, 'p', SETTINGS_SPEC_MAX - 6);
+	probe[SETTINGS_SPEC_MAX] = '\0';
+	memset(key, 'a', SETTINGS_KEY_HEX);
+	key[SETTINGS_KEY_HEX] = '\0';
+	memset(name, 'n', SETTINGS_NAME_MAX);
+	name[SETTINGS_NAME_MAX] = '\0';
+	memset(arg, 'a', sizeof arg - 1);           /* 64 x 128 bytes: 8192 */
+	arg[sizeof arg - 1] = '\0';
+	memset(rc, 'r', sizeof rc - 1);             /* 8 x 200 bytes: 1600 */
+	rc[sizeof rc - 1] = '\0';
+
+	n += (size_t)snprintf(text + n, sizeof text - n, "{\"profile\":\"codex\",\"server\":{"
+	    "\"readiness\":\"%s\",\"liveness\":{\"probe\":\"%s\"},\"command\":[", spec, probe);
+	for (k = 0; k < SETTINGS_MAX_ARGS; k++)
+		n += (size_t)snprintf(text + n, sizeof text - n, "%s\"%s\"", k ? "," : "", arg);
+	n += (size_t)snprintf(text + n, sizeof text - n, "],\"remoteControlArgs\":[");
+	for (k = 0; k < 8; k++)
+		n += (size_t)snprintf(text + n, sizeof text - n, "%s\"%s\"", k ? "," : "", rc);
+	n += (size_t)snprintf(text + n, sizeof text - n, "]},\"updater\":{\"manifestUrl\":\"%s\","
+	    "\"publicKeys\":[\"%s\",\"%s\"],\"caFile\":\"%s\",\"name\":\"%s\","
+	    "\"target\":\"%s\"}}", url, key, key, ca, name, name);
+	assert_true(n < sizeof text);
+	write_settings(text);
+	assert_int_equal(settings_load(path, &S, &E), 0);
+	assert_int_equal(S.readiness, READY_PROBE);
+	assert_string_equal(settings_str(&S, S.ready_spec), spec);
+	assert_string_equal(settings_str(&S, S.live.probe), probe);
+	assert_int_equal(S.argc, SETTINGS_MAX_ARGS);
+	for (k = 0; k < SETTINGS_MAX_ARGS; k++)
+		assert_string_equal(settings_arg(&S, k), arg);
+	assert_int_equal(S.rc_argc, 8);
+	for (k = 0; k < 8; k++)
+		assert_string_equal(settings_rc_arg(&S, k), rc);
+	assert_int_equal(S.rc_envc, 1);     /* the codex profile's marker, kept */
+	assert_string_equal(settings_rc_env(&S, 0), CODEX_RC_DISABLED_ENV);
+	assert_int_equal(S.upd.has_url, 1);
+	assert_string_equal(settings_str(&S, S.upd.manifest_url), url);
+	assert_int_equal(S.upd.nkeys, 2);
+	assert_string_equal(settings_str(&S, S.upd.keys[1]), key);
+	assert_string_equal(settings_str(&S, S.upd.ca_file), ca);
+	assert_string_equal(settings_str(&S, S.upd.name), name);
+	assert_string_equal(settings_str(&S, S.upd.target), name);
+
+	/* one byte more of the URL, the CA file, the name: refused */
+	strcat(url, "u");
+	snprintf(text, sizeof text, "{\"updater\":{\"manifestUrl\":\"%s\"}}", url);
+	write_settings(text);
+	err_clear(&E);
+	assert_int_equal(settings_load(path, &S, &E), -1);
+	assert_non_null(strstr(E.msg, "updater.manifestUrl"));
+	strcat(ca, "c");
+	snprintf(text, sizeof text, "{\"updater\":{\"caFile\":\"%s\"}}", ca);
+	write_settings(text);
+	err_clear(&E);
+	assert_int_equal(settings_load(path, &S, &E), -1);
+	assert_non_null(strstr(E.msg, "updater.caFile"));
+	strcat(name, "n");
+	snprintf(text, sizeof text, "{\"updater\":{\"name\":\"%s\"}}", name);
+	write_settings(text);
+	err_clear(&E);
+	assert_int_equal(settings_load(path, &S, &E), -1);
+	assert_non_null(strstr(E.msg, "updater.name"));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -275,6 +362,7 @@ main(void)
 		T(placeholders_expand_and_overflow_is_an_error),
 		T(set_keeps_unknown_members),
 		T(readiness_names_round_trip),
+		T(longest_members_fit_together),
 	};
 	return cmocka_run_group_tests_name("settings", tests, NULL, NULL);
 }

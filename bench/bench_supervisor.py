@@ -9,7 +9,9 @@
      `s6-svc -wU -u` with s6's notification-fd;
   3. an idle supervisor: system calls over BENCH_IDLE_S seconds under
      `strace -f`, with the updater on (its schedule is one timer);
-  4. memory of the idle supervisor: VmRSS, RssAnon, RssFile, Pss.
+  4. memory of the idle supervisor: VmRSS, RssAnon, RssFile, Pss; and of
+     appd's alone, idle, after an update check, with codex-initialize
+     readiness and as `appd run` (BENCH_MEM_RUNS runs each, default 5).
 
 Prints a markdown report on stdout (progress on stderr).  A benchmark, not
 a test: it asserts nothing.  Stdlib only; needs s6 and runit (make deps)
@@ -240,6 +242,59 @@ def idle_syscalls(root):
         a.stop()
 
 
+WS = os.path.join(FIX, "wsserver")
+MEM_RUNS = int(os.environ.get("BENCH_MEM_RUNS", "5"))
+
+
+def variant_mem(root, kind, check):
+    """Idle memory of one supervisor: `start` (testserver, connect
+    readiness), `codex` (the WebSocket fixture behind codex-initialize
+    readiness) or `run` (`appd run` in the foreground), updater on; with
+    `check`, after one update check delegated to it (`appd update
+    --check`, what the schedule does every intervalMinutes)."""
+    a = Appd(root)
+    cfg = {"updater": {"autoUpdateEnabled": True, "manifestUrl": "https://127.0.0.1:1/m.json",
+                       "publicKeys": ["04" + "11" * 64]}}
+    if kind == "codex":
+        cfg["server"] = {"command": [WS, "--listen", "{socket}"], "readiness": "codex-initialize"}
+    a.settings(cfg)
+    fg = None
+    if kind == "run":
+        fg = subprocess.Popen([APPD, "run", "--", TS, "--listen", "{socket}"], env=a.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_accepting(a.sock)
+    elif kind == "codex":
+        a.run("start")
+    else:
+        a.start()
+    try:
+        time.sleep(1)
+        sup = a.sup_pid()
+        if check:
+            os.makedirs(os.path.join(a.home, "packages"), mode=0o700, exist_ok=True)
+            subprocess.run([APPD, "update", "--check"], env=a.env, capture_output=True,
+                           timeout=120)
+        time.sleep(1)
+        return mem(sup)
+    finally:
+        a.stop()
+        if fg is not None:
+            fg.wait(10)
+
+
+def variants(root):
+    """[(label, [mem, ...])] over MEM_RUNS runs of each variant."""
+    out = []
+    for label, kind, check in (("appd start, idle", "start", False),
+                               ("appd start, after an update check", "start", True),
+                               ("appd start, codex-initialize readiness, after a check",
+                                "codex", True),
+                               ("appd run (foreground), after a check", "run", True)):
+        out.append((label, [variant_mem(os.path.join(root, "%s%d%d" % (kind, check, i)),
+                                        kind, check) for i in range(MEM_RUNS)]))
+    return out
+
+
 def ref_mem(root):
     """Idle memory of s6-supervise and runsv supervising the same server."""
     out = {}
@@ -295,6 +350,8 @@ def main():
         log("idle for %d s under strace" % IDLE_S, "bench_supervisor")
         idle = idle_syscalls(os.path.join(root, "i1"))
         ref = ref_mem(os.path.join(root, "m1"))
+        log("memory, %d runs of each variant" % MEM_RUNS, "bench_supervisor")
+        var = variants(os.path.join(root, "v"))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     med = statistics.median
@@ -321,6 +378,17 @@ def main():
     for name, m in [("appd", idle["mem"])] + sorted(ref.items()):
         print("| %s | %d KiB | %d KiB | %d KiB | %d KiB |" % (name, m["VmRSS"], m["RssAnon"],
                                                          m["RssFile"], m["Pss"]))
+    print("\nappd's supervisor in each case, %d runs each (lowest-highest; one page either"
+          " way is where ASLR puts the top of the stack; `bench/pages.py` maps every"
+          " resident page to its symbols):\n" % MEM_RUNS)
+    print("| appd supervisor | VmRSS | RssAnon | RssFile | Pss |")
+    print("|---|---|---|---|---|")
+    for label, ms_ in var:
+        cells = []
+        for k in ("VmRSS", "RssAnon", "RssFile", "Pss"):
+            lo, hi = min(m[k] for m in ms_), max(m[k] for m in ms_)
+            cells.append("%d KiB" % lo if lo == hi else "%d-%d KiB" % (lo, hi))
+        print("| %s | %s |" % (label, " | ".join(cells)))
     print("\nappd binary: %d bytes (`stat -c %%s %s`)." % (os.stat(APPD).st_size, APPD))
     return 0
 

@@ -44,6 +44,12 @@ settings_put(struct settings *s, unsigned short *slot, const char *str)
 	return 0;
 }
 
+void
+settings_assign(struct settings *dst, const struct settings *src)
+{
+	memcpy(dst, src, offsetof(struct settings, store) + src->used);
+}
+
 /* server.command: at most SETTINGS_ARGS_MAX bytes in all (what does not
  * fit is left off, as before the store was shared) */
 #define SETTINGS_ARGS_MAX 8192

@@ -101,6 +101,9 @@ settings_str(const struct settings *s, unsigned short off)
 /* Append `str` to the store and point `*slot` at it: 0, or -1 when it
  * does not fit (the member is then ""). */
 int settings_put(struct settings *s, unsigned short *slot, const char *str);
+/* *dst = *src, touching only the bytes of the store in use (a resident
+ * supervisor's copy stays as small as its settings). */
+void settings_assign(struct settings *dst, const struct settings *src);
 
 /* The codex profile (DESIGN.md "Settings"): what the real Codex
  * app-server needs.  Its managed binary, and the env marker the seed's

@@ -289,7 +289,7 @@ struct sup {
 	struct sup_status st;         /* what is published */
 	struct ctl ctl;
 	struct logcap log;
-	struct settings s;            /* its string stores are at its end */
+	struct settings s;            /* its string store is at its end */
 
 	/* ---- only with a readiness or liveness probe configured ---- */
 	struct hprobe_spec hps;       /* readiness */

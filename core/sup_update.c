@@ -328,7 +328,7 @@ reread_settings(struct sup *s)
 		s->s.upd.interval_min = s->fl->ns.upd.interval_min;
 	} else {
 		sup_log("update check: using the settings read at start: %s", e->msg);
-		s->fl->ns = s->s;
+		settings_assign(&s->fl->ns, &s->s);
 	}
 }
 

@@ -444,7 +444,7 @@ reload_settings(struct sup *s)
 		compat_unmap(ns, sizeof *ns);
 		return;
 	}
-	s->s = *ns;
+	settings_assign(&s->s, ns);
 	compat_unmap(ns, sizeof *ns);
 	s->ready_timeout_s = s->s.ready_timeout_s;
 	s->grace_s = s->s.grace_s;

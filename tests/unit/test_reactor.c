@@ -387,6 +387,49 @@ test_io_errors(void **state)
 	close_pipes(p, 2);
 }
 
+/* More watches ready at once than one wait takes (REACTOR_BATCH): every
+ * one is still served, each exactly once (it drains its pipe). */
+#define MANY_READY 48
+
+static int many_fd[MANY_READY];
+
+static void
+cb_drain(struct reactor *r, int handle, int events, void *arg)
+{
+	char c;
+	long i = (long)(intptr_t)arg;
+
+	(void)r;
+	assert_int_equal(read(many_fd[i], &c, 1), 1);
+	record(handle, events, i);
+}
+
+static void
+test_io_more_ready_than_one_wait(void **state)
+{
+	int p[MANY_READY][2], seen[MANY_READY] = { 0 };
+	int i;
+
+	(void)state;
+	for (i = 0; i < MANY_READY; i++) {
+		make_pipe(p[i]);
+		many_fd[i] = p[i][0];
+		assert_int_equal(write(p[i][1], "x", 1), 1);
+		assert_true(reactor_io_add(&R, p[i][0], REACTOR_READ, cb_drain,
+		    (void *)(intptr_t)i) >= 0);
+	}
+	run_until(&R, MANY_READY, 2000);
+	/* nothing more is ready: one more turn with no wait adds nothing */
+	assert_true(reactor_run_once(&R, 0) >= 0);
+	assert_int_equal(REC.n, MANY_READY);
+	for (i = 0; i < MANY_READY; i++)
+		seen[REC.tag[i]]++;
+	for (i = 0; i < MANY_READY; i++) {
+		assert_int_equal(seen[i], 1);
+		close_pipes(p[i], 2);
+	}
+}
+
 static void
 test_table_full(void **state)
 {
@@ -980,6 +1023,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_io_del_during_dispatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_io_del_readd_same_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_io_readd_fd_in_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_io_more_ready_than_one_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_io_set_interest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_io_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_table_full, setup, teardown),

@@ -329,23 +329,23 @@ longest_members_fit_together(void **state)
 
 	/* one byte more of the URL, the CA file, the name: refused */
 	strcat(url, "u");
-	snprintf(text, sizeof text, "{\"updater\":{\"manifestUrl\":\"%s\"}}", url);
-	write_settings(text);
-	err_clear(&E);
-	assert_int_equal(settings_load(path, &S, &E), -1);
-	assert_non_null(strstr(E.msg, "updater.manifestUrl"));
 	strcat(ca, "c");
-	snprintf(text, sizeof text, "{\"updater\":{\"caFile\":\"%s\"}}", ca);
-	write_settings(text);
-	err_clear(&E);
-	assert_int_equal(settings_load(path, &S, &E), -1);
-	assert_non_null(strstr(E.msg, "updater.caFile"));
 	strcat(name, "n");
-	snprintf(text, sizeof text, "{\"updater\":{\"name\":\"%s\"}}", name);
-	write_settings(text);
-	err_clear(&E);
-	assert_int_equal(settings_load(path, &S, &E), -1);
-	assert_non_null(strstr(E.msg, "updater.name"));
+	{
+		const struct { const char *member, *key, *value; } more[] = {
+			{ "updater.manifestUrl", "manifestUrl", url },
+			{ "updater.caFile", "caFile", ca },
+			{ "updater.name", "name", name },
+		};
+		for (k = 0; k < 3; k++) {
+			snprintf(text, sizeof text, "{\"updater\":{\"%s\":\"%s\"}}", more[k].key,
+			    more[k].value);
+			write_settings(text);
+			err_clear(&E);
+			assert_int_equal(settings_load(path, &S, &E), -1);
+			assert_non_null(strstr(E.msg, more[k].member));
+		}
+	}
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)

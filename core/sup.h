@@ -127,10 +127,12 @@ int ready_prepare(struct sup *s, struct err *e);
 /* After a spawn, in `starting`: start watching for readiness (may feed
  * SEV_READY at once). */
 void ready_start(struct sup *s);
-/* Leaving `starting`, or a spawn failed: stop every probe and watch and
- * release what ready_prepare made; with `keep_watch` the run/ watch stays
- * until a second call (its close is slow: see sup_ready.c). */
-void ready_end(struct sup *s, int keep_watch);
+/* Leaving `starting`, or a spawn failed: stop every probe and release
+ * what ready_prepare made. */
+void ready_end(struct sup *s);
+/* The supervisor's run/ watch saw a change: while starting with
+ * connect or codex-initialize readiness, probe now. */
+void ready_dir_changed(struct sup *s);
 /* The NOTIFY_SOCKET datagram socket (readiness notify only). */
 int ready_open_notify_socket(struct sup *s, struct err *e);
 /* The last failed probe, for "not ready" messages ("" if none). */
@@ -181,6 +183,11 @@ void sup_publish(struct sup *s);
 /* A state file write failed (`msg` names the file and the cause): the
  * live record says so until a write succeeds again; logged too. */
 void sup_state_write_failed(struct sup *s, const char *msg);
+/* Stop watching run/ (socket repair, a removed socket).  Closing an
+ * inotify instance waits for an RCU grace period (5-10 ms here), so a
+ * stop does it right after TERM, while the server exits, rather than at
+ * the supervisor's own exit, which `appd stop` waits for. */
+void sup_unwatch_run(struct sup *s);
 /* The end of supervision: clean up, publish "stopped", leave the loop. */
 void sup_finish(struct sup *s);
 void sup_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -276,7 +283,6 @@ struct sup {
 	int live_killing;             /* the threshold was hit: TERM sent */
 	int live_incarnation;         /* the incarnation the kill is about */
 	int wdog_h;                   /* the server's watchdog deadline */
-	int dw_fd, dw_h;              /* run/ watch while starting */
 	int notify_rd, notify_wr, notify_h;
 	int nsock, nsock_h;
 	/* update flow: the schedule */

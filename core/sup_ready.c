@@ -126,15 +126,12 @@ on_probe(struct reactor *r, int h, int ev, void *arg)
 	probe_later(s);
 }
 
-static void
-on_dirwatch(struct reactor *r, int h, int ev, void *arg)
+void
+ready_dir_changed(struct sup *s)
 {
-	struct sup *s = arg;
-
-	(void)r; (void)h; (void)ev;
-	dirwatch_drain(s->dw_fd);
 	/* something appeared in run/: probe now, and on the next turns */
-	if (s->state == SRV_STARTING && !sup_ws_running(s)) {
+	if (s->state == SRV_STARTING && !sup_ws_running(s) &&
+	    (s->s.readiness == READY_CONNECT || s->s.readiness == READY_CODEX_INIT)) {
 		s->probe_fast = PROBE_FAST;
 		s->probe_ms = PROBE_MIN_MS;
 		probe_at(s, 0);
@@ -263,8 +260,7 @@ ready_start(struct sup *s)
 	}
 	case READY_CONNECT:
 	case READY_CODEX_INIT:
-		if (s->dw_fd < 0 && (s->dw_fd = dirwatch_open(s->h->run)) >= 0)
-			s->dw_h = reactor_io_add(&s->r, s->dw_fd, REACTOR_READ, on_dirwatch, s);
+		/* the supervisor's run/ watch calls ready_dir_changed */
 		s->probe_ms = PROBE_MIN_MS;
 		s->probe_fast = 0;
 		probe_at(s, 0);
@@ -273,20 +269,11 @@ ready_start(struct sup *s)
 }
 
 void
-ready_end(struct sup *s, int keep_watch)
+ready_end(struct sup *s)
 {
 	sup_cancel(s, &s->probe_h);
 	sup_probes_cancel(s);
 	close_notify_pipe(s);
-	/* the run/ watch only speeds up readiness; closing an inotify fd
-	 * waits for an RCU grace period, so once ready that is paid after
-	 * the report (keep_watch now, a second call then) */
-	if (keep_watch)
-		return;
-	sup_cancel(s, &s->dw_h);
-	if (s->dw_fd >= 0)
-		dirwatch_close(s->dw_fd);
-	s->dw_fd = -1;
 }
 
 const char *

@@ -85,7 +85,7 @@ srv_enter(struct sup *s, enum srv_state st, const char *msg, int publish)
 	sup_cancel(s, &s->srv_timer_h);
 	sup_cancel(s, &s->srv_pub_h);
 	if (s->state == SRV_STARTING && st != SRV_STARTING)
-		ready_end(s, st == SRV_RUNNING);
+		ready_end(s);
 	if (st != s->state)
 		s->forced = 0;          /* a KILL belongs to the stop or restart it ended */
 	if (st != SRV_RUNNING)
@@ -350,7 +350,7 @@ spawn_with(struct sup *s, struct spawn_scratch *k, struct err *e)
 	s->st.app_server_version[0] = '\0';
 	pid = spawn_server(&o, e);
 	if (pid < 0) {
-		ready_end(s, 0);
+		ready_end(s);
 		pidfile_abandon(rvp);
 		return -1;
 	}
@@ -477,7 +477,6 @@ a_ready(struct sup *s)
 	sup_log("server pid %ld is ready (%s)", (long)s->srv, readiness_name(s->s.readiness));
 	srv_enter(s, SRV_RUNNING, "ready", 1);
 	(void)tell(s, 1, NULL, ERR_NONE);
-	ready_end(s, 0);
 }
 
 static void
@@ -569,6 +568,7 @@ a_term_stop(struct sup *s)
 		strays_walk(s);         /* while the parent links still hold */
 	term_group(s);
 	kill_descendants(s, SIGTERM);
+	sup_unwatch_run(s);     /* its slow close overlaps the server's exit */
 	srv_enter(s, SRV_STOPPING, NULL, 0);
 	s->srv_pub_h = reactor_timer_add(&s->r, STOPPING_PUBLISH_MS, on_stopping_publish, s);
 	arm(s, (int64_t)s->grace_s * 1000);
@@ -579,6 +579,7 @@ a_stop_idle(struct sup *s)
 {
 	srv_enter(s, SRV_STOPPING, NULL, 0);
 	kill_descendants(s, SIGTERM);
+	sup_unwatch_run(s);
 	arm(s, (int64_t)s->grace_s * 1000);
 	srv_check_gone(s);
 }

@@ -307,6 +307,15 @@ sup_report_parse(const char *line, struct sup_report *out)
 /* ---- the end ---- */
 
 void
+sup_unwatch_run(struct sup *s)
+{
+	sup_cancel(s, &s->activation_h);
+	if (s->activation_wd >= 0)
+		dirwatch_close(s->activation_wd);
+	s->activation_wd = -1;
+}
+
+void
 sup_finish(struct sup *s)
 {
 	struct err *e = sup_err();
@@ -317,7 +326,7 @@ sup_finish(struct sup *s)
 	s->finished = 1;
 	upd_flow_abandon(s);
 	refresh_cancel(s);
-	sup_cancel(s, &s->activation_h);
+	sup_unwatch_run(s);
 	ctl_close(&s->ctl, s->h->ctl_sock, 0);
 	if (s->lfd >= 0) {
 		close(s->lfd);
@@ -388,8 +397,9 @@ socket_watch(struct sup *s)
 	srv_restart(s, "the control socket was removed", NULL);
 }
 
-/* Socket activation: something changed in run/; keep the public path
- * pointing at our listener. */
+/* Something changed in run/: readiness may have come; with socket
+ * activation keep the public path pointing at our listener, else notice
+ * a removed socket. */
 static void
 on_run_dir(struct reactor *r, int h, int ev, void *arg)
 {
@@ -398,6 +408,7 @@ on_run_dir(struct reactor *r, int h, int ev, void *arg)
 
 	(void)r; (void)h; (void)ev;
 	dirwatch_drain(s->activation_wd);
+	ready_dir_changed(s);
 	if (s->lfd < 0) {
 		socket_watch(s);
 		return;
@@ -544,8 +555,8 @@ static void
 init_handles(struct sup *s, const struct sup_opts *o)
 {
 	s->ready_fd = o->ready_fd;
-	s->out_rd = s->out_wr = s->dw_fd = s->notify_rd = s->notify_wr = s->nsock = -1;
-	s->out_h = s->srv_h = s->probe_h = s->dw_h = s->notify_h = s->nsock_h = -1;
+	s->out_rd = s->out_wr = s->notify_rd = s->notify_wr = s->nsock = -1;
+	s->out_h = s->srv_h = s->probe_h = s->notify_h = s->nsock_h = -1;
 	s->srv_timer_h = s->srv_pub_h = s->upd_h = s->upd_lock = -1;
 	s->lfd = s->activation_h = s->activation_wd = -1;
 	s->ctl.lfd = s->ctl.lh = -1;
@@ -612,8 +623,11 @@ setup(struct sup *s, const struct sup_opts *o, int *adopted, struct err *e)
 	s->own_status = 1;
 	if (s->lfd >= 0)
 		s->st.socket_activation = 1;
-	/* run/ is watched either way: repair (activation) or notice a
-	 * removed socket (socket_watch) */
+	/* run/ is watched for the supervisor's life, one inotify instance
+	 * for everything: repair (activation), a removed socket
+	 * (socket_watch), the server's bind while it starts
+	 * (ready_dir_changed).  One, because closing one waits for an RCU
+	 * grace period (sup_unwatch_run). */
 	if ((s->activation_wd = dirwatch_open(h->run)) >= 0)
 		s->activation_h = reactor_io_add(&s->r, s->activation_wd, REACTOR_READ,
 		    on_run_dir, s);

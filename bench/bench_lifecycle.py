@@ -332,9 +332,9 @@ class Bench:
         if error:
             w("\n**Benchmark aborted:** %s\n" % error)
         w("\n## Reference comparison\n\n")
-        w("Skipped: no reference system (Codex `app-server daemon`) can be measured here "
-          "without extra setup (it has to be fetched with `tests/fetch-codex.sh`); the "
-          "side-by-side on the same four metrics is a later issue.\n")
+        w("Not in this script: the side by side with the Codex `app-server daemon` "
+          "(start, version, restart, stop, idle memory, on the real codex from npm) is "
+          "bench/bench_codex.py, section \"appd vs codex app-server daemon\".\n")
         sys.stdout.flush()
 
 

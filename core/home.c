@@ -99,14 +99,14 @@ host_dirs(struct home *h, struct err *e)
 	return 0;
 }
 
-/* The machine (and host name) whose records are in the shared state/:
- * supervisor.pid's machineId, status.json's hostname.  Left as they are
- * when there is none. */
 struct user_scratch {
 	char path[HOME_PATH_MAX + 32], buf[4096], m[MACHINE_ID_MAX], n[HOME_HOSTNAME_MAX];
 	jsmntok_t tok[128];
 };
 
+/* The machine (and host name) whose records are in the shared state/:
+ * supervisor.pid's machineId, status.json's hostname.  Left as they are
+ * when there is none. */
 static void
 state_user(const struct home *h, char *who, size_t wcap, char *name, size_t ncap)
 {

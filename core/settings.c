@@ -162,9 +162,9 @@ get_bool(const struct jsonr *r, const char *key, int *out)
 	return jsonr_bool(r, i, out);
 }
 
-/* The string at `key` (absent: 0 and `*slot` kept) into the store:
- * 1 stored, -1 when it is not a string, longer than `max` or the store is
- * full.  `buf` has room for max+1 bytes. */
+/* The string of token `i` into the store as member `*slot` (and into
+ * `buf`, which has room for max+1 bytes): 1, or -1 when `i` is not a
+ * string (or -1: absent), is longer than `max`, or the store is full. */
 static int
 get_str(const struct jsonr *r, int i, struct settings *s, unsigned short *slot, char *buf,
     size_t max)

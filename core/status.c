@@ -1,9 +1,9 @@
 /* status.c -- see status.h. */
 #include "core/status.h"
-#include "platform/compat.h"
 #include "core/base/fsutil.h"
 #include "core/base/jsonr.h"
 #include "core/base/jsonw.h"
+#include "platform/compat.h"
 
 #include <errno.h>
 #include <string.h>

@@ -68,17 +68,18 @@ const struct unmanaged *cmd_unmanaged(const struct home *h);
  * "unmanaged" object, socketPath) and what to do; returns -1. */
 int err_unmanaged(const struct home *h, struct err *e);
 
-/* argv[0] made absolute when it is a relative path (a bare name is looked
- * up in PATH at exec time); `store` holds the result.  0 or -1 (e). */
-int cmd_absolutize(char **argv0, char *store, size_t cap, struct err *e);
+/* What a command line gives for the server, recorded in settings.json:
+ * its command (argc > 0; argv[0] made absolute when it is a relative path,
+ * a bare name looked up in PATH at exec time) and `ready` (--ready SPEC,
+ * may be NULL) as server.readiness.  A bad --ready changes nothing.  0 or
+ * -1 (e).  For start, run and with. */
+int cmd_record_server(const struct home *h, int argc, char **argv, const char *ready,
+		      struct err *e);
 /* The managed program exists (ERR_SPAWN naming it when not). */
 int cmd_preflight(const struct home *h, const struct settings *s, struct err *e);
 
 int cmd_start(int argc, char **argv);
 int cmd_run(int argc, char **argv);
-/* --ready SPEC: checked, then (unless `check_only`) saved as
- * server.readiness. */
-int cmd_save_readiness(const struct home *h, const char *spec, int check_only, struct err *e);
 int cmd_boot(int argc, char **argv, int enable);
 int cmd_with(int argc, char **argv);
 int cmd_remote_control(int argc, char **argv, int enable);

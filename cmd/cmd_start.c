@@ -62,8 +62,8 @@ parse(int argc, char **argv, int allow_cmd, struct start_args *a, struct err *e)
 
 /* A relative program path is made absolute (the supervisor runs in /);
  * a bare name stays for the PATH lookup, a placeholder as it is. */
-int
-cmd_absolutize(char **argv0, char *store, size_t cap, struct err *e)
+static int
+absolutize(char **argv0, char *store, size_t cap, struct err *e)
 {
 	const char *p = *argv0;
 
@@ -117,8 +117,10 @@ cmd_preflight(const struct home *h, const struct settings *s, struct err *e)
 	}
 }
 
-int
-cmd_save_readiness(const struct home *h, const char *spec, int check_only, struct err *e)
+/* --ready SPEC: checked, then (unless `check_only`) saved as
+ * server.readiness. */
+static int
+save_readiness(const struct home *h, const char *spec, int check_only, struct err *e)
 {
 	struct hprobe_spec chk;
 	char val[HPROBE_SPEC_MAX + 64];
@@ -144,6 +146,28 @@ cmd_save_readiness(const struct home *h, const char *spec, int check_only, struc
 	return settings_set(h->settings, "server.readiness", val, e);
 }
 
+int
+cmd_record_server(const struct home *h, int argc, char **argv, const char *ready,
+    struct err *e)
+{
+	char abs0[PATH_MAX], *given = argc > 0 ? argv[0] : NULL;
+	int rc;
+
+	/* a bad --ready changes nothing */
+	if (ready != NULL && save_readiness(h, ready, 1, e) < 0)
+		return -1;
+	if (argc > 0) {
+		rc = absolutize(&argv[0], abs0, sizeof abs0, e) < 0 ||
+		    settings_save_command(h->settings, argc, argv, e) < 0 ? -1 : 0;
+		argv[0] = given;        /* abs0 is gone when we return */
+		if (rc < 0)
+			return -1;
+	}
+	if (ready != NULL && save_readiness(h, ready, 0, e) < 0)
+		return -1;
+	return 0;
+}
+
 /* appServerVersion as the supervisor's readiness probe saw it. */
 static void
 out_running_version(struct out *o, const struct home *h)
@@ -165,7 +189,6 @@ cmd_start(int argc, char **argv)
 	struct start_result res;
 	struct err e;
 	struct out o;
-	char abs0[PATH_MAX];
 	int lock;
 
 	err_clear(&e);
@@ -174,17 +197,8 @@ cmd_start(int argc, char **argv)
 	lock = cmd_lock(&h, "start", a.lock_timeout_s, &e);
 	if (lock < 0)
 		return out_fail(&e);
-	/* a bad --ready changes nothing */
-	if (a.ready != NULL && cmd_save_readiness(&h, a.ready, 1, &e) < 0)
-		return out_fail(&e);
-	if (a.cmd_argc > 0) {
-		if (cmd_absolutize(&a.cmd_argv[0], abs0, sizeof abs0, &e) < 0 ||
-		    settings_save_command(h.settings, a.cmd_argc, a.cmd_argv, &e) < 0)
-			return out_fail(&e);
-	}
-	if (a.ready != NULL && cmd_save_readiness(&h, a.ready, 0, &e) < 0)
-		return out_fail(&e);
-	if (settings_load(h.settings, &s, &e) < 0)
+	if (cmd_record_server(&h, a.cmd_argc, a.cmd_argv, a.ready, &e) < 0 ||
+	    settings_load(h.settings, &s, &e) < 0)
 		return out_fail(&e);
 	if (a.timeout_s == 0)
 		a.timeout_s = s.ready_timeout_s;

@@ -80,22 +80,15 @@ cmd_supervise(int argc, char **argv)
 /* What `run` records and checks before supervising (under the lock),
  * in a frame of its own below cmd_run's: the supervisor's loop frame
  * takes its place, and its first stack release (sup_trim) returns the
- * pages of this 37 KB frame (the absolute command, settings, the expanded
- * command) to the kernel. */
+ * pages of this 37 KB frame (settings, the expanded command) to the
+ * kernel. */
 static __attribute__((noinline)) int
 run_prepare(const struct home *h, int ncmd, char **cmd, const char *ready, struct err *e)
 {
-	char abs0[PATH_MAX];
 	struct settings s;
 
-	if (ready != NULL && cmd_save_readiness(h, ready, 1, e) < 0)
-		return -1;
-	if (ncmd > 0 && (cmd_absolutize(&cmd[0], abs0, sizeof abs0, e) < 0 ||
-	    settings_save_command(h->settings, ncmd, cmd, e) < 0))
-		return -1;
-	if (ready != NULL && cmd_save_readiness(h, ready, 0, e) < 0)
-		return -1;
-	if (settings_load(h->settings, &s, e) < 0 || cmd_preflight(h, &s, e) < 0)
+	if (cmd_record_server(h, ncmd, cmd, ready, e) < 0 ||
+	    settings_load(h->settings, &s, e) < 0 || cmd_preflight(h, &s, e) < 0)
 		return -1;
 	return 0;
 }

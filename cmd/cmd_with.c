@@ -10,8 +10,8 @@
  * when it was killed, 124 when --check-timeout passed), 128 + signal when
  * the harness itself got SIGINT/SIGTERM/SIGHUP, WITH_EXIT_SERVER_FAILED
  * when CHECK passed but the server was restarted or found unhealthy
- * meanwhile (unless --allow-restarts), and start's own status when the
- * server did not become ready.  One JSON object on stdout; on failure the
+ * meanwhile (unless --allow-restarts), start's own status when the
+ * server did not become ready, and spawnFailed when CHECK cannot be run.  One JSON object on stdout; on failure the
  * server log tail on stderr (a collapsed group when GITHUB_ACTIONS=true).
  */
 #include "cmd/appd.h"
@@ -73,7 +73,7 @@ cmd_with(int argc, char **argv)
 	struct err e;
 	struct out o;
 	const char *ready = NULL, *home = NULL;
-	char **srv = NULL, **chk = NULL, abs0[PATH_MAX];
+	char **srv = NULL, **chk = NULL;
 	char *envp[3];
 	int nsrv = 0, timeout = 0, check_timeout = 0, keep = 0, allow = 0;
 	int i, rc, r0, h0, r1 = 0, h1 = 0, stopped, code, temp = 0, failed_server;
@@ -121,10 +121,7 @@ cmd_with(int argc, char **argv)
 	}
 	if (setenv("APPD_HOME", home, 1) < 0 || cmd_home(&h, 1, &e) < 0)
 		goto fail;
-	if ((ready != NULL && cmd_save_readiness(&h, ready, 1, &e) < 0) ||
-	    cmd_absolutize(&srv[0], abs0, sizeof abs0, &e) < 0 ||
-	    settings_save_command(h.settings, nsrv, srv, &e) < 0 ||
-	    (ready != NULL && cmd_save_readiness(&h, ready, 0, &e) < 0) ||
+	if (cmd_record_server(&h, nsrv, srv, ready, &e) < 0 ||
 	    settings_load(h.settings, &s, &e) < 0 || cmd_preflight(&h, &s, &e) < 0)
 		goto fail;
 	if (lc_start(&h, &s, timeout > 0 ? timeout : s.ready_timeout_s, &res, &e) < 0)
@@ -191,11 +188,11 @@ fail:
 	{
 		struct err se;
 		err_clear(&se);
-		if (h.root[0] != '\0')
+		if (h.root != NULL)        /* the home was resolved */
 			(void)lc_stop(&h, s.grace_s, 0, &stopped, &se);
 	}
 fail_stopped:
-	if (h.root[0] != '\0')
+	if (h.root != NULL)        /* the home was resolved */
 		show_log(&h);
 	code = out_fail(&e);
 	if (temp && !keep)

@@ -1,16 +1,15 @@
 /* harness.c -- see harness.h. */
 #include "core/harness.h"
-#include "core/base/fmt.h"
+#include "core/base/fsutil.h"
+#include "core/spawn.h"
 #include "platform/compat.h"
 #include "platform/reactor.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,6 +84,7 @@ harness_run(char *const argv[], char *const env[], int timeout_s,
 {
 	static struct hwait w;
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct spawn_opts so;
 	sigset_t mask;
 	uint64_t t0;
 	pid_t pid;
@@ -101,25 +101,18 @@ harness_run(char *const argv[], char *const env[], int timeout_s,
 			return err_sys(e, ERR_IO, "cannot watch signals");
 		}
 	reactor_child_sigmask(&w.r, &mask);
+	memset(&so, 0, sizeof so);
+	so.argv = argv;
+	so.out_fd = 2;          /* stdout carries the harness's one JSON object */
+	so.stdin_inherit = 1;
+	so.listen_fd = so.notify_fd = -1;
+	so.env_add = (const char *const *)env;
+	so.sigmask = &mask;
 	t0 = reactor_clock_ms();
-	pid = fork();
-	if (pid < 0) {
+	if ((pid = spawn_server(&so, e)) < 0) {
 		reactor_fini(&w.r);
-		return err_sys(e, ERR_SPAWN, "cannot fork the check");
+		return -1;
 	}
-	if (pid == 0) {
-		(void)setpgid(0, 0);
-		for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-			signal(sigs[i], SIG_DFL);
-		sigprocmask(SIG_SETMASK, &mask, NULL);
-		(void)dup2(2, 1);
-		for (int i = 0; env != NULL && env[i] != NULL; i++)
-			(void)putenv(env[i]);
-		execvp(argv[0], argv);
-		fmt_fd(2, "appd with: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	(void)setpgid(pid, pid);
 	w.pid = pid;
 	if (reactor_child_add(&w.r, pid, on_exit_cb, &w) < 0) {
 		kill(-pid, SIGKILL);
@@ -139,42 +132,9 @@ harness_run(char *const argv[], char *const env[], int timeout_s,
 	return 0;
 }
 
-static int
-remove_at(int dfd, const char *name, int depth)
-{
-	struct stat st;
-	int fd, rc = 0;
-	DIR *d;
-	struct dirent *de;
-
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -1 : 0;
-	if (depth > 64) {
-		errno = ELOOP;
-		return -1;
-	}
-	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (remove_at(dirfd(d), de->d_name, depth + 1) < 0)
-			rc = -1;
-	}
-	closedir(d);
-	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		rc = -1;
-	return rc;
-}
-
 int
 harness_remove_tree(const char *path)
 {
-	return remove_at(AT_FDCWD, path, 0);
+	/* a home is a few levels deep (hosts/<machine>/state/...) */
+	return fs_remove_tree(AT_FDCWD, path, 16);
 }

@@ -5,8 +5,8 @@
  * process-tree cleanup).  This part runs the CHECK command.
  *
  * The check runs in its own process group with stdin inherited, its
- * stdout sent to our stderr (stdout carries the one JSON summary), and
- * `env` (NAME=VALUE strings) added to its environment.  SIGINT, SIGTERM
+ * stdout sent to our stderr (stdout carries the one JSON summary), `env`
+ * (NAME=VALUE strings) added to its environment and no other fd of ours.  SIGINT, SIGTERM
  * and SIGHUP to the harness are passed on to the check's group (TERM;
  * KILL 5 s later), as is the end of `timeout_s` (0: none); the harness
  * returns only once the check is reaped.  No sleeps: the check's exit,
@@ -26,9 +26,10 @@ struct harness_check {
 	int64_t duration_ms;
 };
 
-/* Run `argv` (argv[0] looked up in PATH) as above.  0 with `r` filled,
- * or -1 with `e` when it could not be started (the exit status of a
- * check that cannot be executed is 127, as a shell's). */
+/* Run `argv` (argv[0] looked up in PATH) as above, through core/spawn.h
+ * (signals reset, no fd of ours inherited).  0 with `r` filled, or -1
+ * with `e` (ERR_SPAWN naming the program and the exec error) when it
+ * could not be started. */
 int harness_run(char *const argv[], char *const env[], int timeout_s,
 		struct harness_check *r, struct err *e);
 

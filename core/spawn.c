@@ -65,9 +65,11 @@ spawn_server(const struct spawn_opts *o, struct err *e)
 		    (lfd >= 0 && (lfd = fcntl(lfd, F_DUPFD_CLOEXEC, 10)) < 0) ||
 		    (nfd >= 0 && (nfd = fcntl(nfd, F_DUPFD_CLOEXEC, 10)) < 0))
 			child_fail(ep[1]);
-		devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (devnull < 0 || place(devnull, 0) < 0)
-			child_fail(efd);
+		if (!o->stdin_inherit) {
+			devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			if (devnull < 0 || place(devnull, 0) < 0)
+				child_fail(efd);
+		}
 		if (out >= 0 && (place(out, 1) < 0 || place(out, 2) < 0))
 			child_fail(efd);
 		if (lfd >= 0) {

@@ -1,7 +1,7 @@
 /*
- * spawn.h -- starting the managed server as a child in its own process
- * group (setpgid), with stdin on /dev/null, stdout+stderr on the capture
- * pipe, signal dispositions reset and the mask cleared, optional listener
+ * spawn.h -- starting the managed server (or `appd with`'s check) as a
+ * child in its own process group (setpgid), with stdin on /dev/null (or
+ * inherited), stdout+stderr on `out_fd`, nothing else inherited, signal dispositions reset and the mask cleared, optional listener
  * (fd 3, LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES, sd_listen_fds(3)) and
  * readiness fd (APPD_NOTIFY_FD, s6 style).  exec(3) failures are reported
  * back through a CLOEXEC pipe, so a missing binary is an error here, not
@@ -19,6 +19,7 @@ struct spawn_opts {
 	char *const *argv;           /* argv[0] looked up in PATH if it has no '/' */
 	const char *cwd;             /* NULL: inherit */
 	int out_fd;                  /* becomes fd 1 and 2 */
+	int stdin_inherit;           /* 1: keep our stdin; 0: /dev/null */
 	int listen_fd;               /* -1, or becomes fd 3 with LISTEN_* set */
 	int notify_fd;               /* -1, or passed with APPD_NOTIFY_FD */
 	const char *notify_socket;   /* NULL, or exported as NOTIFY_SOCKET */

@@ -3,6 +3,7 @@
 #include "core/base/scan.h"
 #include "core/base/fmt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -404,4 +405,33 @@ str_fmt(char *buf, size_t cap, const char *fmt, ...)
 		return -1;
 	}
 	return 0;
+}
+
+int
+fs_remove_tree(int dfd, const char *name, int depth)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if ((errno != EISDIR && errno != EPERM) || depth <= 0)
+		return -1;
+	do
+		fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		int en = errno;
+		close(fd);
+		errno = en;
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			(void)fs_remove_tree(fd, de->d_name, depth - 1);
+	closedir(d);
+	return unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -1 : 0;
 }

@@ -56,6 +56,12 @@ int fs_check_private_dir(const char *path, int missing_ok, struct err *e);
 
 /* fsync the directory containing `path`. */
 int fs_sync_parent(const char *path);
+/* Remove `name` (relative to directory fd `dfd`, or AT_FDCWD) and, for a
+ * directory, what it holds, at most `depth` levels down (best effort:
+ * keeps going, then fails with ENOTEMPTY).  A symlink is removed, never
+ * followed (unlink comes first, the open is O_NOFOLLOW).  A missing entry
+ * is not an error.  0, or -1/errno. */
+int fs_remove_tree(int dfd, const char *name, int depth);
 
 ssize_t fd_read(int fd, void *buf, size_t n);            /* EINTR retried */
 int fd_write_all(int fd, const void *buf, size_t n);     /* 0 or -1 */

@@ -49,8 +49,6 @@ xopenat(int dfd, const char *path, int flags, mode_t mode)
 	return fd;
 }
 
-static int rm_tree(int dfd, const char *name, int depth);
-
 /* Close `fd` (if >= 0), remove `path` (if set; recursively); keep errno. */
 static void
 drop(int fd, const char *path)
@@ -60,7 +58,7 @@ drop(int fd, const char *path)
 	if (fd >= 0)
 		close(fd);
 	if (path)
-		(void)rm_tree(AT_FDCWD, path, RM_DEPTH);
+		(void)fs_remove_tree(AT_FDCWD, path, RM_DEPTH);
 	errno = saved;
 }
 
@@ -112,33 +110,6 @@ tmp_make(const char *dir, const char *prefix, int kind, const char *target,
 	return -1;
 }
 
-/* Remove `name` (relative to `dfd`) and, for a directory, what it holds,
- * at most `depth` levels down (best effort: keeps going, then fails with
- * ENOTEMPTY).  A symlink is removed, never followed (unlink comes first,
- * the open is O_NOFOLLOW).  A missing entry is not an error. */
-static int
-rm_tree(int dfd, const char *name, int depth)
-{
-	struct dirent *de;
-	DIR *d = NULL;
-	int fd;
-
-	if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
-		return 0;
-	if ((errno != EISDIR && errno != EPERM) || depth <= 0)
-		return -1;
-	fd = xopenat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-		drop(fd, NULL);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			(void)rm_tree(fd, de->d_name, depth - 1);
-	closedir(d);
-	return unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 /* Remove a whole release (or any entry) so that nobody, not even a crash
  * half-way, sees it half-removed: rename it first to a leftover name,
  * ".rm-<pid>-<name>", which a later prune removes if we die (dead_leftover),
@@ -150,9 +121,9 @@ retire(int dfd, const char *name)
 
 	if (str_fmt(aside, sizeof aside, ".rm-%ld-%s", (long)getpid(), name) < 0 ||
 	    renameat(dfd, name, dfd, aside) < 0)
-		return errno == ENOENT ? 0 : rm_tree(dfd, name, RM_DEPTH);
+		return errno == ENOENT ? 0 : fs_remove_tree(dfd, name, RM_DEPTH);
 	install_fault("during-prune");
-	return rm_tree(dfd, aside, RM_DEPTH);
+	return fs_remove_tree(dfd, aside, RM_DEPTH);
 }
 
 /* retire() for `name` in directory `dir`. */
@@ -448,7 +419,7 @@ prune_dir(struct prune *pr, const char *dir, int kind)
 	while ((de = readdir(d)) != NULL) {
 		if (!prune_this(pr, kind, fd, de->d_name))
 			continue;
-		if ((name_is_leftover(de->d_name) ? rm_tree(fd, de->d_name, RM_DEPTH) :
+		if ((name_is_leftover(de->d_name) ? fs_remove_tree(fd, de->d_name, RM_DEPTH) :
 		     retire(fd, de->d_name)) == 0)
 			pr->removed++;
 		else if (!pr->failed++)

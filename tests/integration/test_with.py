@@ -103,3 +103,39 @@ def test_two_servers_in_one_job_each_with_its_own_home(home, tmp_path):
     assert p.returncode == 0 and j["status"] == "passed", p
     assert os.path.isdir(a) and os.path.isdir(b) and j["homeKept"] is True
     assert marked_pids(home.path) == []
+
+
+def test_a_home_that_cannot_be_used_is_an_error(home, tmp_path):
+    """--home longer than a home may be: one JSON error naming it, nothing
+    started (it used to crash on the cleanup of a home never resolved)."""
+    p, j = run_with(home, "--home", "/" + "x" * 600, *SRV, "--", "/bin/true")
+    assert p.returncode == 1 and j["status"] == "error" and j["error"] == "io", p
+    assert "APPD_HOME" in j["message"], j
+    assert marked_pids(home.path) == []
+
+
+def test_a_check_that_cannot_be_run_is_named_and_the_server_stopped(home):
+    p, j = run_with(home, *SRV, "--", "/nonexistent/check", "arg")
+    assert p.returncode != 0 and j["status"] == "error" and j["error"] == "spawnFailed", p
+    assert "/nonexistent/check" in j["message"], j
+    assert marked_pids(home.path) == []
+
+
+def test_the_callers_open_fds_do_not_reach_the_check(home):
+    """An fd the job left open (here 1500, inheritable) reaches neither the
+    server nor CHECK, which only get stdin, stdout on stderr and stderr."""
+    r, w = os.pipe()
+    os.dup2(w, 1500)
+    os.close(w)
+    try:
+        e = dict(home.env)
+        e.pop("APPD_HOME", None)
+        p = subprocess.run([APPD, "with", *SRV, "--", "/bin/sh", "-c",
+                            "test ! -e /proc/self/fd/1500"], env=e, capture_output=True,
+                           text=True, timeout=60, stdin=subprocess.DEVNULL, pass_fds=(1500,))
+        j = json.loads(p.stdout.strip().splitlines()[-1])
+        assert p.returncode == 0 and j["status"] == "passed", p
+    finally:
+        os.close(1500)
+        os.close(r)
+    assert marked_pids(home.path) == []

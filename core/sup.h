@@ -68,7 +68,7 @@ enum srv_event {
 	SEV_READY,       /* the readiness check passed */
 	SEV_EXIT,        /* the server exited (srv_exit_status) */
 	SEV_TIMER,       /* the state's own timer fired */
-	SEV_RESTART,     /* restart: HUP, an update, a rollback, not ready */
+	SEV_RESTART,     /* restart: HUP, an update, a rollback, unhealthy */
 	SEV_STOP,        /* shutdown: TERM/INT, or the restart policy ended */
 	SEV_NEVENTS
 };
@@ -110,6 +110,10 @@ void srv_event(struct sup *s, enum srv_event ev);
  * the backoff; `outcome` (may be NULL) hears how the new incarnation
  * does. */
 void srv_restart(struct sup *s, const char *why, srv_outcome_fn *outcome);
+/* The server is unhealthy (liveness, its watchdog): TERM its group and
+ * KILL after the grace period, as a restart does, but its next start
+ * goes through the restart policy (backoff) as after a failure. */
+void srv_fail(struct sup *s, const char *why);
 /* Set what hears how the next incarnation does (for SRV_V_RESTART). */
 void srv_set_outcome(struct sup *s, srv_outcome_fn *outcome);
 /* Begin the shutdown: exit status `code`, `why` for the log and state. */
@@ -280,8 +284,6 @@ struct sup {
 	/* liveness (sup_live.c) */
 	int live_h;                   /* the next probe, or its kill deadline */
 	int live_running;             /* an attempt is out */
-	int live_killing;             /* the threshold was hit: TERM sent */
-	int live_incarnation;         /* the incarnation the kill is about */
 	int wdog_h;                   /* the server's watchdog deadline */
 	int notify_rd, notify_wr, notify_h;
 	int nsock, nsock_h;

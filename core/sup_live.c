@@ -3,9 +3,10 @@
  * the rules of Kubernetes' livenessProbe and Docker's HEALTHCHECK): while
  * the server is running and ready, one probe every intervalSeconds, each
  * bounded by timeoutSeconds; failureThreshold consecutive failures and
- * the server is taken down -- TERM and CONT to its process group (a
- * SIGSTOPped server wakes to die), KILL after the grace period -- so that
- * its exit goes through the normal restart path, backoff included.
+ * the server is taken down by its lifecycle (srv_fail: TERM and CONT to
+ * its process group, so a SIGSTOPped server wakes to die, KILL after the
+ * grace period) and started again through the restart policy, backoff
+ * included.
  * Probes: connect (the control socket), codex-initialize (a WebSocket
  * initialize session) or any core/hprobe.h spec.  Nothing is armed when
  * no probe is configured: no wakeup.  status shows health {lastProbeAt,
@@ -22,10 +23,8 @@
 #include "core/net/wsprobe.h"
 #include "core/sockprep.h"
 #include "core/version.h"
-#include "platform/proc.h"
 #include "platform/reactor.h"
 
-#include <signal.h>
 #include <string.h>
 
 static void on_live_timer(struct reactor *r, int h, int ev, void *arg);
@@ -45,7 +44,7 @@ on_wdog(struct reactor *r, int h, int ev, void *arg)
 
 	(void)r; (void)h; (void)ev;
 	s->wdog_h = -1;
-	if (s->state != SRV_RUNNING || s->live_killing)
+	if (s->state != SRV_RUNNING)
 		return;
 	str_fmt(s->st.health_why, sizeof s->st.health_why, "no WATCHDOG=1 from the server "
 	    "within %d s", s->s.live.watchdog_s);
@@ -64,7 +63,7 @@ wdog_arm(struct sup *s)
 void
 live_watchdog_ping(struct sup *s)
 {
-	if (s->state == SRV_RUNNING && s->s.live.watchdog_s > 0 && !s->live_killing)
+	if (s->state == SRV_RUNNING && s->s.live.watchdog_s > 0)
 		wdog_arm(s);
 }
 
@@ -85,7 +84,6 @@ live_start(struct sup *s)
 	struct err *e = sup_err();
 
 	s->st.health_enabled = s->s.live.enabled || s->s.live.watchdog_s > 0;
-	s->live_killing = 0;
 	s->st.health_failures = 0;
 	if (s->s.live.watchdog_s > 0)
 		wdog_arm(s);
@@ -100,21 +98,16 @@ live_start(struct sup *s)
 	arm(s, (uint64_t)s->s.live.interval_s * 1000);
 }
 
-/* The threshold was hit: take the server down (see above). */
+/* The threshold was hit: take the server down (see above) through the
+ * server's lifecycle, which leaves `running` (and so stops the probes). */
 static void
 take_down(struct sup *s)
 {
-	s->live_killing = 1;
-	s->live_incarnation = s->st.incarnation;
+	char why[sizeof s->st.message];
+
 	s->st.health_restarts++;
-	sup_log("unhealthy (%s); restarting the server", s->st.health_why);
-	str_fmt(s->st.message, sizeof s->st.message, "unhealthy: %s", s->st.health_why);
-	if (s->srv_rec.pgid > 1) {
-		proc_signal_group((pid_t)s->srv_rec.pgid, SIGTERM);
-		proc_signal_group((pid_t)s->srv_rec.pgid, SIGCONT);
-	}
-	sup_publish(s);
-	arm(s, (uint64_t)s->grace_s * 1000);
+	str_fmt(why, sizeof why, "unhealthy: %s", s->st.health_why);
+	srv_fail(s, why);
 }
 
 static void
@@ -177,14 +170,6 @@ on_live_timer(struct reactor *r, int h, int ev, void *arg)
 	s->live_h = -1;
 	if (s->state != SRV_RUNNING)
 		return;
-	if (s->live_killing) {
-		/* the grace period is over and the same server still runs */
-		if (s->st.incarnation == s->live_incarnation && s->srv_rec.pgid > 1) {
-			sup_log("liveness: the server did not exit within %d s; SIGKILL", s->grace_s);
-			proc_signal_group((pid_t)s->srv_rec.pgid, SIGKILL);
-		}
-		return;
-	}
 	s->live_running = 1;
 	if (strcmp(settings_str(&s->s, s->s.live.probe), "connect") == 0) {
 		int ok = sock_probe(s->h->socket) == 1;

@@ -515,13 +515,8 @@ static void
 a_exited(struct sup *s)
 {
 	char msg[256];
-	/* taken down by the liveness probe: a failure, whatever it exited with */
-	int clean = note_exit(s, msg, sizeof msg) && !s->live_killing;
+	int clean = note_exit(s, msg, sizeof msg);
 
-	if (s->live_killing) {
-		s->live_killing = 0;
-		str_fmt(msg, sizeof msg, "unhealthy (%s); restarted", s->st.health_why);
-	}
 	srv_enter(s, SRV_BACKOFF, msg, 0);
 	switch (tell(s, 0, msg, ERR_EXITED)) {
 	case SRV_V_SHUTDOWN:
@@ -668,6 +663,16 @@ srv_restart(struct sup *s, const char *why, srv_outcome_fn *outcome)
 	s->interval_ms = SUP_BACKOFF_MIN_MS;
 	s->respawn_failed = 0;
 	str_copy(s->st.message, sizeof s->st.message, why);
+	srv_event(s, SEV_RESTART);
+}
+
+void
+srv_fail(struct sup *s, const char *why)
+{
+	sup_log("restarting the server: %s", why);
+	str_copy(s->st.message, sizeof s->st.message, why);
+	/* as a start that was not ready: the restart counts as a failure */
+	s->respawn_failed = 1;
 	srv_event(s, SEV_RESTART);
 }
 

@@ -470,9 +470,9 @@ reap_descendants(struct sup *s)
 
 	for (int i = 0; i < n; i++) {
 		int status;
-		if (kids[i] == s->srv || kids[i] == refresh_child(s) ||
-		    (sup_hp_running(s) && kids[i] == s->pr->hp.c.pid))
-			continue;       /* reaped by their owners' watches */
+		if (reactor_child_watched(&s->r, kids[i]))
+			continue;       /* the server, a probe's or the --version
+			                 * child: reaped by its owner's watch */
 		if (waitpid(kids[i], &status, WNOHANG) > 0)
 			sup_log("reaped descendant %ld", (long)kids[i]);
 		else if (s->forced)

@@ -494,6 +494,15 @@ child_pending(struct reactor *r, int h)
 }
 
 int
+reactor_child_watched(const struct reactor *r, pid_t pid)
+{
+	for (int h = 0; h < r->nw; h++)
+		if (r->w[h].kind == REACTOR_CHILD && r->w[h].ident == (int)pid)
+			return 1;
+	return 0;
+}
+
+int
 reactor_child_add(struct reactor *r, pid_t pid, reactor_cb *cb, void *arg)
 {
 	int h, ex;

@@ -148,6 +148,10 @@ int reactor_signal_add(struct reactor *r, int signo, reactor_cb *cb, void *arg);
  * unreaped child of ours. */
 int reactor_child_add(struct reactor *r, pid_t pid, reactor_cb *cb, void *arg);
 
+/* 1 when a reactor_child_add watch for `pid` is armed (its exit will be
+ * reaped and reported there: nobody else may reap it), else 0. */
+int reactor_child_watched(const struct reactor *r, pid_t pid);
+
 /* Watch any process `pid` (not necessarily our child) for exit; no reaping.
  * Needs pidfd (Linux >= 5.3) or kqueue; else -1/ENOSYS.  ESRCH if the
  * process does not exist.  Note a zombie counts as exited. */

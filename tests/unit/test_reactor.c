@@ -739,8 +739,12 @@ child_exited_before_add(void)
 	assert_int_equal(read(p[0], &c, 1), 0);        /* EOF: child is exiting */
 	close(p[0]);
 	wait_zombie(pid);
+	assert_int_equal(reactor_child_watched(&R, pid), 0);
 	h = reactor_child_add(&R, pid, cb_record, (void *)3);
 	assert_true(h >= 0);
+	/* others (a supervisor reaping strays) must leave it to this watch */
+	assert_int_equal(reactor_child_watched(&R, pid), 1);
+	assert_int_equal(reactor_child_watched(&R, pid + 100000), 0);
 	run_until(&R, 1, 2000);
 	assert_int_equal(REC.n, 1);
 	assert_int_equal(REC.handle[0], h);
@@ -748,6 +752,7 @@ child_exited_before_add(void)
 	assert_int_equal(WEXITSTATUS(REC.events[0]), 7);
 	assert_reaped(pid);
 	/* The watch is gone and fires no more. */
+	assert_int_equal(reactor_child_watched(&R, pid), 0);
 	assert_int_equal(reactor_del(&R, h), -1);
 	assert_int_equal(reactor_run_once(&R, 30), 0);
 	assert_int_equal(REC.n, 1);
